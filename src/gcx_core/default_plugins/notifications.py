@@ -1,0 +1,69 @@
+"""Who hears about each default transition, registered through `gcx_collect_notifications`.
+
+Contexts carry only what the message needs: never internal notes, never secrets. Links are
+built at render time from the deployment's base URL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gcx_core.entities import Application, NotificationDraft, User
+from gcx_core.plugins import hookimpl
+from gcx_core.reference import REJECTION_REASONS
+from gcx_core.workflow import TransitionEvent
+
+APPLICANT_MESSAGES = {
+    "submit": "application_received",
+    "start_review": "status_changed",
+    "request_documents": "documents_requested",
+    "approve": "approved",
+    "reject": "rejected",
+    "reopen": "reopened",
+}
+STAFF_MESSAGES = {
+    "submit": "new_application",
+    "resubmit_documents": "documents_resubmitted",
+    "withdraw": "withdrawn",
+}
+
+
+def _reviewers(application: Application, staff: list[User], assigned_only: bool) -> list[User]:
+    if assigned_only and application.assigned_reviewer_id is not None:
+        assigned = [u for u in staff if u.id == application.assigned_reviewer_id]
+        if assigned:
+            return assigned
+    return [u for u in staff if u.can("review")]
+
+
+@hookimpl(tryfirst=True)
+def gcx_collect_notifications(
+    event: TransitionEvent, application: Application, staff: list[User]
+) -> list[NotificationDraft]:
+    base: dict[str, Any] = {
+        "business_name": application.business.name,
+        "tracking_code": application.tracking_code,
+        "application_id": application.id,
+        "status": event.to_status,
+        "previous_status": event.from_status,
+    }
+    drafts = []
+    kind = APPLICANT_MESSAGES.get(event.action)
+    if kind is not None:
+        context = dict(base)
+        if event.action == "request_documents":
+            context["requirements"] = list(event.params.get("requirements", ()))
+            context["message"] = event.params.get("message", "")
+        elif event.action == "reject":
+            code = event.params.get("reason_code", "other")
+            context["reason_code"] = code
+            context["reason"] = REJECTION_REASONS.get(code, code)
+            context["message"] = event.params.get("message", "")
+        elif event.action == "approve":
+            context["activation_selector"] = event.params.get("activation_selector")
+        drafts.append(NotificationDraft(kind, application.contact.email, context))
+    kind = STAFF_MESSAGES.get(event.action)
+    if kind is not None:
+        for user in _reviewers(application, staff, assigned_only=event.action != "submit"):
+            drafts.append(NotificationDraft(kind, user.email, dict(base)))
+    return drafts

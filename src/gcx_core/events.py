@@ -1,0 +1,66 @@
+"""Domain events, fired through `gcx_handle_event` after the transaction that caused them commits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+from gcx_core.workflow import TransitionEvent
+
+
+@attrs.frozen
+class DocumentUploaded:
+    application_id: int
+    requirement_code: str
+    document_id: int
+    version: int
+    at: datetime
+
+
+@attrs.frozen
+class DocumentReviewed:
+    application_id: int
+    requirement_code: str
+    document_id: int
+    review_status: str
+    reviewer_id: int | None
+    at: datetime
+
+
+@attrs.frozen
+class NotificationsQueued:
+    """New outbox rows exist; a delivery engine should pick them up."""
+
+    notification_ids: tuple[int, ...]
+    at: datetime
+
+
+@attrs.frozen
+class CountersChanged:
+    """Dashboard counters moved (a transition, a reconciliation, a notification state change)."""
+
+    at: datetime
+
+
+@attrs.frozen
+class UserChanged:
+    user_id: int
+    change: str
+    at: datetime
+
+
+Event = (
+    TransitionEvent | DocumentUploaded | DocumentReviewed | NotificationsQueued | CountersChanged
+    | UserChanged
+)
+
+__all__ = [
+    "CountersChanged",
+    "DocumentReviewed",
+    "DocumentUploaded",
+    "Event",
+    "NotificationsQueued",
+    "TransitionEvent",
+    "UserChanged",
+]

@@ -1,0 +1,115 @@
+"""Every error GCX raises on purpose; HTTP status codes live in gcx_web, not here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class GcxError(Exception):
+    """Root of all GCX errors."""
+
+
+class ValidationError(GcxError):
+    """Raised when input is malformed; `errors` maps a field path to its messages."""
+
+    def __init__(self, errors: Mapping[str, list[str]] | Mapping[str, str]) -> None:
+        self.errors: dict[str, list[str]] = {
+            path: [msgs] if isinstance(msgs, str) else list(msgs) for path, msgs in errors.items()
+        }
+        summary = "; ".join(f"{path}: {', '.join(msgs)}" for path, msgs in self.errors.items())
+        super().__init__(f"invalid input: {summary}")
+
+
+class NotFoundError(GcxError):
+    """Raised when an application, document, user or notification does not exist."""
+
+    def __init__(self, kind: str, key: object) -> None:
+        self.kind = kind
+        self.key = key
+        super().__init__(f"{kind} not found: {key}")
+
+
+class InvalidTransitionError(GcxError):
+    """Raised when an action is not allowed from the application's current state."""
+
+    def __init__(self, state: str | None, action: str) -> None:
+        self.state = state
+        self.action = action
+        where = f"state {state!r}" if state is not None else "no state"
+        super().__init__(f"action {action!r} is not allowed from {where}")
+
+
+class GuardFailedError(GcxError):
+    """Raised when a transition is allowed from the state but one of its guards refused it."""
+
+    def __init__(self, action: str, reasons: Mapping[str, str]) -> None:
+        self.action = action
+        self.reasons = dict(reasons)
+        super().__init__(f"cannot {action}: " + "; ".join(self.reasons.values()))
+
+
+class ConflictError(GcxError):
+    """Raised when the caller acted on a stale version of an object."""
+
+    def __init__(self, kind: str, key: object, expected: int, actual: int | None) -> None:
+        self.kind = kind
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"{kind} {key} changed since it was read (version {expected}, now {actual})"
+        )
+
+
+class DuplicateApplicationError(GcxError):
+    """Raised when an active application already uses the submitted email or TIN."""
+
+    def __init__(self, fields: list[str]) -> None:
+        self.fields = fields
+        super().__init__("an active application already exists with the same " + " and ".join(fields))
+
+
+class PermissionDeniedError(GcxError):
+    """Raised when the actor may not perform the action."""
+
+
+class AuthenticationError(GcxError):
+    """Raised when credentials are wrong or the account cannot sign in; says nothing more."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid credentials")
+
+
+class TokenError(GcxError):
+    """Raised when an activation or reset token is unknown, used or expired."""
+
+
+class DocumentError(GcxError):
+    """Root of errors about an uploaded file."""
+
+
+class FileTooLargeError(DocumentError):
+    """Raised when an upload exceeds its requirement's size limit."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"file is {size} bytes; the limit is {limit} bytes")
+
+
+class UnsupportedFileTypeError(DocumentError):
+    """Raised when an upload's content is not one of the types its requirement accepts."""
+
+    def __init__(self, detected: str | None, allowed: tuple[str, ...]) -> None:
+        self.detected = detected
+        self.allowed = allowed
+        what = detected or "an unrecognised type"
+        super().__init__(f"file content is {what}; accepted: {', '.join(allowed)}")
+
+
+class PluginError(GcxError):
+    """Raised when a plugin misbehaves: a bad registration, a wrapper on an async hook."""
+
+
+class ConfigurationError(GcxError):
+    """Raised when settings are missing or contradictory."""

@@ -1,0 +1,133 @@
+"""The hooks of gcx_core. Built-in behaviour implements these exactly as third parties do.
+
+Hooks take keyword arguments. Hooks marked "may be async" are called through
+`gcx_core.plugins.call_async` / `first_async`, which await coroutine results; the others are
+called synchronously inside a database transaction and must not do I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from gcx_core.entities import (
+        Actor,
+        Application,
+        DocumentRequirement,
+        NotificationDraft,
+        User,
+    )
+    from gcx_core.events import Event
+    from gcx_core.phones import PhoneFormat
+    from gcx_core.workflow import TransitionEvent, WorkflowBuilder
+
+hookspec = pluggy.HookspecMarker("gcx")
+
+
+@hookspec
+def gcx_register_workflow(builder: WorkflowBuilder) -> None:
+    """Add states, transitions and guards to the workflow.
+
+    :param builder: call ``add_state``, ``add_transition``, ``add_guard`` and ``add_sources``.
+        The default workflow is registered ``tryfirst``, so other plugins can extend it.
+    """
+
+
+@hookspec
+def gcx_register_document_requirements(register: Callable[[DocumentRequirement], None]) -> None:
+    """Declare the documents an application needs.
+
+    :param register: call with a ``DocumentRequirement``; a later registration with the same
+        code replaces an earlier one, so a deployment can tighten a default's limits.
+    """
+
+
+@hookspec
+def gcx_register_phone_formats(register: Callable[[PhoneFormat], None]) -> None:
+    """Add national telephone formats selectable with ``GCX_PHONE_COUNTRY``.
+
+    :param register: call with a ``PhoneFormat``.
+    """
+
+
+@hookspec
+def gcx_before_transition(
+    application: Application, action: str, actor: Actor, params: dict[str, Any]
+) -> None:
+    """Veto or check a transition inside its transaction; raising aborts it and changes nothing.
+
+    :param application: the application as it is before the transition.
+    :param action: the workflow action about to be applied.
+    :param actor: who is acting.
+    :param params: the action's parameters (message, reason code, requirements...).
+    """
+
+
+@hookspec
+def gcx_collect_notifications(
+    event: TransitionEvent, application: Application, staff: list[User]
+) -> list[NotificationDraft] | None:
+    """Return the messages a transition should send; they join its transaction's outbox.
+
+    :param event: the transition being committed.
+    :param application: the application after the transition.
+    :param staff: active staff users, for alerts to reviewers and admins.
+    """
+
+
+@hookspec
+def gcx_validate_upload(
+    requirement: DocumentRequirement, content: bytes, content_type: str, filename: str
+) -> str | None:
+    """Check an upload before it is stored (a virus scan, a page count...); may be async.
+
+    :param requirement: the requirement the file is uploaded for.
+    :param content: the file's bytes.
+    :param content_type: the type sniffed from the content.
+    :param filename: the sanitised original name.
+    :return: None to accept, or a sentence telling the uploader why the file was refused.
+    """
+
+
+@hookspec
+def gcx_after_transition(event: TransitionEvent, application: Application) -> None:
+    """React to a committed transition; may be async. Errors are logged, never undo it.
+
+    :param event: what happened, with the id of its status change.
+    :param application: the application after the transition.
+    """
+
+
+@hookspec
+def gcx_handle_event(event: Event) -> None:
+    """React to any committed domain event (transitions, uploads, reviews, notifications queued).
+
+    May be async. Errors are logged and never undo the committed change.
+
+    :param event: one of the classes in ``gcx_core.events``.
+    """
+
+
+@hookspec
+def gcx_register_tables(metadata: Any) -> None:
+    """Add a plugin's tables to GCX's SQLAlchemy ``MetaData``.
+
+    :param metadata: the ``sqlalchemy.MetaData`` shared by all tables; ship an Alembic migration
+        for the tables too and return its folder from ``gcx_migration_locations``.
+    """
+
+
+@hookspec
+def gcx_migration_locations() -> list[str] | None:
+    """Return folders of Alembic revision scripts that ``gcx migrate`` should also apply."""
+
+
+@hookspec(historic=True)
+def gcx_add_hookspecs(plugin_manager: pluggy.PluginManager) -> None:
+    """Add a package's own hookspecs (gcx_notify's, gcx_web's, a plugin's) to the manager.
+
+    :param plugin_manager: call ``plugin_manager.add_hookspecs(module)``.
+    """

@@ -1,0 +1,141 @@
+"""The plugin manager: built by a function, never at import time, and an async-aware caller."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Iterable
+from inspect import isawaitable
+from typing import Any
+
+import attrs
+import pluggy
+
+from gcx_core import hookspecs
+from gcx_core.exceptions import PluginError
+
+log = logging.getLogger(__name__)
+
+hookimpl = pluggy.HookimplMarker("gcx")
+ENTRY_POINT_GROUP = "gcx"
+
+# Built-in behaviour, registered through the same hooks as third-party plugins.
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "gcx_core.default_plugins.workflow",
+    "gcx_core.default_plugins.requirements",
+    "gcx_core.default_plugins.notifications",
+    "gcx_core.default_plugins.phones",
+)
+
+# Hooks whose implementations may be coroutines; wrappers cannot see their results, so they
+# are refused on these.
+ASYNC_HOOKS = frozenset({"gcx_validate_upload", "gcx_after_transition", "gcx_handle_event"})
+
+
+def make_plugin_manager(
+    *,
+    plugins: Iterable[object] = (),
+    disabled: Iterable[str] = (),
+    load_entry_points: bool = True,
+    default_plugins: Iterable[str] = DEFAULT_PLUGINS,
+) -> pluggy.PluginManager:
+    """Build a fresh manager: default plugins, installed `gcx` entry points, then `plugins`.
+
+    `disabled` names plugins (module names of defaults, entry-point names of installed ones)
+    that must not load, as GCX_DISABLE_PLUGINS does.
+    """
+    pm = pluggy.PluginManager("gcx")
+    pm.add_hookspecs(hookspecs)
+    for name in disabled:
+        pm.set_blocked(name)
+    for module_name in default_plugins:
+        if pm.is_blocked(module_name):
+            continue
+        pm.register(importlib.import_module(module_name), name=module_name)
+    if load_entry_points:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    for plugin in plugins:
+        pm.register(plugin)
+    pm.hook.gcx_add_hookspecs.call_historic(kwargs={"plugin_manager": pm})
+    check_plugin_manager(pm)
+    return pm
+
+
+def check_plugin_manager(pm: pluggy.PluginManager) -> None:
+    """Catch typos in hook names and wrappers on async hooks; call after registering plugins."""
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(str(exc)) from exc
+    for name in ASYNC_HOOKS:
+        caller = getattr(pm.hook, name, None)
+        if caller is None:
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.hookwrapper or impl.wrapper:
+                raise PluginError(f"{impl.plugin_name}: {name} may be async and cannot be a wrapper")
+
+
+async def call_async(
+    caller: pluggy.HookCaller, *, isolate: bool = False, **kwargs: Any
+) -> list[Any]:
+    """Call every implementation in hook order, awaiting those that return awaitables.
+
+    With `isolate`, an implementation that raises is logged and the others still run: used for
+    hooks fired after a commit, where one plugin's failure must not hide the event from others.
+    """
+    results = []
+    for impl in reversed(caller.get_hookimpls()):
+        try:
+            result = impl.function(*[kwargs[a] for a in impl.argnames])
+            if isawaitable(result):
+                result = await result
+        except Exception:
+            if not isolate:
+                raise
+            log.exception("plugin %s failed in %s", impl.plugin_name, caller.name)
+            continue
+        if result is not None:
+            results.append(result)
+    return results
+
+
+async def first_async(caller: pluggy.HookCaller, **kwargs: Any) -> Any:
+    """Return the first non-None result, awaiting each before deciding (unlike firstresult)."""
+    for impl in reversed(caller.get_hookimpls()):
+        result = impl.function(*[kwargs[a] for a in impl.argnames])
+        if isawaitable(result):
+            result = await result
+        if result is not None:
+            return result
+    return None
+
+
+@attrs.frozen
+class PluginInfo:
+    name: str
+    version: str
+    hooks: tuple[str, ...]
+
+
+def describe_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
+    """What `gcx plugins` prints: each plugin, its distribution's version, the hooks it implements."""
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distributions()}
+    infos = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        dist = dists.get(id(plugin))
+        version = dist.version if dist is not None else _builtin_version()
+        hooks = tuple(sorted(caller.name for caller in pm.get_hookcallers(plugin) or ()))
+        infos.append(PluginInfo(name, version, hooks))
+    return infos
+
+
+def _builtin_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gcx")
+    except PackageNotFoundError:
+        return "unknown"

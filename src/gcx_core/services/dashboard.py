@@ -1,0 +1,137 @@
+"""The dashboard snapshot (from counters, O(1) in applications) and counter reconciliation."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+
+from gcx_core.context import Gcx
+from gcx_core.entities import NotificationStatus
+from gcx_core.events import CountersChanged
+from gcx_core.storage import records
+from gcx_core.storage.tables import applications, notifications
+
+RECENT = 10
+DAYS = 30
+
+
+def largest_remainder(counts: list[int], total_tenths: int = 1000) -> list[float]:
+    """Percentages with one decimal that sum to exactly 100.0 (or all 0.0 when nothing counts)."""
+    total = sum(counts)
+    if total == 0:
+        return [0.0] * len(counts)
+    quotas = [c * total_tenths for c in counts]
+    floors = [q // total for q in quotas]
+    left = total_tenths - sum(floors)
+    # Hand the leftover tenths to the largest remainders; ties go to the earlier entry.
+    order = sorted(range(len(counts)), key=lambda i: (-(quotas[i] % total), i))
+    for i in order[:left]:
+        floors[i] += 1
+    return [f / 10 for f in floors]
+
+
+@attrs.frozen
+class StatusFigure:
+    status: str
+    label: str
+    count: int
+    percent: float
+
+
+@attrs.frozen
+class RecentApplication:
+    id: int
+    tracking_code: str
+    business_name: str
+    status: str
+    created_at: datetime
+
+
+@attrs.frozen
+class DashboardSnapshot:
+    total: int
+    statuses: list[StatusFigure]
+    recent: list[RecentApplication]
+    notifications: dict[str, int]
+    per_day: list[tuple[date, int]]
+    oldest_waiting: dict[str, datetime | None]
+    at: datetime
+
+
+async def snapshot(gcx: Gcx) -> DashboardSnapshot:
+    """Counts and percentages per status, recent applications, ageing, notification counts."""
+    now = gcx.now()
+    waiting = [s for s in gcx.workflow.states.values() if not s.terminal]
+    async with gcx.database.read() as conn:
+        figures = await records.read_counters(conn)
+        recent_rows = (await conn.execute(
+            sa.select(applications.c.id, applications.c.tracking_code,
+                      applications.c.business_name, applications.c.status,
+                      applications.c.created_at)
+            .order_by(applications.c.created_at.desc(), applications.c.id.desc()).limit(RECENT)
+        )).all()
+        oldest: dict[str, datetime | None] = {}
+        for state in waiting:
+            oldest[state.name] = (await conn.execute(
+                sa.select(applications.c.status_changed_at)
+                .where(applications.c.status == state.name)
+                .order_by(applications.c.status_changed_at).limit(1)
+            )).scalar_one_or_none()
+    names = list(gcx.workflow.states)
+    counts = [figures.get(records.STATUS_PREFIX + n, 0) for n in names]
+    percents = largest_remainder(counts)
+    statuses = [StatusFigure(n, gcx.workflow.states[n].label, c, p)
+                for n, c, p in zip(names, counts, percents, strict=True)]
+    today = now.date()
+    per_day = [(d, figures.get(records.SUBMITTED_PREFIX + d.isoformat(), 0))
+               for d in (today - timedelta(days=i) for i in range(DAYS - 1, -1, -1))]
+    return DashboardSnapshot(
+        total=sum(counts),
+        statuses=statuses,
+        recent=[RecentApplication(*r) for r in recent_rows],
+        notifications={str(s): figures.get(records.NOTIFICATION_PREFIX + s, 0)
+                       for s in NotificationStatus},
+        per_day=per_day,
+        oldest_waiting=oldest,
+        at=now,
+    )
+
+
+async def recount(conn: Any) -> dict[str, int]:
+    """What the counters should be, counted from the rows themselves."""
+    truth: dict[str, int] = {}
+    for status, n in await conn.execute(
+        sa.select(applications.c.status, sa.func.count()).group_by(applications.c.status)
+    ):
+        truth[records.STATUS_PREFIX + status] = int(n)
+    for status, n in await conn.execute(
+        sa.select(notifications.c.status, sa.func.count()).group_by(notifications.c.status)
+    ):
+        truth[records.NOTIFICATION_PREFIX + status] = int(n)
+    if conn.dialect.name == "postgresql":
+        day = sa.func.date(sa.func.timezone("UTC", applications.c.created_at))
+    else:  # SQLite keeps UTC text, and date() reads its first ten characters
+        day = sa.func.date(applications.c.created_at)
+    for value, n in await conn.execute(sa.select(day, sa.func.count()).group_by(day)):
+        truth[records.SUBMITTED_PREFIX + str(value)] = int(n)
+    return truth
+
+
+async def reconcile_counters(gcx: Gcx) -> bool:
+    """Make the counters equal a recount; returns True when they had drifted."""
+    prefixes = (records.STATUS_PREFIX, records.NOTIFICATION_PREFIX, records.SUBMITTED_PREFIX)
+    async with gcx.database.write() as conn:
+        truth = await recount(conn)
+        current = {k: v for k, v in (await records.read_counters(conn)).items()
+                   if k.startswith(prefixes) and v}
+        drifted = current != truth
+        if drifted:
+            for prefix in prefixes:
+                await records.set_counters(
+                    conn, {k: v for k, v in truth.items() if k.startswith(prefix)}, prefix)
+    if drifted:
+        await gcx.fire([(CountersChanged(gcx.now()), None)])
+    return drifted

@@ -1,0 +1,127 @@
+"""Uploading document versions and reviewing them."""
+
+from __future__ import annotations
+
+from gcx_core.context import Gcx
+from gcx_core.entities import Actor, ActorKind, DocumentVersion, ReviewStatus
+from gcx_core.events import DocumentReviewed, DocumentUploaded
+from gcx_core.exceptions import (
+    FileTooLargeError,
+    InvalidTransitionError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnsupportedFileTypeError,
+    ValidationError,
+)
+from gcx_core.files import sanitise_filename, sniff_content_type
+from gcx_core.plugins import first_async
+from gcx_core.services.applications import resolve
+from gcx_core.storage import documents as doc_rows
+from gcx_core.storage import records
+from gcx_core.storage.tables import documents
+
+MAX_NOTE = 2000
+
+
+def _may_upload(actor: Actor) -> bool:
+    return actor.kind in (ActorKind.APPLICANT, ActorKind.SYSTEM) or actor.can("review")
+
+
+async def upload_document(
+    gcx: Gcx, ref: int | str, requirement_code: str, content: bytes, filename: str, actor: Actor,
+) -> DocumentVersion:
+    """Store a new version of a document; checks size and type by content, never by name."""
+    if not _may_upload(actor):
+        raise PermissionDeniedError("only the applicant or a reviewer may upload documents")
+    async with gcx.database.read() as conn:
+        app = await resolve(conn, ref)
+    applicable = {r.code: r for r in gcx.requirements_for(app)}
+    requirement = applicable.get(requirement_code)
+    if requirement is None:
+        raise ValidationError({"requirement": f"unknown document requirement {requirement_code!r}"})
+    state = gcx.workflow.state(app.status)
+    if state.terminal or not state.active or app.status == "approved":
+        raise InvalidTransitionError(app.status, "upload_document")
+    limit = min(requirement.max_bytes, gcx.settings.max_upload_bytes)
+    if len(content) > limit:
+        raise FileTooLargeError(len(content), limit)
+    if not content:
+        raise ValidationError({"file": "the file is empty"})
+    content_type = sniff_content_type(content)
+    if content_type not in requirement.content_types:
+        raise UnsupportedFileTypeError(content_type, requirement.content_types)
+    name = sanitise_filename(filename)
+    refusal = await first_async(gcx.plugins.hook.gcx_validate_upload, requirement=requirement,
+                                content=content, content_type=content_type, filename=name)
+    if refusal:
+        raise ValidationError({"file": str(refusal)})
+    key = await gcx.files.put(content)
+    now = gcx.now()
+    async with gcx.database.write() as conn:
+        app = await resolve(conn, app.id)  # re-read under the write lock: it may have moved on
+        state = gcx.workflow.state(app.status)
+        if state.terminal or not state.active or app.status == "approved":
+            raise InvalidTransitionError(app.status, "upload_document")
+        version = await doc_rows.next_version(conn, app.id, requirement_code)
+        values = {
+            "application_id": app.id, "requirement_code": requirement_code, "version": version,
+            "sha256": key, "size": len(content), "content_type": content_type,
+            "original_name": name, "uploaded_at": now,
+            "uploaded_by": actor.label or str(actor.kind), "review_status": ReviewStatus.PENDING,
+        }
+        doc_id = await doc_rows.insert(conn, values)
+        await records.add_audit(conn, [{
+            "at": now, "actor": actor.label or str(actor.kind), "action": "document.upload",
+            "object_type": "application", "object_id": str(app.id), "before": {},
+            "after": {"requirement": requirement_code, "version": version, "sha256": key,
+                      "size": len(content), "content_type": content_type},
+            "client_address": actor.client_address,
+        }])
+        document = await doc_rows.get(conn, doc_id)
+    assert document is not None
+    await gcx.fire([(DocumentUploaded(app.id, requirement_code, doc_id, version, now), None)])
+    return document
+
+
+async def review_document(
+    gcx: Gcx, document_id: int, verified: bool, actor: Actor, *, note: str = "",
+) -> DocumentVersion:
+    """Mark one version verified, or rejected with a note the applicant can act on."""
+    if not actor.can("review"):
+        raise PermissionDeniedError("reviewing documents needs the review permission")
+    note = (note or "").strip()
+    if len(note) > MAX_NOTE:
+        raise ValidationError({"note": f"must be at most {MAX_NOTE} characters"})
+    if not verified and not note:
+        raise ValidationError({"note": "say why the document is rejected"})
+    status = ReviewStatus.VERIFIED if verified else ReviewStatus.REJECTED
+    now = gcx.now()
+    async with gcx.database.write() as conn:
+        document = await doc_rows.get(conn, document_id)
+        if document is None:
+            raise NotFoundError("document", document_id)
+        await conn.execute(documents.update().where(documents.c.id == document_id).values(
+            review_status=status, review_note=note, reviewed_by=actor.user_id, reviewed_at=now))
+        await records.add_audit(conn, [{
+            "at": now, "actor": actor.label or str(actor.kind), "action": "document.review",
+            "object_type": "document", "object_id": str(document_id),
+            "before": {"review_status": str(document.review_status)},
+            "after": {"review_status": str(status), "note": note},
+            "client_address": actor.client_address,
+        }])
+        reviewed = await doc_rows.get(conn, document_id)
+    assert reviewed is not None
+    await gcx.fire([(DocumentReviewed(document.application_id, document.requirement_code,
+                                      document_id, str(status), actor.user_id, now), None)])
+    return reviewed
+
+
+async def read_document(gcx: Gcx, document_id: int, actor: Actor) -> tuple[DocumentVersion, bytes]:
+    """The bytes of a version, for staff who may view; applicants never download files back."""
+    if not actor.can("view"):
+        raise PermissionDeniedError("viewing documents needs the view permission")
+    async with gcx.database.read() as conn:
+        document = await doc_rows.get(conn, document_id)
+    if document is None:
+        raise NotFoundError("document", document_id)
+    return document, await gcx.files.get(document.sha256)

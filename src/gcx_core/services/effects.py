@@ -1,0 +1,79 @@
+"""What guards need to know, and the named side effects transitions ask for."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gcx_core.context import Gcx
+from gcx_core.entities import Application
+from gcx_core.services import accounts
+from gcx_core.storage import documents as doc_rows
+from gcx_core.storage.tables import document_requests
+from gcx_core.workflow import (
+    EFFECT_CLOSE_DOCUMENT_REQUEST,
+    EFFECT_CREATE_SUPPLIER_ACCOUNT,
+    EFFECT_OPEN_DOCUMENT_REQUEST,
+    Facts,
+    Transition,
+    TransitionEvent,
+)
+
+
+async def gather_facts(gcx: Gcx, conn: AsyncConnection, app: Application, action: str) -> Facts:
+    applicable = gcx.requirements_for(app)
+    versions = await doc_rows.versions_of(conn, app.id)
+    latest = doc_rows.latest_versions(versions)
+    request = await doc_rows.open_request(conn, app.id)
+    requested: frozenset[str] = frozenset()
+    uploaded_since: frozenset[str] = frozenset()
+    if request is not None:
+        requested = frozenset(request.requirement_codes)
+        uploaded_since = frozenset(
+            v.requirement_code for v in versions if v.uploaded_at >= request.requested_at
+        )
+    return Facts(
+        required_documents=frozenset(r.code for r in applicable if r.required),
+        known_requirements=frozenset(r.code for r in applicable),
+        latest_reviews=MappingProxyType({c: v.review_status for c, v in latest.items()}),
+        requested_documents=requested,
+        uploaded_since_request=uploaded_since,
+    )
+
+
+async def carry_out(
+    gcx: Gcx, conn: AsyncConnection, transition: Transition, app: Application,
+    event: TransitionEvent,
+) -> TransitionEvent:
+    """Run the transition's effects; returns the event with what messages need to mention."""
+    extra: dict[str, Any] = {}
+    if EFFECT_OPEN_DOCUMENT_REQUEST in transition.effects:
+        codes = list(event.params.get("requirement_codes", ()))
+        await conn.execute(document_requests.insert().values(
+            application_id=app.id, requirement_codes=codes,
+            message=event.params.get("message", ""), requested_by=event.actor.user_id,
+            requested_at=event.at,
+        ))
+        extra["requirements"] = [
+            {"code": c, "title": gcx.requirements[c].title} for c in codes
+        ]
+    if EFFECT_CLOSE_DOCUMENT_REQUEST in transition.effects:
+        await conn.execute(
+            document_requests.update()
+            .where(document_requests.c.application_id == app.id,
+                   document_requests.c.fulfilled_at.is_(None))
+            .values(fulfilled_at=event.at)
+        )
+    if EFFECT_CREATE_SUPPLIER_ACCOUNT in transition.effects:
+        extra["activation_selector"] = await accounts.open_supplier_account(
+            gcx, conn, app, event.actor, event.at
+        )
+    if not extra:
+        return event
+    return attrs.evolve(event, params=MappingProxyType({**event.params, **extra}))
+
+
+__all__ = ["carry_out", "gather_facts"]

@@ -1,0 +1,162 @@
+"""Settings: one frozen object, built from the environment in one place.
+
+GCX_* names win; the names of the system GCX replaces (REDIS_URL, CELERY_BROKER_URL, EMAIL_*)
+are accepted so an existing deployment's environment keeps working.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from gcx_core.exceptions import ConfigurationError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _first(env: Mapping[str, str], *names: str) -> str | None:
+    for name in names:
+        value = env.get(name)
+        if value is not None and value.strip() != "":
+            return value.strip()
+    return None
+
+
+def _bool(env: Mapping[str, str], *names: str, default: bool) -> bool:
+    for name in names:
+        if name in env:
+            value = env[name].strip().lower()
+            if value in _TRUE:
+                return True
+            if value in _FALSE:
+                return False
+            raise ConfigurationError(f"{name} must be true or false, not {env[name]!r}")
+    return default
+
+
+def _int(env: Mapping[str, str], *names: str, default: int, minimum: int = 0) -> int:
+    for name in names:
+        if name in env and env[name].strip():
+            try:
+                value = int(env[name])
+            except ValueError:
+                raise ConfigurationError(f"{name} must be a whole number, not {env[name]!r}") from None
+            if value < minimum:
+                raise ConfigurationError(f"{name} must be at least {minimum}")
+            return value
+    return default
+
+
+@attrs.frozen
+class SmtpSettings:
+    host: str
+    port: int = 587
+    starttls: bool = True
+    tls: bool = False
+    username: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+    timeout: float = 30.0
+
+
+@attrs.frozen
+class Settings:
+    data_dir: Path = Path("gcx-data")
+    database_url: str = ""
+    redis_url: str | None = None
+    broker_url: str | None = None
+    secret_key: str = attrs.field(default="", repr=False)
+    base_url: str = "http://127.0.0.1:8000"
+    mail_from: str = "GCX <no-reply@gcx.invalid>"
+    smtp: SmtpSettings | None = None
+    phone_country: str = "GH"
+    max_upload_bytes: int = 10 * 1024 * 1024
+    notification_max_attempts: int = 4
+    activation_ttl_hours: int = 72
+    disabled_plugins: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    files_dir: Path | None = None
+    sqlite_pool_size: int = 8
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'gcx.db'}"
+
+    @property
+    def resolved_files_dir(self) -> Path:
+        return self.files_dir or self.data_dir / "files"
+
+    @property
+    def scale_out(self) -> bool:
+        """Scale-out mode: a shared broker and channels in Redis instead of in-process ones."""
+        return self.redis_url is not None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = Path(_first(env, "GCX_DATA_DIR") or "gcx-data")
+        redis_url = _first(env, "GCX_REDIS_URL", "REDIS_URL")
+        smtp_host = _first(env, "GCX_SMTP_HOST", "EMAIL_HOST")
+        smtp = None
+        if smtp_host:
+            tls = _bool(env, "GCX_SMTP_TLS", "EMAIL_USE_SSL", default=False)
+            smtp = SmtpSettings(
+                host=smtp_host,
+                port=_int(env, "GCX_SMTP_PORT", "EMAIL_PORT", default=465 if tls else 587, minimum=1),
+                starttls=_bool(env, "GCX_SMTP_STARTTLS", "EMAIL_USE_TLS", default=not tls),
+                tls=tls,
+                username=_first(env, "GCX_SMTP_USERNAME", "EMAIL_HOST_USER"),
+                password=_first(env, "GCX_SMTP_PASSWORD", "EMAIL_HOST_PASSWORD"),
+            )
+            if smtp.tls and smtp.starttls:
+                raise ConfigurationError("choose either implicit TLS or STARTTLS for SMTP, not both")
+        files_dir = _first(env, "GCX_FILES_DIR")
+        return cls(
+            data_dir=data_dir,
+            database_url=_first(env, "GCX_DATABASE_URL", "DATABASE_URL") or "",
+            redis_url=redis_url,
+            broker_url=_first(env, "GCX_BROKER_URL", "CELERY_BROKER_URL") or redis_url,
+            secret_key=_first(env, "GCX_SECRET_KEY", "SECRET_KEY") or "",
+            base_url=(_first(env, "GCX_BASE_URL") or cls.base_url).rstrip("/"),
+            mail_from=_first(env, "GCX_MAIL_FROM", "DEFAULT_FROM_EMAIL") or cls.mail_from,
+            smtp=smtp,
+            phone_country=(_first(env, "GCX_PHONE_COUNTRY") or "GH").upper(),
+            max_upload_bytes=_int(env, "GCX_MAX_UPLOAD_BYTES", default=cls.max_upload_bytes, minimum=1),
+            notification_max_attempts=_int(
+                env, "GCX_NOTIFICATION_MAX_ATTEMPTS", default=cls.notification_max_attempts, minimum=1
+            ),
+            activation_ttl_hours=_int(env, "GCX_ACTIVATION_TTL_HOURS", default=72, minimum=1),
+            disabled_plugins=_split(_first(env, "GCX_DISABLE_PLUGINS")),
+            trusted_proxies=_split(_first(env, "GCX_TRUSTED_PROXIES")),
+            files_dir=Path(files_dir) if files_dir else None,
+        )
+
+    def with_secret_key(self) -> Settings:
+        """Return settings whose secret key is set, keeping a generated one in the data dir.
+
+        A scale-out deployment must set GCX_SECRET_KEY: processes on other hosts cannot share a file.
+        """
+        if self.secret_key:
+            return self
+        if self.scale_out:
+            raise ConfigurationError("GCX_SECRET_KEY must be set when GCX_REDIS_URL is set")
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            key = path.read_text().strip()
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(32)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(key)
+        return attrs.evolve(self, secret_key=key)
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(part.strip() for part in value.split(",") if part.strip())

@@ -1,0 +1,151 @@
+"""Rows of applications, their commodities and status changes, mapped to entities."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gcx_core.entities import Application, ApplicationDraft, StatusChange
+from gcx_core.storage.tables import application_commodities, applications, status_changes
+from gcx_core.tracking import normalise_tracking_code
+from gcx_core.validation import normalise_email, normalise_tin
+
+_DETAIL_FIELDS = (
+    "business", "contact", "commodities", "warehouse_location", "team_members", "next_of_kin",
+    "primary_account", "secondary_account", "declaration",
+)
+
+
+def details_of(obj: Application | ApplicationDraft) -> dict[str, Any]:
+    return {name: msgspec.to_builtins(getattr(obj, name)) for name in _DETAIL_FIELDS}
+
+
+def row_values(app: Application, *, active: bool) -> dict[str, Any]:
+    """Column values for an application; `active` fills the duplicate-guard columns."""
+    return {
+        "tracking_code": app.tracking_code,
+        "status": app.status,
+        "version": app.version,
+        "business_name": app.business.name,
+        "search_name": app.business.name.casefold(),
+        "business_type": app.business.business_type,
+        "registration_number": app.business.registration_number,
+        "tin": app.business.tin,
+        "email": app.contact.email,
+        "telephone": app.contact.telephone,
+        "region": app.business.region,
+        "active_email": app.contact.email if active else None,
+        "active_tin": app.business.tin if active else None,
+        "details": details_of(app),
+        "assigned_reviewer_id": app.assigned_reviewer_id,
+        "created_at": app.created_at,
+        "updated_at": app.updated_at,
+        "status_changed_at": app.status_changed_at,
+    }
+
+
+_APPLICATION_FIELDS = {
+    "id": int, "tracking_code": str, "status": str, "version": int,
+    "created_at": datetime, "updated_at": datetime, "status_changed_at": datetime,
+    "assigned_reviewer_id": int | None,
+}
+
+
+def to_application(row: sa.Row[Any] | sa.RowMapping) -> Application:
+    m = row._mapping if isinstance(row, sa.Row) else row
+    data = dict(m["details"])
+    data.update({name: m[name] for name in _APPLICATION_FIELDS})
+    return msgspec.convert(data, Application, strict=False)
+
+
+async def insert(conn: AsyncConnection, app: Application) -> int:
+    result = await conn.execute(
+        applications.insert().returning(applications.c.id), row_values(app, active=True)
+    )
+    app_id = int(result.scalar_one())
+    await conn.execute(
+        application_commodities.insert(),
+        [{"application_id": app_id, "commodity": c} for c in app.commodities],
+    )
+    return app_id
+
+
+async def update(conn: AsyncConnection, app: Application, *, expected_version: int,
+                 active: bool) -> bool:
+    """Write a changed application if nobody else did since `expected_version`."""
+    values = row_values(app, active=active)
+    for key in ("tracking_code", "created_at"):
+        values.pop(key)
+    result = await conn.execute(
+        applications.update()
+        .where(applications.c.id == app.id, applications.c.version == expected_version)
+        .values(values)
+    )
+    return result.rowcount == 1
+
+
+async def get(conn: AsyncConnection, app_id: int, *, for_update: bool = False) -> Application | None:
+    query = sa.select(applications).where(applications.c.id == app_id)
+    if for_update:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    return to_application(row) if row else None
+
+
+async def get_by_tracking_code(conn: AsyncConnection, code: str) -> Application | None:
+    row = (await conn.execute(
+        sa.select(applications).where(applications.c.tracking_code == code)
+    )).first()
+    return to_application(row) if row else None
+
+
+async def current_version(conn: AsyncConnection, app_id: int) -> int | None:
+    return (await conn.execute(
+        sa.select(applications.c.version).where(applications.c.id == app_id)
+    )).scalar_one_or_none()
+
+
+async def insert_status_change(conn: AsyncConnection, change: dict[str, Any]) -> int:
+    result = await conn.execute(
+        status_changes.insert().returning(status_changes.c.id), change
+    )
+    return int(result.scalar_one())
+
+
+async def status_changes_of(conn: AsyncConnection, app_id: int) -> list[StatusChange]:
+    rows = await conn.execute(
+        sa.select(status_changes).where(status_changes.c.application_id == app_id)
+        .order_by(status_changes.c.at, status_changes.c.id)
+    )
+    return [StatusChange(**dict(r._mapping)) for r in rows]
+
+
+def search_condition(term: str) -> sa.ColumnElement[bool]:
+    """Name (substring), tracking code, email or TIN: whichever the term can be."""
+    term = term.strip()
+    options: list[sa.ColumnElement[bool]] = []
+    code = normalise_tracking_code(term)
+    if code:
+        options.append(applications.c.tracking_code == code)
+    if "@" in term:
+        options.append(applications.c.email == normalise_email(term))
+    options.append(applications.c.tin == normalise_tin(term))
+    escaped = term.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    options.append(applications.c.search_name.like(f"%{escaped}%", escape="\\"))
+    return sa.or_(*options)
+
+
+def commodity_condition(codes: Iterable[str]) -> sa.ColumnElement[bool]:
+    return applications.c.id.in_(
+        sa.select(application_commodities.c.application_id)
+        .where(application_commodities.c.commodity.in_(list(codes)))
+    )
+
+
+def page(rows: Sequence[Any]) -> list[Application]:
+    return [to_application(r) for r in rows]

@@ -1,0 +1,87 @@
+"""Audit entries, counters and notification outbox rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gcx_core.entities import AuditEntry, Notification, NotificationStatus
+from gcx_core.storage.tables import audit_log, counters, notifications
+
+# Counter names: "status:<status>", "notifications:<status>", "submitted:<YYYY-MM-DD>".
+STATUS_PREFIX = "status:"
+NOTIFICATION_PREFIX = "notifications:"
+SUBMITTED_PREFIX = "submitted:"
+
+
+async def add_audit(conn: AsyncConnection, entries: Iterable[Mapping[str, Any]]) -> None:
+    rows = [dict(e) for e in entries]
+    if rows:
+        await conn.execute(audit_log.insert(), rows)
+
+
+def to_audit_entry(row: Any) -> AuditEntry:
+    return AuditEntry(**dict(row._mapping))
+
+
+async def bump_counters(conn: AsyncConnection, deltas: Mapping[str, int]) -> None:
+    """Add deltas to named counters, creating missing ones; one statement per counter."""
+    for name, delta in sorted(deltas.items()):  # a fixed order avoids deadlocks on PostgreSQL
+        if delta == 0:
+            continue
+        updated = await conn.execute(
+            counters.update().where(counters.c.name == name).values(value=counters.c.value + delta)
+        )
+        if updated.rowcount == 0:
+            await _insert_counter(conn, name, delta)
+
+
+async def _insert_counter(conn: AsyncConnection, name: str, delta: int) -> None:
+    # Two first writers may race to create a counter on PostgreSQL; the loser adds instead.
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(counters).values(name=name, value=delta)
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=[counters.c.name], set_={"value": counters.c.value + delta}
+        ))
+    else:
+        await conn.execute(counters.insert().values(name=name, value=delta))
+
+
+async def read_counters(conn: AsyncConnection, prefix: str = "") -> dict[str, int]:
+    query = sa.select(counters.c.name, counters.c.value)
+    if prefix:
+        query = query.where(counters.c.name.startswith(prefix, autoescape=True))
+    return {name: int(value) for name, value in await conn.execute(query)}
+
+
+async def set_counters(conn: AsyncConnection, values: Mapping[str, int], prefix: str) -> None:
+    """Replace every counter under `prefix` with `values` (used by reconciliation)."""
+    await conn.execute(counters.delete().where(counters.c.name.startswith(prefix, autoescape=True)))
+    rows = [{"name": k, "value": v} for k, v in values.items() if v]
+    if rows:
+        await conn.execute(counters.insert(), rows)
+
+
+async def insert_notifications(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+    if not rows:
+        return []
+    result = await conn.execute(notifications.insert().returning(notifications.c.id), rows)
+    ids = [int(i) for i in result.scalars()]
+    await bump_counters(conn, {NOTIFICATION_PREFIX + NotificationStatus.PENDING: len(rows)})
+    return ids
+
+
+def to_notification(row: Any) -> Notification:
+    data = dict(row._mapping)
+    data["status"] = NotificationStatus(data["status"])
+    return Notification(**data)
+
+
+def day_key(at: datetime) -> str:
+    return SUBMITTED_PREFIX + at.date().isoformat()

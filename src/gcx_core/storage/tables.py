@@ -1,0 +1,216 @@
+"""The schema, as SQLAlchemy Core tables; one MetaData drives queries and Alembic."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores naive text, so tag it on the way out)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSON: Any = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+BigInt: Any = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _id() -> sa.Column[Any]:
+    return sa.Column("id", BigInt, primary_key=True, autoincrement=True)
+
+
+users = sa.Table(
+    "users", metadata,
+    _id(),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("is_active", sa.Boolean, nullable=False),
+    sa.Column("password_hash", sa.String(200)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("application_id", BigInt),
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", UTCDateTime),
+)
+
+user_tokens = sa.Table(
+    "user_tokens", metadata,
+    _id(),
+    sa.Column("user_id", BigInt, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("purpose", sa.String(20), nullable=False),
+    sa.Column("token_hash", sa.String(64), unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime),
+    sa.Column("used_at", UTCDateTime),
+)
+
+applications = sa.Table(
+    "applications", metadata,
+    _id(),
+    sa.Column("tracking_code", sa.String(20), nullable=False, unique=True),
+    sa.Column("status", sa.String(40), nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("business_name", sa.String(200), nullable=False),
+    # Case-folded copy for substring search; kept by the repository, never by hand.
+    sa.Column("search_name", sa.String(200), nullable=False),
+    sa.Column("business_type", sa.String(40), nullable=False),
+    sa.Column("registration_number", sa.String(50), nullable=False),
+    sa.Column("tin", sa.String(20), nullable=False, index=True),
+    sa.Column("email", sa.String(254), nullable=False, index=True),
+    sa.Column("telephone", sa.String(20), nullable=False),
+    sa.Column("region", sa.String(4), nullable=False, index=True),
+    # Set while the application is in an active state, NULL otherwise: the unique constraints
+    # are the duplicate guard (two NULLs never collide on SQLite or PostgreSQL).
+    sa.Column("active_email", sa.String(254), unique=True),
+    sa.Column("active_tin", sa.String(20), unique=True),
+    sa.Column("details", JSON, nullable=False),
+    sa.Column("assigned_reviewer_id", BigInt, sa.ForeignKey("users.id"), index=True),
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("status_changed_at", UTCDateTime, nullable=False),
+    sa.Index("ix_applications_status_changed", "status", "status_changed_at"),
+)
+
+application_commodities = sa.Table(
+    "application_commodities", metadata,
+    sa.Column("application_id", BigInt, sa.ForeignKey("applications.id"), primary_key=True),
+    sa.Column("commodity", sa.String(100), primary_key=True, index=True),
+)
+
+status_changes = sa.Table(
+    "status_changes", metadata,
+    _id(),
+    sa.Column("application_id", BigInt, sa.ForeignKey("applications.id"), nullable=False,
+              index=True),
+    sa.Column("from_status", sa.String(40)),
+    sa.Column("to_status", sa.String(40), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("actor", sa.String(254), nullable=False),
+    sa.Column("reason_code", sa.String(40), nullable=False, server_default=""),
+    sa.Column("comment", sa.Text, nullable=False, server_default=""),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
+audit_log = sa.Table(
+    "audit_log", metadata,
+    _id(),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("actor", sa.String(254), nullable=False),
+    sa.Column("action", sa.String(60), nullable=False, index=True),
+    sa.Column("object_type", sa.String(40), nullable=False),
+    sa.Column("object_id", sa.String(60), nullable=False),
+    sa.Column("before", JSON, nullable=False),
+    sa.Column("after", JSON, nullable=False),
+    sa.Column("client_address", sa.String(64)),
+    sa.Index("ix_audit_log_object", "object_type", "object_id"),
+)
+
+documents = sa.Table(
+    "documents", metadata,
+    _id(),
+    sa.Column("application_id", BigInt, sa.ForeignKey("applications.id"), nullable=False),
+    sa.Column("requirement_code", sa.String(60), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("content_type", sa.String(100), nullable=False),
+    sa.Column("original_name", sa.String(255), nullable=False),
+    sa.Column("uploaded_at", UTCDateTime, nullable=False),
+    sa.Column("uploaded_by", sa.String(254), nullable=False),
+    sa.Column("review_status", sa.String(20), nullable=False),
+    sa.Column("review_note", sa.Text, nullable=False, server_default=""),
+    sa.Column("reviewed_by", BigInt, sa.ForeignKey("users.id")),
+    sa.Column("reviewed_at", UTCDateTime),
+    sa.UniqueConstraint("application_id", "requirement_code", "version"),
+)
+
+document_requests = sa.Table(
+    "document_requests", metadata,
+    _id(),
+    sa.Column("application_id", BigInt, sa.ForeignKey("applications.id"), nullable=False,
+              index=True),
+    sa.Column("requirement_codes", JSON, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("requested_by", BigInt, sa.ForeignKey("users.id")),
+    sa.Column("requested_at", UTCDateTime, nullable=False),
+    sa.Column("fulfilled_at", UTCDateTime),
+)
+
+notifications = sa.Table(
+    "notifications", metadata,
+    _id(),
+    sa.Column("type", sa.String(60), nullable=False, index=True),
+    sa.Column("channel", sa.String(40), nullable=False),
+    sa.Column("recipient", sa.String(254), nullable=False),
+    sa.Column("template", sa.String(100), nullable=False),
+    sa.Column("context", JSON, nullable=False),
+    sa.Column("dedupe_key", sa.String(255), nullable=False, unique=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime),
+    sa.Column("locked_until", UTCDateTime),
+    sa.Column("last_error", sa.Text, nullable=False, server_default=""),
+    sa.Column("provider_message_id", sa.String(255), nullable=False, server_default=""),
+    sa.Column("application_id", BigInt, sa.ForeignKey("applications.id"), index=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Index("ix_notifications_due", "status", "next_attempt_at"),
+)
+
+# Dashboard figures kept in the same transactions as the changes they count (DESIGN §5).
+counters = sa.Table(
+    "counters", metadata,
+    sa.Column("name", sa.String(80), primary_key=True),
+    sa.Column("value", BigInt, nullable=False),
+)
+
+# One row per scheduled run slot: a second scheduler's insert fails and it skips the run.
+job_runs = sa.Table(
+    "job_runs", metadata,
+    sa.Column("run_key", sa.String(200), primary_key=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+)
+
+regions = sa.Table(
+    "regions", metadata,
+    sa.Column("code", sa.String(4), primary_key=True),
+    sa.Column("name", sa.String(60), nullable=False),
+)
+
+commodities = sa.Table(
+    "commodities", metadata,
+    sa.Column("code", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("processed_food", sa.Boolean, nullable=False),
+)

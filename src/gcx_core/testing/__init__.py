@@ -1,0 +1,170 @@
+"""A pytest plugin for GCX and plugin authors: a fresh plugin manager, database and clock per test.
+
+Enable it with ``pytest_plugins = ["gcx_core.testing"]`` in a conftest (it needs pytest-asyncio).
+Override ``gcx_extra_plugins`` to register your plugin, and ``gcx_database_url`` to pick the
+database (SQLite by default; ``gcx_postgres_database_url`` gives a fresh PostgreSQL database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from gcx_core.context import Gcx
+from gcx_core.entities import Actor, Role, User
+from gcx_core.plugins import make_plugin_manager
+from gcx_core.settings import Settings
+from gcx_core.storage.migrate import upgrade_sync
+from gcx_core.testing.factories import make_submission
+from gcx_core.testing.servers import ServiceUnavailable, postgres_server, redis_server
+
+__all__ = ["FakeClock", "make_submission", "postgres_server", "redis_server"]
+
+_db_names = itertools.count(1)
+
+
+class FakeClock:
+    """A clock tests move by hand: `clock.advance(minutes=5)`."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+def unavailable(reason: str) -> None:
+    """Skip a test whose service is missing, except in CI, where a missing service fails."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: services must be available)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(name="gcx_extra_plugins")
+def _gcx_extra_plugins() -> list[object]:
+    """Plugins to register on top of the defaults; override in your conftest or module."""
+    return []
+
+
+@pytest.fixture(name="gcx_clock")
+def _gcx_clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(name="_gcx_sqlite_template", scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("gcx-template") / "template.db"
+    upgrade_sync(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(name="gcx_sqlite_database_url")
+def _gcx_sqlite_database_url(_gcx_sqlite_template: Path, tmp_path: Path) -> str:
+    path = tmp_path / "gcx.db"
+    shutil.copyfile(_gcx_sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture(name="gcx_postgres_server", scope="session")
+def _gcx_postgres_server() -> Iterator[str | ServiceUnavailable]:
+    """A PostgreSQL server with a migrated template database, or why there is none."""
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres_server())
+            _admin(url, "DROP DATABASE IF EXISTS gcx_template", "CREATE DATABASE gcx_template")
+            upgrade_sync(_database_url(url, "gcx_template"))
+        except ServiceUnavailable as exc:
+            yield exc
+            return
+        yield url
+
+
+@pytest.fixture(name="gcx_postgres_database_url")
+def _gcx_postgres_database_url(gcx_postgres_server: str | ServiceUnavailable) -> Iterator[str]:
+    if isinstance(gcx_postgres_server, ServiceUnavailable):
+        unavailable(str(gcx_postgres_server))
+        return
+    name = f"gcx_test_{os.getpid()}_{next(_db_names)}"
+    _admin(gcx_postgres_server, f"CREATE DATABASE {name} TEMPLATE gcx_template")
+    yield _database_url(gcx_postgres_server, name)
+    _admin(gcx_postgres_server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(name="gcx_redis_url", scope="session")
+def _gcx_redis_url() -> Iterator[str]:
+    try:
+        with redis_server() as url:
+            yield url
+    except ServiceUnavailable as exc:
+        unavailable(str(exc))
+
+
+@pytest.fixture(name="gcx_database_url")
+def _gcx_database_url(gcx_sqlite_database_url: str) -> str:
+    return gcx_sqlite_database_url
+
+
+@pytest.fixture(name="gcx_settings")
+def _gcx_settings(gcx_database_url: str, tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=gcx_database_url,
+                    secret_key="test-secret-key-not-for-production")
+
+
+@pytest.fixture(name="gcx")
+async def _gcx(
+    gcx_settings: Settings, gcx_extra_plugins: list[object], gcx_clock: FakeClock
+) -> AsyncIterator[Gcx]:
+    pm = make_plugin_manager(plugins=gcx_extra_plugins, load_entry_points=False)
+    gcx = await Gcx.open(gcx_settings, plugin_manager=pm, clock=gcx_clock)
+    try:
+        yield gcx
+    finally:
+        await gcx.close()
+
+
+@pytest.fixture(name="gcx_staff")
+def _gcx_staff(gcx: Gcx) -> Any:
+    """`await gcx_staff(Role.REVIEWER)` creates an active staff user; returns (user, actor)."""
+    from gcx_core.services.accounts import create_user
+
+    async def make(role: Role = Role.REVIEWER, email: str | None = None) -> tuple[User, Actor]:
+        email = email or f"{role}{next(_db_names)}@staff.example.com"
+        user, _ = await create_user(gcx, email, role, Actor.system("test"),
+                                    password="correct horse battery staple")
+        return user, Actor.for_user(user, client_address="127.0.0.1")
+
+    return make
+
+
+def _database_url(server_url: str, name: str) -> str:
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _admin(server_url: str, *statements: str) -> None:
+    import asyncpg
+
+    url = make_url(server_url).set(drivername="postgresql")
+
+    async def run() -> None:
+        conn = await asyncpg.connect(url.render_as_string(hide_password=False))
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())

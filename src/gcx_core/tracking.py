@@ -1,0 +1,36 @@
+"""Tracking codes: 60 random bits in Crockford base32, e.g. ``GCX-7K3Q-M9TD-X2HB``."""
+
+from __future__ import annotations
+
+import secrets
+
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+PREFIX = "GCX"
+_GROUPS = 3
+_GROUP_LEN = 4
+_BITS = _GROUPS * _GROUP_LEN * 5  # 60
+# Crockford's decoding rules: I and L read as 1, O as 0; hyphens and spaces are ignored.
+_READ_AS = {"I": "1", "L": "1", "O": "0"}
+
+
+def new_tracking_code() -> str:
+    value = secrets.randbits(_BITS)
+    chars = []
+    for _ in range(_GROUPS * _GROUP_LEN):
+        chars.append(ALPHABET[value & 31])
+        value >>= 5
+    body = "".join(chars)
+    groups = [body[i : i + _GROUP_LEN] for i in range(0, len(body), _GROUP_LEN)]
+    return "-".join([PREFIX, *groups])
+
+
+def normalise_tracking_code(text: str) -> str | None:
+    """Return the canonical form of what a person typed, or None if it cannot be a code."""
+    cleaned = "".join(ch for ch in text.upper() if ch not in "- \t")
+    if cleaned.startswith(PREFIX):
+        cleaned = cleaned[len(PREFIX) :]
+    cleaned = "".join(_READ_AS.get(ch, ch) for ch in cleaned)
+    if len(cleaned) != _GROUPS * _GROUP_LEN or any(ch not in ALPHABET for ch in cleaned):
+        return None
+    groups = [cleaned[i : i + _GROUP_LEN] for i in range(0, len(cleaned), _GROUP_LEN)]
+    return "-".join([PREFIX, *groups])
