@@ -15,6 +15,11 @@ import attrs
 
 from gcx_core.exceptions import ConfigurationError
 
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+DEFAULT_MAIL_FROM = "GCX <no-reply@gcx.invalid>"
+DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
+DEFAULT_MAX_ATTEMPTS = 4  # the first try and three retries
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -70,12 +75,12 @@ class Settings:
     redis_url: str | None = None
     broker_url: str | None = None
     secret_key: str = attrs.field(default="", repr=False)
-    base_url: str = "http://127.0.0.1:8000"
-    mail_from: str = "GCX <no-reply@gcx.invalid>"
+    base_url: str = DEFAULT_BASE_URL
+    mail_from: str = DEFAULT_MAIL_FROM
     smtp: SmtpSettings | None = None
     phone_country: str = "GH"
-    max_upload_bytes: int = 10 * 1024 * 1024
-    notification_max_attempts: int = 4
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+    notification_max_attempts: int = DEFAULT_MAX_ATTEMPTS
     activation_ttl_hours: int = 72
     disabled_plugins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
@@ -121,13 +126,13 @@ class Settings:
             redis_url=redis_url,
             broker_url=_first(env, "GCX_BROKER_URL", "CELERY_BROKER_URL") or redis_url,
             secret_key=_first(env, "GCX_SECRET_KEY", "SECRET_KEY") or "",
-            base_url=(_first(env, "GCX_BASE_URL") or cls.base_url).rstrip("/"),
-            mail_from=_first(env, "GCX_MAIL_FROM", "DEFAULT_FROM_EMAIL") or cls.mail_from,
+            base_url=(_first(env, "GCX_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
+            mail_from=_first(env, "GCX_MAIL_FROM", "DEFAULT_FROM_EMAIL") or DEFAULT_MAIL_FROM,
             smtp=smtp,
             phone_country=(_first(env, "GCX_PHONE_COUNTRY") or "GH").upper(),
-            max_upload_bytes=_int(env, "GCX_MAX_UPLOAD_BYTES", default=cls.max_upload_bytes, minimum=1),
+            max_upload_bytes=_int(env, "GCX_MAX_UPLOAD_BYTES", default=DEFAULT_MAX_UPLOAD, minimum=1),
             notification_max_attempts=_int(
-                env, "GCX_NOTIFICATION_MAX_ATTEMPTS", default=cls.notification_max_attempts, minimum=1
+                env, "GCX_NOTIFICATION_MAX_ATTEMPTS", default=DEFAULT_MAX_ATTEMPTS, minimum=1
             ),
             activation_ttl_hours=_int(env, "GCX_ACTIVATION_TTL_HOURS", default=72, minimum=1),
             disabled_plugins=_split(_first(env, "GCX_DISABLE_PLUGINS")),

@@ -50,13 +50,18 @@ class _Reader:
 
     def __init__(self) -> None:
         self.errors: dict[str, list[str]] = {}
+        self._missing: list[str] = []
 
     def error(self, path: str, message: str) -> None:
+        # Once an object is missing, its fields' own errors would only repeat that.
+        if any(path.startswith(m + ".") for m in self._missing):
+            return
         self.errors.setdefault(path, []).append(message)
 
     def mapping(self, data: Any, path: str, allowed: set[str]) -> Mapping[str, Any]:
         if not isinstance(data, Mapping):
             self.error(path or "$", "must be an object")
+            self._missing.append(path)
             return {}
         for key in data:
             if key not in allowed:
@@ -110,6 +115,8 @@ def validate_submission(
 ) -> ApplicationDraft:
     """Validate a whole submission at once so the applicant sees every problem in one go."""
     r = _Reader()
+    if not isinstance(data, Mapping):
+        raise ValidationError({"$": "must be an object"})
     top = r.mapping(data, "", {"business", "contact", "commodities", "warehouse_location",
                                "team_members", "next_of_kin", "bank_accounts", "declaration"})
 

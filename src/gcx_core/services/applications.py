@@ -214,8 +214,8 @@ async def act(
         )
         after, event = apply(gcx.workflow, before, action, actor, now=gcx.now(), params=cleaned,
                              facts=facts)
-        event = await effects.carry_out(gcx, conn, gcx.workflow.transitions[action], after, event)
         active = gcx.workflow.state(after.status).active
+        # Claim the version first: a concurrent writer fails here, before any side effect.
         try:
             updated = await app_rows.update(conn, after, expected_version=before.version,
                                             active=active)
@@ -224,6 +224,7 @@ async def act(
         if not updated:
             raise ConflictError("application", before.id, before.version,
                                 await app_rows.current_version(conn, before.id))
+        event = await effects.carry_out(gcx, conn, gcx.workflow.transitions[action], after, event)
         fired = await record(gcx, conn, before, after, event, actor)
     await gcx.fire(fired)
     return after

@@ -1,0 +1,176 @@
+"""The `gcx` command. Sub-commands of other packages are found by import, never imported here
+eagerly, so `gcx migrate` works with only the core installed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from gcx_core.exceptions import GcxError, ValidationError
+from gcx_core.settings import Settings
+
+# Entry points filled by other packages: (module, function, what is missing until it exists).
+DEFERRED: dict[str, tuple[str, str, str]] = {
+    "serve": ("gcx_web.cli", "serve", "the embedded web server (gcx_web) is not built yet"),
+    "web": ("gcx_web.cli", "web", "the scale-out web process (gcx_web) is not built yet"),
+    "demo": ("gcx_web.cli", "demo", "the demo needs the web back office (gcx_web), not built yet"),
+    "worker": ("gcx_notify.cli", "worker", "the notification worker (gcx_notify) is not built yet"),
+    "scheduler": ("gcx_notify.cli", "scheduler",
+                  "the notification scheduler (gcx_notify) is not built yet"),
+    "status": ("gcx_notify.cli", "status", "queue status needs gcx_notify, not built yet"),
+}
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    if args.data_dir:
+        settings = attrs.evolve(settings, data_dir=args.data_dir)
+    if args.database_url:
+        settings = attrs.evolve(settings, database_url=args.database_url)
+    return settings
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from gcx_core.context import migration_locations
+    from gcx_core.plugins import make_plugin_manager
+    from gcx_core.storage.migrate import upgrade_sync
+
+    settings = _settings(args)
+    pm = make_plugin_manager(disabled=settings.disabled_plugins)
+    upgrade_sync(settings.resolved_database_url, migration_locations(pm))
+    print(f"database is up to date: {_safe_url(settings.resolved_database_url)}")
+    return 0
+
+
+def cmd_create_user(args: argparse.Namespace) -> int:
+    from gcx_core.context import Gcx
+    from gcx_core.entities import Actor
+    from gcx_core.services.accounts import create_user
+
+    password = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif sys.stdin.isatty() and not args.generate:
+        password = getpass.getpass("Password (empty to generate one): ") or None
+        if password is not None and getpass.getpass("Again: ") != password:
+            print("error: the passwords differ", file=sys.stderr)
+            return 2
+
+    async def run() -> tuple[Any, str | None]:
+        async with await Gcx.open(_settings(args), migrate=True) as gcx:
+            return await create_user(gcx, args.email, args.role, Actor.system("cli"),
+                                     name=args.name, password=password)
+
+    user, generated = asyncio.run(run())
+    print(f"created {user.role} {user.email} (id {user.id})")
+    if generated:
+        print(f"password (shown once): {generated}")
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from gcx_core.plugins import describe_plugins, make_plugin_manager
+
+    settings = _settings(args)
+    pm = make_plugin_manager(disabled=settings.disabled_plugins)
+    for info in describe_plugins(pm):
+        print(f"{info.name}  {info.version}")
+        for hook in info.hooks:
+            print(f"    {hook}")
+    return 0
+
+
+def cmd_seed_demo(args: argparse.Namespace) -> int:
+    from gcx_core.seed import seed_demo
+
+    settings = _settings(args)
+    created = asyncio.run(seed_demo(settings, args.count, batch_size=args.batch_size,
+                                    progress=not args.quiet))
+    print(f"seeded {created} applications into {_safe_url(settings.resolved_database_url)}")
+    return 0
+
+
+def _deferred(name: str) -> Callable[[argparse.Namespace], int]:
+    module_name, func_name, missing = DEFERRED[name]
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            module = importlib.import_module(module_name)
+            func = getattr(module, func_name)
+        except (ImportError, AttributeError):
+            print(f"gcx {name}: not available yet: {missing}", file=sys.stderr)
+            return 3
+        return int(func(args) or 0)
+
+    return run
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gcx", description="GCX supplier application programme")
+    parser.add_argument("--data-dir", type=_path, help="where the embedded database and files live")
+    parser.add_argument("--database-url", help="overrides GCX_DATABASE_URL")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(
+        func=cmd_migrate)
+
+    p = sub.add_parser("create-user", help="create a staff user")
+    p.add_argument("email")
+    p.add_argument("--role", required=True, choices=["viewer", "reviewer", "admin"])
+    p.add_argument("--name", default="")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument("--generate", action="store_true", help="generate a password, print it once")
+    p.set_defaults(func=cmd_create_user)
+
+    sub.add_parser("plugins", help="list loaded plugins and their hooks").set_defaults(
+        func=cmd_plugins)
+
+    p = sub.add_parser("seed-demo", help="load sample applications in every state")
+    p.add_argument("--count", type=int, default=200)
+    p.add_argument("--batch-size", type=int, default=5000)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_seed_demo)
+
+    for name in DEFERRED:
+        p = sub.add_parser(name, help=f"({DEFERRED[name][2]})")
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=_deferred(name))
+    return parser
+
+
+def _path(value: str) -> Any:
+    from pathlib import Path
+
+    return Path(value)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ValidationError as exc:
+        for field, messages in exc.errors.items():
+            print(f"error: {field}: {'; '.join(messages)}", file=sys.stderr)
+        return 2
+    except GcxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""The pure workflow: every transition, guard and refusal, and random walks through it."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gcx_core.context import build_workflow
+from gcx_core.entities import ReviewStatus
+from gcx_core.exceptions import (
+    GuardFailedError,
+    InvalidTransitionError,
+    PermissionDeniedError,
+    PluginError,
+)
+from gcx_core.plugins import make_plugin_manager
+from gcx_core.workflow import Facts, State, Transition, WorkflowBuilder, apply
+
+from .helpers import ADMIN, APPLICANT, NOW, REVIEWER, SUPPLIER, VIEWER, application
+
+WORKFLOW = build_workflow(make_plugin_manager(load_entry_points=False))
+REQUIRED = frozenset({"business_registration", "tax_clearance"})
+ALL_VERIFIED = Facts(required_documents=REQUIRED, known_requirements=REQUIRED | {"vat_certificate"},
+                     latest_reviews={c: ReviewStatus.VERIFIED for c in REQUIRED})
+
+# (action, from, to, actor, params, facts)
+VALID = [
+    ("submit", "", "pending_review", APPLICANT, {}, Facts()),
+    ("start_review", "pending_review", "under_review", REVIEWER, {}, Facts()),
+    ("request_documents", "under_review", "documents_requested", REVIEWER,
+     {"requirement_codes": ["tax_clearance"], "message": "Please send it"}, ALL_VERIFIED),
+    ("resubmit_documents", "documents_requested", "under_review", APPLICANT, {},
+     Facts(requested_documents=frozenset({"tax_clearance"}),
+           uploaded_since_request=frozenset({"tax_clearance"}))),
+    ("approve", "under_review", "approved", REVIEWER, {}, ALL_VERIFIED),
+    ("reject", "pending_review", "rejected", REVIEWER,
+     {"reason_code": "ineligible", "message": "Not eligible"}, Facts()),
+    ("reject", "under_review", "rejected", ADMIN,
+     {"reason_code": "other", "message": "No"}, Facts()),
+    ("reject", "documents_requested", "rejected", REVIEWER,
+     {"reason_code": "incomplete_documents", "message": "Missing"}, Facts()),
+    ("withdraw", "pending_review", "withdrawn", APPLICANT, {}, Facts()),
+    ("withdraw", "under_review", "withdrawn", APPLICANT, {}, Facts()),
+    ("withdraw", "documents_requested", "withdrawn", APPLICANT, {}, Facts()),
+    ("reopen", "rejected", "under_review", ADMIN, {"comment": "Appeal upheld"}, Facts()),
+    ("reopen", "withdrawn", "under_review", ADMIN, {"comment": "Applicant asked"}, Facts()),
+]
+
+
+@pytest.mark.parametrize(("action", "source", "target", "actor", "params", "facts"), VALID)
+def test_every_transition(action, source, target, actor, params, facts):
+    before = application(source, version=3)
+    after, event = apply(WORKFLOW, before, action, actor, now=NOW, params=params, facts=facts)
+    assert after.status == target
+    assert after.version == 4
+    assert after.status_changed_at == NOW
+    assert (event.action, event.from_status, event.to_status) == (action, source or None, target)
+    assert event.actor is actor
+    assert before.status == source, "apply must not change its input"
+
+
+def test_start_review_assigns_the_reviewer():
+    after, _ = apply(WORKFLOW, application("pending_review"), "start_review", REVIEWER, now=NOW)
+    assert after.assigned_reviewer_id == REVIEWER.user_id
+
+
+INVALID = [(status, action) for status in [*WORKFLOW.states, ""] for action in WORKFLOW.transitions
+           if (status or None) not in WORKFLOW.transitions[action].sources]
+
+
+def test_valid_and_invalid_cover_the_whole_table():
+    valid = {(source, action) for action, source, *_ in VALID}
+    assert len(valid) + len(INVALID) == (len(WORKFLOW.states) + 1) * len(WORKFLOW.transitions)
+
+
+@pytest.mark.parametrize(("status", "action"), INVALID)
+def test_every_invalid_transition_names_state_and_action(status, action):
+    with pytest.raises(InvalidTransitionError) as info:
+        apply(WORKFLOW, application(status), action, ADMIN, now=NOW)
+    assert info.value.action == action
+    assert info.value.state == (status or None)
+    assert action in str(info.value)
+
+
+def test_unknown_action_is_invalid():
+    with pytest.raises(InvalidTransitionError):
+        apply(WORKFLOW, application("pending_review"), "teleport", ADMIN, now=NOW)
+
+
+@pytest.mark.parametrize(("action", "source", "actor"), [
+    ("submit", "", REVIEWER),
+    ("start_review", "pending_review", VIEWER),
+    ("start_review", "pending_review", APPLICANT),
+    ("start_review", "pending_review", SUPPLIER),
+    ("approve", "under_review", VIEWER),
+    ("reject", "under_review", APPLICANT),
+    ("withdraw", "under_review", REVIEWER),
+    ("resubmit_documents", "documents_requested", REVIEWER),
+    ("reopen", "rejected", REVIEWER),
+    ("reopen", "withdrawn", APPLICANT),
+])
+def test_who_may_act(action, source, actor):
+    with pytest.raises(PermissionDeniedError):
+        apply(WORKFLOW, application(source), action, actor, now=NOW, facts=ALL_VERIFIED,
+              params={"reason_code": "other", "message": "m", "comment": "c",
+                      "requirement_codes": ["tax_clearance"]})
+
+
+@pytest.mark.parametrize(("action", "source", "params", "facts", "failing"), [
+    ("request_documents", "under_review", {"message": "x"}, ALL_VERIFIED, {"requirement_codes"}),
+    ("request_documents", "under_review", {"requirement_codes": ["nope"], "message": "x"},
+     ALL_VERIFIED, {"requirement_codes"}),
+    ("request_documents", "under_review", {"requirement_codes": ["tax_clearance"]}, ALL_VERIFIED,
+     {"message"}),
+    ("request_documents", "under_review", {"requirement_codes": ["tax_clearance"],
+                                           "message": "   "}, ALL_VERIFIED, {"message"}),
+    ("resubmit_documents", "documents_requested", {},
+     Facts(requested_documents=frozenset({"a", "b"}), uploaded_since_request=frozenset({"a"})),
+     {"documents"}),
+    ("approve", "under_review", {}, Facts(required_documents=REQUIRED), {"documents"}),
+    ("approve", "under_review", {}, Facts(required_documents=REQUIRED, latest_reviews={
+        "business_registration": ReviewStatus.VERIFIED,
+        "tax_clearance": ReviewStatus.REJECTED}), {"documents"}),
+    ("approve", "under_review", {}, Facts(required_documents=REQUIRED, latest_reviews={
+        "business_registration": ReviewStatus.VERIFIED,
+        "tax_clearance": ReviewStatus.PENDING}), {"documents"}),
+    ("reject", "under_review", {"message": "x"}, Facts(), {"reason_code"}),
+    ("reject", "under_review", {"reason_code": "made_up", "message": "x"}, Facts(),
+     {"reason_code"}),
+    ("reject", "under_review", {"reason_code": "other"}, Facts(), {"message"}),
+    ("reject", "under_review", {}, Facts(), {"reason_code", "message"}),
+    ("reopen", "rejected", {}, Facts(), {"comment"}),
+])
+def test_every_guard(action, source, params, facts, failing):
+    actor = APPLICANT if action == "resubmit_documents" else ADMIN
+    with pytest.raises(GuardFailedError) as info:
+        apply(WORKFLOW, application(source), action, actor, now=NOW, params=params, facts=facts)
+    assert set(info.value.reasons) == failing
+
+
+def test_approve_names_missing_and_unverified_documents():
+    facts = Facts(required_documents=REQUIRED,
+                  latest_reviews={"tax_clearance": ReviewStatus.PENDING})
+    with pytest.raises(GuardFailedError) as info:
+        apply(WORKFLOW, application("under_review"), "approve", REVIEWER, now=NOW, facts=facts)
+    message = info.value.reasons["documents"]
+    assert "missing: business_registration" in message
+    assert "not verified: tax_clearance" in message
+
+
+def test_builder_refuses_inconsistent_tables():
+    b = WorkflowBuilder()
+    b.add_state(State("a", "A"))
+    with pytest.raises(PluginError):
+        b.add_state(State("a", "A again"))
+    b.add_transition(Transition("go", frozenset({None}), "b", "review"))
+    with pytest.raises(PluginError, match="unknown state 'b'"):
+        b.build()
+    with pytest.raises(PluginError):
+        b.add_transition(Transition("go", frozenset({"a"}), "a", "review"))
+    with pytest.raises(PluginError, match="unknown effects"):
+        b.add_transition(Transition("x", frozenset({"a"}), "a", "review", effects=("explode",)))
+    with pytest.raises(PluginError):
+        b.add_guard("missing", "g", lambda ctx: None)
+
+
+def test_builder_needs_a_creating_action():
+    b = WorkflowBuilder()
+    b.add_state(State("a", "A"))
+    b.add_transition(Transition("loop", frozenset({"a"}), "a", "review"))
+    with pytest.raises(PluginError, match="creates"):
+        b.build()
+
+
+def test_allowed_actions_follow_role_and_state():
+    app = application("under_review")
+    assert set(WORKFLOW.allowed_actions(app, REVIEWER)) == {"request_documents", "approve", "reject"}
+    assert WORKFLOW.allowed_actions(app, VIEWER) == []
+    assert WORKFLOW.allowed_actions(app, APPLICANT) == ["withdraw"]
+    assert WORKFLOW.allowed_actions(application("rejected"), ADMIN) == ["reopen"]
+
+
+ACTORS = [APPLICANT, VIEWER, REVIEWER, ADMIN, SUPPLIER]
+PARAMS = {"reason_code": "other", "message": "m", "comment": "c",
+          "requirement_codes": ["tax_clearance"]}
+EDGES = {(s, t.target) for t in WORKFLOW.transitions.values() for s in t.sources}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(list(WORKFLOW.transitions)),
+                          st.sampled_from(range(len(ACTORS))), st.booleans()), max_size=30))
+def test_random_action_sequences_stay_inside_the_table(steps):
+    app = application("")
+    for action, actor_index, verified in steps:
+        facts = ALL_VERIFIED if verified else Facts(required_documents=REQUIRED)
+        before = app
+        try:
+            app, event = apply(WORKFLOW, app, action, ACTORS[actor_index], now=NOW, params=PARAMS,
+                               facts=facts)
+        except (InvalidTransitionError, PermissionDeniedError, GuardFailedError):
+            assert app is before
+            continue
+        assert (before.status or None, app.status) in EDGES
+        assert app.status in WORKFLOW.states
+        assert app.version == before.version + 1
+        assert event.to_status == app.status
