@@ -22,8 +22,11 @@ DEFERRED: dict[str, tuple[str, str, str]] = {
     "web": ("gcx_web.cli", "web", "the scale-out web process (gcx_web) is not built yet"),
     "demo": ("gcx_web.cli", "demo", "the demo needs the web back office (gcx_web), not built yet"),
     "worker": ("gcx_notify.cli", "worker", "the notification worker (gcx_notify) is not built yet"),
-    "scheduler": ("gcx_notify.cli", "scheduler",
-                  "the notification scheduler (gcx_notify) is not built yet"),
+    "scheduler": (
+        "gcx_notify.cli",
+        "scheduler",
+        "the notification scheduler (gcx_notify) is not built yet",
+    ),
     "status": ("gcx_notify.cli", "status", "queue status needs gcx_notify, not built yet"),
 }
 
@@ -65,8 +68,9 @@ def cmd_create_user(args: argparse.Namespace) -> int:
 
     async def run() -> tuple[Any, str | None]:
         async with await Gcx.open(_settings(args), migrate=True) as gcx:
-            return await create_user(gcx, args.email, args.role, Actor.system("cli"),
-                                     name=args.name, password=password)
+            return await create_user(
+                gcx, args.email, args.role, Actor.system("cli"), name=args.name, password=password
+            )
 
     user, generated = asyncio.run(run())
     print(f"created {user.role} {user.email} (id {user.id})")
@@ -91,8 +95,9 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     from gcx_core.seed import seed_demo
 
     settings = _settings(args)
-    created = asyncio.run(seed_demo(settings, args.count, batch_size=args.batch_size,
-                                    progress=not args.quiet))
+    created = asyncio.run(
+        seed_demo(settings, args.count, batch_size=args.batch_size, progress=not args.quiet)
+    )
     print(f"seeded {created} applications into {_safe_url(settings.resolved_database_url)}")
     return 0
 
@@ -125,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(
-        func=cmd_migrate)
+        func=cmd_migrate
+    )
 
     p = sub.add_parser("create-user", help="create a staff user")
     p.add_argument("email")
@@ -136,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_create_user)
 
     sub.add_parser("plugins", help="list loaded plugins and their hooks").set_defaults(
-        func=cmd_plugins)
+        func=cmd_plugins
+    )
 
     p = sub.add_parser("seed-demo", help="load sample applications in every state")
     p.add_argument("--count", type=int, default=200)

@@ -56,8 +56,9 @@ class Gcx:
         pm.hook.gcx_register_tables(metadata=metadata)
         if migrate:
             await upgrade(settings.resolved_database_url, migration_locations(pm))
-        database = Database.from_url(settings.resolved_database_url,
-                                     pool_size=settings.sqlite_pool_size)
+        database = Database.from_url(
+            settings.resolved_database_url, pool_size=settings.sqlite_pool_size
+        )
         return cls(
             settings=settings,
             database=database,
@@ -93,9 +94,14 @@ class Gcx:
         """
         for event, application in events:
             if isinstance(event, TransitionEvent):
-                await call_async(self.plugins.hook.gcx_after_transition, isolate=True,
-                                 event=event, application=application)
+                await call_async(
+                    self.plugins.hook.gcx_after_transition,
+                    isolate=True,
+                    event=event,
+                    application=application,
+                )
             await call_async(self.plugins.hook.gcx_handle_event, isolate=True, event=event)
+
 
 def build_workflow(pm: pluggy.PluginManager) -> Workflow:
     builder = WorkflowBuilder()

@@ -1,4 +1,4 @@
-"""Domain events, fired through `gcx_handle_event` after the transaction that caused them commits."""
+"""Domain events, fired through `gcx_handle_event` once their transaction has committed."""
 
 from __future__ import annotations
 
@@ -51,7 +51,11 @@ class UserChanged:
 
 
 Event = (
-    TransitionEvent | DocumentUploaded | DocumentReviewed | NotificationsQueued | CountersChanged
+    TransitionEvent
+    | DocumentUploaded
+    | DocumentReviewed
+    | NotificationsQueued
+    | CountersChanged
     | UserChanged
 )
 

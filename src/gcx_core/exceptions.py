@@ -66,7 +66,9 @@ class DuplicateApplicationError(GcxError):
 
     def __init__(self, fields: list[str]) -> None:
         self.fields = fields
-        super().__init__("an active application already exists with the same " + " and ".join(fields))
+        super().__init__(
+            "an active application already exists with the same " + " and ".join(fields)
+        )
 
 
 class PermissionDeniedError(GcxError):

@@ -37,7 +37,7 @@ def sanitise_filename(name: str, default: str = "document") -> str:
     name = re.sub(r"\s+", " ", name).strip().lstrip(".").strip()
     if len(name) > 120:
         stem, dot, ext = name.rpartition(".")
-        name = (stem[: 110] + dot + ext[:9]) if dot and len(ext) <= 9 else name[:120]
+        name = (stem[:110] + dot + ext[:9]) if dot and len(ext) <= 9 else name[:120]
     return name or default
 
 

@@ -29,9 +29,10 @@ class PhoneFormat:
             national = digits[2 + len(self.calling_code) :]
         elif self.trunk_prefix and digits.startswith(self.trunk_prefix):
             national = digits[len(self.trunk_prefix) :]
-        elif digits.startswith(self.calling_code) and len(digits) == len(
-            self.calling_code
-        ) + self.national_digits:
+        elif (
+            digits.startswith(self.calling_code)
+            and len(digits) == len(self.calling_code) + self.national_digits
+        ):
             national = digits[len(self.calling_code) :]
         else:
             return None

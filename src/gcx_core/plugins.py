@@ -55,7 +55,10 @@ def make_plugin_manager(
     if load_entry_points:
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     for plugin in plugins:
-        pm.register(plugin)
+        try:
+            pm.register(plugin)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(str(exc)) from exc
     pm.hook.gcx_add_hookspecs.call_historic(kwargs={"plugin_manager": pm})
     check_plugin_manager(pm)
     return pm
@@ -73,7 +76,9 @@ def check_plugin_manager(pm: pluggy.PluginManager) -> None:
             continue
         for impl in caller.get_hookimpls():
             if impl.hookwrapper or impl.wrapper:
-                raise PluginError(f"{impl.plugin_name}: {name} may be async and cannot be a wrapper")
+                raise PluginError(
+                    f"{impl.plugin_name}: {name} may be async and cannot be a wrapper"
+                )
 
 
 async def call_async(
@@ -93,11 +98,18 @@ async def call_async(
         except Exception:
             if not isolate:
                 raise
-            log.exception("plugin %s failed in %s", impl.plugin_name, caller.name)
+            log.exception("plugin %s failed in %s", _label(impl), caller.name)
             continue
         if result is not None:
             results.append(result)
     return results
+
+
+def _label(impl: pluggy.HookImpl) -> str:
+    # Instances registered without a name are named by id(); their class says more.
+    if impl.plugin_name.isdigit():
+        return type(impl.plugin).__qualname__
+    return impl.plugin_name
 
 
 async def first_async(caller: pluggy.HookCaller, **kwargs: Any) -> Any:
@@ -119,7 +131,7 @@ class PluginInfo:
 
 
 def describe_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
-    """What `gcx plugins` prints: each plugin, its distribution's version, the hooks it implements."""
+    """What `gcx plugins` prints: each plugin, its version and the hooks it implements."""
     dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distributions()}
     infos = []
     for name, plugin in pm.list_name_plugin():

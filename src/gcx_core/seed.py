@@ -42,22 +42,52 @@ from gcx_core.tracking import new_tracking_code
 PATHS: tuple[tuple[str, float, tuple[tuple[str, str], ...]], ...] = (
     ("pending_review", 0.30, (("submit", "pending_review"),)),
     ("under_review", 0.20, (("submit", "pending_review"), ("start_review", "under_review"))),
-    ("documents_requested", 0.12, (("submit", "pending_review"), ("start_review", "under_review"),
-                                   ("request_documents", "documents_requested"))),
-    ("approved", 0.25, (("submit", "pending_review"), ("start_review", "under_review"),
-                        ("approve", "approved"))),
-    ("rejected", 0.08, (("submit", "pending_review"), ("start_review", "under_review"),
-                        ("reject", "rejected"))),
+    (
+        "documents_requested",
+        0.12,
+        (
+            ("submit", "pending_review"),
+            ("start_review", "under_review"),
+            ("request_documents", "documents_requested"),
+        ),
+    ),
+    (
+        "approved",
+        0.25,
+        (("submit", "pending_review"), ("start_review", "under_review"), ("approve", "approved")),
+    ),
+    (
+        "rejected",
+        0.08,
+        (("submit", "pending_review"), ("start_review", "under_review"), ("reject", "rejected")),
+    ),
     ("withdrawn", 0.05, (("submit", "pending_review"), ("withdraw", "withdrawn"))),
 )
 FIRST = ("Ama", "Kofi", "Yaw", "Akosua", "Kwame", "Abena", "Kojo", "Efua", "Kwesi", "Adwoa")
 LAST = ("Mensah", "Owusu", "Boateng", "Asante", "Osei", "Addo", "Agyeman", "Darko", "Badu")
-WORDS = ("Golden", "Harvest", "Savanna", "Volta", "Green", "Sunrise", "Unity", "Prime", "Royal",
-         "Northern", "Coastal", "Ashanti", "Heritage", "Bright", "Evergreen")
+WORDS = (
+    "Golden",
+    "Harvest",
+    "Savanna",
+    "Volta",
+    "Green",
+    "Sunrise",
+    "Unity",
+    "Prime",
+    "Royal",
+    "Northern",
+    "Coastal",
+    "Ashanti",
+    "Heritage",
+    "Bright",
+    "Evergreen",
+)
 KINDS = ("Farms", "Agro", "Grains", "Foods", "Traders", "Cooperative", "Produce", "Agribusiness")
 CITIES = ("Accra", "Kumasi", "Tamale", "Takoradi", "Cape Coast", "Ho", "Sunyani", "Bolgatanga")
-TINY_PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[]"
-            b"/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n")
+TINY_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[]"
+    b"/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+)
 
 
 def _pick_path(rng: random.Random) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -69,41 +99,70 @@ def _pick_path(rng: random.Random) -> tuple[str, tuple[tuple[str, str], ...]]:
     return PATHS[0][0], PATHS[0][2]
 
 
-def make_application(rng: random.Random, app_id: int, tag: str, now: Any) -> tuple[Application, list[dict[str, Any]]]:
+def make_application(
+    rng: random.Random, app_id: int, tag: str, now: Any
+) -> tuple[Application, list[dict[str, Any]]]:
     status, steps = _pick_path(rng)
     person = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
     name = f"{rng.choice(WORDS)} {rng.choice(WORDS)} {rng.choice(KINDS)} {app_id}"
     created = now - timedelta(seconds=rng.randint(3600, 60 * 86400))
     phone = f"+2332{rng.randint(0, 99_999_999):08d}"
     commodities = tuple(sorted({c.code for c in rng.sample(COMMODITIES, rng.randint(1, 3))}))
-    changes, at = [], created
+    changes: list[dict[str, Any]] = []
+    at = created
     for action, target in steps:
-        changes.append({"application_id": app_id, "from_status": changes[-1]["to_status"]
-                        if changes else None, "to_status": target, "action": action,
-                        "actor": "seed", "at": at,
-                        "reason_code": rng.choice(list(REJECTION_REASONS)) if action == "reject"
-                        else "", "comment": ""})
+        changes.append(
+            {
+                "application_id": app_id,
+                "from_status": changes[-1]["to_status"] if changes else None,
+                "to_status": target,
+                "action": action,
+                "actor": "seed",
+                "at": at,
+                "reason_code": rng.choice(list(REJECTION_REASONS)) if action == "reject" else "",
+                "comment": "",
+            }
+        )
         at = at + timedelta(hours=rng.randint(1, 96))
     last = changes[-1]["at"]
     app = Application(
-        id=app_id, tracking_code=new_tracking_code(), status=status, version=len(steps),
-        business=Business(name, rng.choice(BUSINESS_TYPES), f"CS{app_id:08d}",
-                          f"S{tag}{app_id:09d}", f"{rng.randint(1, 200)} Market Street",
-                          rng.choice(CITIES), rng.choice(REGIONS).code, "GA-100"),
+        id=app_id,
+        tracking_code=new_tracking_code(),
+        status=status,
+        version=len(steps),
+        business=Business(
+            name,
+            rng.choice(BUSINESS_TYPES),
+            f"CS{app_id:08d}",
+            f"S{tag}{app_id:09d}",
+            f"{rng.randint(1, 200)} Market Street",
+            rng.choice(CITIES),
+            rng.choice(REGIONS).code,
+            "GA-100",
+        ),
         contact=Contact(phone, f"contact{app_id}.{tag.lower()}@example.com"),
-        commodities=commodities, warehouse_location=f"Warehouse {app_id % 97}, {rng.choice(CITIES)}",
+        commodities=commodities,
+        warehouse_location=f"Warehouse {app_id % 97}, {rng.choice(CITIES)}",
         team_members=(TeamMember(person, "Director", phone),),
         next_of_kin=NextOfKin(f"{rng.choice(FIRST)} {rng.choice(LAST)}", "Sibling", phone),
         primary_account=BankAccount("GCB Bank", name, f"{rng.randint(10**9, 10**10 - 1)}"),
         declaration=Declaration(True, True, person, "Director", created),
-        created_at=created, updated_at=last, status_changed_at=last,
+        created_at=created,
+        updated_at=last,
+        status_changed_at=last,
     )
     return app, changes
 
 
-async def seed_demo(settings: Settings, count: int, *, batch_size: int = 5000,
-                    progress: bool = True, seed: int | None = None,
-                    with_documents: bool | None = None) -> int:
+async def seed_demo(
+    settings: Settings,
+    count: int,
+    *,
+    batch_size: int = 5000,
+    progress: bool = True,
+    seed: int | None = None,
+    with_documents: bool | None = None,
+) -> int:
     """Insert `count` applications spread over every state; returns how many were made."""
     rng = random.Random(seed)
     tag = secrets.token_hex(2).upper()
@@ -112,20 +171,25 @@ async def seed_demo(settings: Settings, count: int, *, batch_size: int = 5000,
         active = {name for name, state in gcx.workflow.states.items() if state.active}
         pdf_key = await gcx.files.put(TINY_PDF) if with_documents else ""
         async with gcx.database.read() as conn:
-            next_id = ((await conn.execute(sa.select(sa.func.max(applications.c.id)))).scalar()
-                       or 0) + 1
+            next_id = (
+                (await conn.execute(sa.select(sa.func.max(applications.c.id)))).scalar() or 0
+            ) + 1
         started = time.monotonic()
         done = 0
         while done < count:
             n = min(batch_size, count - done)
-            apps, changes, commodities, docs = [], [], [], []
+            apps: list[dict[str, Any]] = []
+            changes: list[dict[str, Any]] = []
+            commodities: list[dict[str, Any]] = []
+            docs: list[dict[str, Any]] = []
             now = gcx.now()
             for i in range(n):
                 app, app_changes = make_application(rng, next_id + done + i, tag, now)
                 apps.append({"id": app.id, **row_values(app, active=app.status in active)})
                 changes.extend(app_changes)
-                commodities.extend({"application_id": app.id, "commodity": c}
-                                   for c in app.commodities)
+                commodities.extend(
+                    {"application_id": app.id, "commodity": c} for c in app.commodities
+                )
                 if with_documents and app.status != "pending_review":
                     docs.extend(_documents(gcx, app, pdf_key))
             async with gcx.database.write() as conn:
@@ -139,9 +203,12 @@ async def seed_demo(settings: Settings, count: int, *, batch_size: int = 5000,
                 _bar(done, count, started)
         if gcx.database.dialect == "postgresql":
             async with gcx.database.write() as conn:
-                await conn.execute(sa.text(
-                    "SELECT setval(pg_get_serial_sequence('applications', 'id'), "
-                    "(SELECT max(id) FROM applications))"))
+                await conn.execute(
+                    sa.text(
+                        "SELECT setval(pg_get_serial_sequence('applications', 'id'), "
+                        "(SELECT max(id) FROM applications))"
+                    )
+                )
         await reconcile_counters(gcx)
     if progress:
         sys.stderr.write("\n")
@@ -150,19 +217,32 @@ async def seed_demo(settings: Settings, count: int, *, batch_size: int = 5000,
 
 def _documents(gcx: Gcx, app: Application, key: str) -> list[dict[str, Any]]:
     verified = app.status == "approved"
-    return [{
-        "application_id": app.id, "requirement_code": r.code, "version": 1, "sha256": key,
-        "size": len(TINY_PDF), "content_type": "application/pdf", "original_name": f"{r.code}.pdf",
-        "uploaded_at": app.created_at, "uploaded_by": "applicant",
-        "review_status": ReviewStatus.VERIFIED if verified else ReviewStatus.PENDING,
-        "review_note": "", "reviewed_at": app.status_changed_at if verified else None,
-    } for r in gcx.requirements_for(app) if r.required]
+    return [
+        {
+            "application_id": app.id,
+            "requirement_code": r.code,
+            "version": 1,
+            "sha256": key,
+            "size": len(TINY_PDF),
+            "content_type": "application/pdf",
+            "original_name": f"{r.code}.pdf",
+            "uploaded_at": app.created_at,
+            "uploaded_by": "applicant",
+            "review_status": ReviewStatus.VERIFIED if verified else ReviewStatus.PENDING,
+            "review_note": "",
+            "reviewed_at": app.status_changed_at if verified else None,
+        }
+        for r in gcx.requirements_for(app)
+        if r.required
+    ]
 
 
 def _bar(done: int, total: int, started: float) -> None:
     width = 30
     filled = int(width * done / total)
     rate = done / max(time.monotonic() - started, 1e-9)
-    sys.stderr.write(f"\r[{'#' * filled}{' ' * (width - filled)}] {done * 100 // total:3d}% "
-                     f"{done:,}/{total:,} applications, {rate:,.0f}/s")
+    sys.stderr.write(
+        f"\r[{'#' * filled}{' ' * (width - filled)}] {done * 100 // total:3d}% "
+        f"{done:,}/{total:,} applications, {rate:,.0f}/s"
+    )
     sys.stderr.flush()

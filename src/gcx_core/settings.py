@@ -50,7 +50,9 @@ def _int(env: Mapping[str, str], *names: str, default: int, minimum: int = 0) ->
             try:
                 value = int(env[name])
             except ValueError:
-                raise ConfigurationError(f"{name} must be a whole number, not {env[name]!r}") from None
+                raise ConfigurationError(
+                    f"{name} must be a whole number, not {env[name]!r}"
+                ) from None
             if value < minimum:
                 raise ConfigurationError(f"{name} must be at least {minimum}")
             return value
@@ -111,14 +113,18 @@ class Settings:
             tls = _bool(env, "GCX_SMTP_TLS", "EMAIL_USE_SSL", default=False)
             smtp = SmtpSettings(
                 host=smtp_host,
-                port=_int(env, "GCX_SMTP_PORT", "EMAIL_PORT", default=465 if tls else 587, minimum=1),
+                port=_int(
+                    env, "GCX_SMTP_PORT", "EMAIL_PORT", default=465 if tls else 587, minimum=1
+                ),
                 starttls=_bool(env, "GCX_SMTP_STARTTLS", "EMAIL_USE_TLS", default=not tls),
                 tls=tls,
                 username=_first(env, "GCX_SMTP_USERNAME", "EMAIL_HOST_USER"),
                 password=_first(env, "GCX_SMTP_PASSWORD", "EMAIL_HOST_PASSWORD"),
             )
             if smtp.tls and smtp.starttls:
-                raise ConfigurationError("choose either implicit TLS or STARTTLS for SMTP, not both")
+                raise ConfigurationError(
+                    "choose either implicit TLS or STARTTLS for SMTP, not both"
+                )
         files_dir = _first(env, "GCX_FILES_DIR")
         return cls(
             data_dir=data_dir,
@@ -130,7 +136,9 @@ class Settings:
             mail_from=_first(env, "GCX_MAIL_FROM", "DEFAULT_FROM_EMAIL") or DEFAULT_MAIL_FROM,
             smtp=smtp,
             phone_country=(_first(env, "GCX_PHONE_COUNTRY") or "GH").upper(),
-            max_upload_bytes=_int(env, "GCX_MAX_UPLOAD_BYTES", default=DEFAULT_MAX_UPLOAD, minimum=1),
+            max_upload_bytes=_int(
+                env, "GCX_MAX_UPLOAD_BYTES", default=DEFAULT_MAX_UPLOAD, minimum=1
+            ),
             notification_max_attempts=_int(
                 env, "GCX_NOTIFICATION_MAX_ATTEMPTS", default=DEFAULT_MAX_ATTEMPTS, minimum=1
             ),
@@ -143,7 +151,7 @@ class Settings:
     def with_secret_key(self) -> Settings:
         """Return settings whose secret key is set, keeping a generated one in the data dir.
 
-        A scale-out deployment must set GCX_SECRET_KEY: processes on other hosts cannot share a file.
+        A scale-out deployment must set GCX_SECRET_KEY: processes on other hosts share no file.
         """
         if self.secret_key:
             return self

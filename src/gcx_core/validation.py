@@ -1,4 +1,4 @@
-"""Turn a submitted mapping into an ApplicationDraft, or a ValidationError naming every bad field."""
+"""Turn a submitted mapping into an ApplicationDraft, or a ValidationError naming bad fields."""
 
 from __future__ import annotations
 
@@ -21,8 +21,10 @@ from gcx_core.exceptions import ValidationError
 from gcx_core.phones import GHANA, PhoneFormat
 from gcx_core.reference import BUSINESS_TYPES, COMMODITIES_BY_CODE, REGIONS, REGIONS_BY_CODE
 
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 _TIN = re.compile(r"^[A-Z0-9][A-Z0-9-]{6,18}[A-Z0-9]$")
 _ACCOUNT_NUMBER = re.compile(r"^\d{6,20}$")
 _REGION_NAMES = {r.name.casefold(): r.code for r in REGIONS}
@@ -68,8 +70,15 @@ class _Reader:
                 self.error(f"{path}.{key}" if path else str(key), "unknown field")
         return data
 
-    def text(self, data: Mapping[str, Any], key: str, path: str, *, required: bool = True,
-             max_len: int = MAX_TEXT) -> str:
+    def text(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        path: str,
+        *,
+        required: bool = True,
+        max_len: int = MAX_TEXT,
+    ) -> str:
         full = f"{path}.{key}" if path else key
         value = data.get(key)
         if value is None:
@@ -84,8 +93,14 @@ class _Reader:
             self.error(full, f"must be at most {max_len} characters")
         return value
 
-    def choice(self, data: Mapping[str, Any], key: str, path: str,
-               normalise: Callable[[str], str | None], message: str) -> str:
+    def choice(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        path: str,
+        normalise: Callable[[str], str | None],
+        message: str,
+    ) -> str:
         value = self.text(data, key, path)
         if not value:
             return ""
@@ -117,12 +132,29 @@ def validate_submission(
     r = _Reader()
     if not isinstance(data, Mapping):
         raise ValidationError({"$": "must be an object"})
-    top = r.mapping(data, "", {"business", "contact", "commodities", "warehouse_location",
-                               "team_members", "next_of_kin", "bank_accounts", "declaration"})
+    top = r.mapping(
+        data,
+        "",
+        {
+            "business",
+            "contact",
+            "commodities",
+            "warehouse_location",
+            "team_members",
+            "next_of_kin",
+            "bank_accounts",
+            "declaration",
+        },
+    )
 
     def phone(d: Mapping[str, Any], key: str, path: str) -> str:
-        return r.choice(d, key, path, phone_format.normalise,
-                        f"must be a valid {phone_format.country} number, e.g. {phone_format.example}")
+        return r.choice(
+            d,
+            key,
+            path,
+            phone_format.normalise,
+            f"must be a valid {phone_format.country} number, e.g. {phone_format.example}",
+        )
 
     def email(d: Mapping[str, Any], key: str, path: str, required: bool = True) -> str:
         value = r.text(d, key, path, required=required, max_len=254)
@@ -133,12 +165,21 @@ def validate_submission(
     b = r.mapping(top.get("business"), "business", {f.name for f in Business.__attrs_attrs__})
     business = Business(
         name=r.text(b, "name", "business"),
-        business_type=r.choice(b, "business_type", "business",
-                               lambda v: v if v in BUSINESS_TYPES else None,
-                               "must be one of " + ", ".join(BUSINESS_TYPES)),
+        business_type=r.choice(
+            b,
+            "business_type",
+            "business",
+            lambda v: v if v in BUSINESS_TYPES else None,
+            "must be one of " + ", ".join(BUSINESS_TYPES),
+        ),
         registration_number=r.text(b, "registration_number", "business", max_len=50),
-        tin=r.choice(b, "tin", "business", lambda v: t if _TIN.match(t := normalise_tin(v)) else None,
-                     "must be 8 to 20 letters, digits or hyphens"),
+        tin=r.choice(
+            b,
+            "tin",
+            "business",
+            lambda v: t if _TIN.match(t := normalise_tin(v)) else None,
+            "must be 8 to 20 letters, digits or hyphens",
+        ),
         address=r.text(b, "address", "business", max_len=MAX_LONG_TEXT),
         city=r.text(b, "city", "business"),
         region=r.choice(b, "region", "business", _region, "must be one of Ghana's 16 regions"),
@@ -147,7 +188,9 @@ def validate_submission(
     )
 
     c = r.mapping(top.get("contact"), "contact", {"telephone", "email"})
-    contact = Contact(telephone=phone(c, "telephone", "contact"), email=email(c, "email", "contact"))
+    contact = Contact(
+        telephone=phone(c, "telephone", "contact"), email=email(c, "email", "contact")
+    )
 
     commodities: list[str] = []
     raw = top.get("commodities")
@@ -158,10 +201,15 @@ def validate_submission(
     else:
         for i, item in enumerate(raw):
             if not isinstance(item, str) or not item.strip() or len(item.strip()) > 100:
-                r.error(f"commodities[{i}]", "must be a catalogue code or a name of at most 100 characters")
+                r.error(
+                    f"commodities[{i}]",
+                    "must be a catalogue code or a name of at most 100 characters",
+                )
                 continue
             value = item.strip()
-            value = value.lower() if value.lower() in COMMODITIES_BY_CODE else " ".join(value.split())
+            value = (
+                value.lower() if value.lower() in COMMODITIES_BY_CODE else " ".join(value.split())
+            )
             if value not in commodities:
                 commodities.append(value)
 
@@ -177,13 +225,19 @@ def validate_submission(
         for i, item in enumerate(raw):
             p = f"team_members[{i}]"
             m = r.mapping(item, p, {f.name for f in TeamMember.__attrs_attrs__})
-            members.append(TeamMember(
-                full_name=r.text(m, "full_name", p), role=r.text(m, "role", p),
-                telephone=phone(m, "telephone", p), email=email(m, "email", p, required=False),
-                id_number=r.text(m, "id_number", p, required=False, max_len=50),
-            ))
+            members.append(
+                TeamMember(
+                    full_name=r.text(m, "full_name", p),
+                    role=r.text(m, "role", p),
+                    telephone=phone(m, "telephone", p),
+                    email=email(m, "email", p, required=False),
+                    id_number=r.text(m, "id_number", p, required=False, max_len=50),
+                )
+            )
 
-    k = r.mapping(top.get("next_of_kin"), "next_of_kin", {f.name for f in NextOfKin.__attrs_attrs__})
+    k = r.mapping(
+        top.get("next_of_kin"), "next_of_kin", {f.name for f in NextOfKin.__attrs_attrs__}
+    )
     next_of_kin = NextOfKin(
         full_name=r.text(k, "full_name", "next_of_kin"),
         relationship=r.text(k, "relationship", "next_of_kin", max_len=50),
@@ -194,14 +248,21 @@ def validate_submission(
     def account(d: Any, path: str) -> BankAccount:
         a = r.mapping(d, path, {f.name for f in BankAccount.__attrs_attrs__})
         acc = BankAccount(
-            bank_name=r.text(a, "bank_name", path), account_name=r.text(a, "account_name", path),
-            account_number=r.choice(a, "account_number", path,
-                                    lambda v: n if _ACCOUNT_NUMBER.match(n := re.sub(r"[\s-]", "", v))
-                                    else None, "must be 6 to 20 digits"),
+            bank_name=r.text(a, "bank_name", path),
+            account_name=r.text(a, "account_name", path),
+            account_number=r.choice(
+                a,
+                "account_number",
+                path,
+                lambda v: n if _ACCOUNT_NUMBER.match(n := re.sub(r"[\s-]", "", v)) else None,
+                "must be 6 to 20 digits",
+            ),
             branch=r.text(a, "branch", path, required=False),
         )
-        if acc.account_name and business.name and (
-            comparable_name(acc.account_name) != comparable_name(business.name)
+        if (
+            acc.account_name
+            and business.name
+            and (comparable_name(acc.account_name) != comparable_name(business.name))
         ):
             r.error(f"{path}.account_name", "must match the business name")
         return acc
@@ -212,13 +273,20 @@ def validate_submission(
     if banks.get("secondary") is not None:
         secondary = account(banks["secondary"], "bank_accounts.secondary")
         if secondary.account_number and secondary.account_number == primary.account_number:
-            r.error("bank_accounts.secondary.account_number", "must differ from the primary account")
+            r.error(
+                "bank_accounts.secondary.account_number", "must differ from the primary account"
+            )
 
-    d = r.mapping(top.get("declaration"), "declaration",
-                  {"agreed", "data_consent", "signer_name", "signer_designation"})
+    d = r.mapping(
+        top.get("declaration"),
+        "declaration",
+        {"agreed", "data_consent", "signer_name", "signer_designation"},
+    )
     declaration = Declaration(
         agreed=r.flag(d, "agreed", "declaration", "you must agree to the declaration"),
-        data_consent=r.flag(d, "data_consent", "declaration", "you must consent to data processing"),
+        data_consent=r.flag(
+            d, "data_consent", "declaration", "you must consent to data processing"
+        ),
         signer_name=r.text(d, "signer_name", "declaration"),
         signer_designation=r.text(d, "signer_designation", "declaration"),
         signed_at=now,
@@ -226,7 +294,13 @@ def validate_submission(
     if r.errors:
         raise ValidationError(r.errors)
     return ApplicationDraft(
-        business=business, contact=contact, commodities=tuple(commodities),
-        warehouse_location=warehouse, team_members=tuple(members), next_of_kin=next_of_kin,
-        primary_account=primary, secondary_account=secondary, declaration=declaration,
+        business=business,
+        contact=contact,
+        commodities=tuple(commodities),
+        warehouse_location=warehouse,
+        team_members=tuple(members),
+        next_of_kin=next_of_kin,
+        primary_account=primary,
+        secondary_account=secondary,
+        declaration=declaration,
     )

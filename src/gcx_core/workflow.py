@@ -30,10 +30,14 @@ EFFECT_ASSIGN_REVIEWER = "assign_reviewer"
 EFFECT_OPEN_DOCUMENT_REQUEST = "open_document_request"
 EFFECT_CLOSE_DOCUMENT_REQUEST = "close_document_request"
 EFFECT_CREATE_SUPPLIER_ACCOUNT = "create_supplier_account"
-KNOWN_EFFECTS = frozenset({
-    EFFECT_ASSIGN_REVIEWER, EFFECT_OPEN_DOCUMENT_REQUEST, EFFECT_CLOSE_DOCUMENT_REQUEST,
-    EFFECT_CREATE_SUPPLIER_ACCOUNT,
-})
+KNOWN_EFFECTS = frozenset(
+    {
+        EFFECT_ASSIGN_REVIEWER,
+        EFFECT_OPEN_DOCUMENT_REQUEST,
+        EFFECT_CLOSE_DOCUMENT_REQUEST,
+        EFFECT_CREATE_SUPPLIER_ACCOUNT,
+    }
+)
 
 
 @attrs.frozen
@@ -116,7 +120,8 @@ class Workflow:
     def allowed_actions(self, application: Application, actor: Actor) -> list[str]:
         """Actions the actor may try now; guards are not run (they may need parameters)."""
         return [
-            t.action for t in self.actions_from(application.status or None)
+            t.action
+            for t in self.actions_from(application.status or None)
             if _permitted(actor, t.permission)
         ]
 
@@ -164,8 +169,13 @@ def apply(
     if EFFECT_ASSIGN_REVIEWER in transition.effects and actor.user_id is not None:
         changes["assigned_reviewer_id"] = actor.user_id
     event = TransitionEvent(
-        action=action, application_id=application.id, tracking_code=application.tracking_code,
-        from_status=current, to_status=transition.target, actor=actor, at=now,
+        action=action,
+        application_id=application.id,
+        tracking_code=application.tracking_code,
+        from_status=current,
+        to_status=transition.target,
+        actor=actor,
+        at=now,
         params=MappingProxyType(dict(params)),
     )
     return attrs.evolve(application, **changes), event
@@ -188,7 +198,9 @@ class WorkflowBuilder:
             raise PluginError(f"workflow action {transition.action!r} is registered twice")
         unknown = set(transition.effects) - KNOWN_EFFECTS
         if unknown:
-            raise PluginError(f"action {transition.action!r} names unknown effects {sorted(unknown)}")
+            raise PluginError(
+                f"action {transition.action!r} names unknown effects {sorted(unknown)}"
+            )
         self._transitions[transition.action] = transition
 
     def add_guard(self, action: str, name: str, check: Guard) -> None:
@@ -216,4 +228,6 @@ class WorkflowBuilder:
                     raise PluginError(f"action {t.action!r} refers to unknown state {name!r}")
         if not any(None in t.sources for t in self._transitions.values()):
             raise PluginError("the workflow has no action that creates an application")
-        return Workflow(MappingProxyType(dict(self._states)), MappingProxyType(dict(self._transitions)))
+        return Workflow(
+            MappingProxyType(dict(self._states)), MappingProxyType(dict(self._transitions))
+        )

@@ -30,8 +30,13 @@ APPLICANT = Actor.applicant("198.51.100.7")
 
 async def rows(gcx, table, *where):
     async with gcx.database.read() as conn:
-        return (await conn.execute(sa.select(table).where(*where).order_by(table.c[
-            "id" if "id" in table.c else table.primary_key.columns.keys()[0]]))).all()
+        return (
+            await conn.execute(
+                sa.select(table)
+                .where(*where)
+                .order_by(table.c["id" if "id" in table.c else table.primary_key.columns.keys()[0]])
+            )
+        ).all()
 
 
 async def counters_match_recount(gcx):
@@ -44,8 +49,9 @@ async def counters_match_recount(gcx):
 async def verify_all(gcx, app, reviewer):
     for requirement in gcx.requirements_for(app):
         if requirement.required:
-            doc = await documents.upload_document(gcx, app.tracking_code, requirement.code, PDF,
-                                                  f"{requirement.code}.pdf", APPLICANT)
+            doc = await documents.upload_document(
+                gcx, app.tracking_code, requirement.code, PDF, f"{requirement.code}.pdf", APPLICANT
+            )
             await documents.review_document(gcx, doc.id, True, reviewer)
 
 
@@ -56,14 +62,23 @@ async def test_whole_path_submit_to_activation(gcx, gcx_staff):
     assert app.tracking_code.startswith("GCX-")
 
     app = await applications.act(gcx, app.id, "start_review", reviewer, expected_version=1)
-    app = await applications.act(gcx, app.id, "request_documents", reviewer, expected_version=2,
-                                 params={"requirement_codes": ["tax_clearance"],
-                                         "message": "Your tax clearance has expired"})
+    app = await applications.act(
+        gcx,
+        app.id,
+        "request_documents",
+        reviewer,
+        expected_version=2,
+        params={
+            "requirement_codes": ["tax_clearance"],
+            "message": "Your tax clearance has expired",
+        },
+    )
     assert app.status == "documents_requested"
     with pytest.raises(GuardFailedError, match="tax_clearance"):
         await applications.act(gcx, app.tracking_code, "resubmit_documents", APPLICANT)
-    await documents.upload_document(gcx, app.tracking_code, "tax_clearance", PDF, "tax.pdf",
-                                    APPLICANT)
+    await documents.upload_document(
+        gcx, app.tracking_code, "tax_clearance", PDF, "tax.pdf", APPLICANT
+    )
     app = await applications.act(gcx, app.tracking_code.lower(), "resubmit_documents", APPLICANT)
     assert app.status == "under_review"
 
@@ -74,8 +89,13 @@ async def test_whole_path_submit_to_activation(gcx, gcx_staff):
     assert app.status == "approved"
 
     changes = await rows(gcx, status_changes, status_changes.c.application_id == app.id)
-    assert [c.action for c in changes] == ["submit", "start_review", "request_documents",
-                                           "resubmit_documents", "approve"]
+    assert [c.action for c in changes] == [
+        "submit",
+        "start_review",
+        "request_documents",
+        "resubmit_documents",
+        "approve",
+    ]
     sent = await rows(gcx, notifications, notifications.c.application_id == app.id)
     kinds = [(n.type, n.recipient) for n in sent]
     assert ("application_received", app.contact.email) in kinds
@@ -99,11 +119,16 @@ async def test_whole_path_submit_to_activation(gcx, gcx_staff):
     assert user.is_active and user.role is Role.SUPPLIER
     with pytest.raises(TokenError):
         await accounts.activate_account(gcx, token, "a long enough passphrase")
-    assert (await accounts.authenticate(gcx, app.contact.email, "a long enough passphrase")).id \
-        == user.id
+    assert (
+        await accounts.authenticate(gcx, app.contact.email, "a long enough passphrase")
+    ).id == user.id
 
-    audit = await rows(gcx, audit_log, audit_log.c.object_type == "application",
-                       audit_log.c.object_id == str(app.id))
+    audit = await rows(
+        gcx,
+        audit_log,
+        audit_log.c.object_type == "application",
+        audit_log.c.object_id == str(app.id),
+    )
     assert [a.action for a in audit][:2] == ["submit", "start_review"]
     assert audit[0].client_address == "198.51.100.7"
     everything = str([tuple(a) for a in await rows(gcx, audit_log)])
@@ -117,8 +142,13 @@ async def test_reject_withdraw_reopen_paths(gcx, gcx_staff):
     app = await applications.submit(gcx, make_submission(), APPLICANT)
     with pytest.raises(GuardFailedError):
         await applications.act(gcx, app.id, "reject", reviewer, params={"reason_code": "other"})
-    app = await applications.act(gcx, app.id, "reject", reviewer,
-                                 params={"reason_code": "ineligible", "message": "Outside area"})
+    app = await applications.act(
+        gcx,
+        app.id,
+        "reject",
+        reviewer,
+        params={"reason_code": "ineligible", "message": "Outside area"},
+    )
     assert app.status == "rejected"
     with pytest.raises(PermissionDeniedError):
         await applications.act(gcx, app.id, "reopen", reviewer, params={"comment": "x"})
@@ -155,8 +185,15 @@ async def test_bad_input_changes_nothing(gcx, gcx_staff):
         applications.act(gcx, "GCX-0000-0000-0000", "withdraw", APPLICANT),
         applications.act(gcx, "not a code", "withdraw", APPLICANT),
     ):
-        with pytest.raises((ValidationError, InvalidTransitionError, PermissionDeniedError,
-                            ConflictError, NotFoundError)):
+        with pytest.raises(
+            (
+                ValidationError,
+                InvalidTransitionError,
+                PermissionDeniedError,
+                ConflictError,
+                NotFoundError,
+            )
+        ):
             await call
     assert await rows(gcx, audit_log) == before
     assert (await queries.get_application(gcx, app.id)) == app
@@ -172,8 +209,9 @@ async def test_duplicate_guard(gcx, gcx_staff):
     with pytest.raises(DuplicateApplicationError) as info:
         await applications.submit(gcx, same_email, APPLICANT)
     assert info.value.fields == ["email"]
-    same_both = make_submission(**{"contact.email": first["contact"]["email"],
-                                   "business.tin": first["business"]["tin"]})
+    same_both = make_submission(
+        **{"contact.email": first["contact"]["email"], "business.tin": first["business"]["tin"]}
+    )
     with pytest.raises(DuplicateApplicationError) as info:
         await applications.submit(gcx, same_both, APPLICANT)
     assert info.value.fields == ["email", "TIN"]
@@ -195,8 +233,14 @@ async def test_concurrent_approve_and_reject_exactly_one_wins(gcx, gcx_staff):
     await verify_all(gcx, app, reviewer)
     results = await asyncio.gather(
         applications.act(gcx, app.id, "approve", reviewer, expected_version=app.version),
-        applications.act(gcx, app.id, "reject", other, expected_version=app.version,
-                         params={"reason_code": "other", "message": "no"}),
+        applications.act(
+            gcx,
+            app.id,
+            "reject",
+            other,
+            expected_version=app.version,
+            params={"reason_code": "other", "message": "no"},
+        ),
         return_exceptions=True,
     )
     wins = [r for r in results if not isinstance(r, BaseException)]
@@ -212,7 +256,8 @@ async def test_concurrent_approve_and_reject_exactly_one_wins(gcx, gcx_staff):
 async def test_concurrent_duplicate_submissions_exactly_one_succeeds(gcx):
     data = make_submission()
     results = await asyncio.gather(
-        *(applications.submit(gcx, data, APPLICANT) for _ in range(8)), return_exceptions=True)
+        *(applications.submit(gcx, data, APPLICANT) for _ in range(8)), return_exceptions=True
+    )
     ok = [r for r in results if not isinstance(r, BaseException)]
     assert len(ok) == 1
     assert all(isinstance(r, DuplicateApplicationError) for r in results if r not in ok), results

@@ -19,8 +19,14 @@ def errors_for(data):
 
 
 def test_a_valid_submission_is_normalised():
-    data = make_submission(**{"contact.email": "  Owner@Example.COM ", "business.tin": "p 0012345678",
-                              "business.region": "ashanti", "contact.telephone": "024-123-4567"})
+    data = make_submission(
+        **{
+            "contact.email": "  Owner@Example.COM ",
+            "business.tin": "p 0012345678",
+            "business.region": "ashanti",
+            "contact.telephone": "024-123-4567",
+        }
+    )
     draft = validate_submission(data, now=NOW)
     assert draft.contact.email == "owner@example.com"
     assert draft.business.tin == "P0012345678"
@@ -62,10 +68,18 @@ BAD_FIELDS = [
     ("next_of_kin.telephone", "", "next_of_kin.telephone", "is required"),
     ("bank_accounts.primary", None, "bank_accounts.primary", "must be an object"),
     ("bank_accounts.primary.bank_name", "", "bank_accounts.primary.bank_name", "is required"),
-    ("bank_accounts.primary.account_number", "12ab", "bank_accounts.primary.account_number",
-     "6 to 20 digits"),
-    ("bank_accounts.primary.account_name", "Someone Else Ltd",
-     "bank_accounts.primary.account_name", "must match the business name"),
+    (
+        "bank_accounts.primary.account_number",
+        "12ab",
+        "bank_accounts.primary.account_number",
+        "6 to 20 digits",
+    ),
+    (
+        "bank_accounts.primary.account_name",
+        "Someone Else Ltd",
+        "bank_accounts.primary.account_name",
+        "must match the business name",
+    ),
     ("declaration.agreed", False, "declaration.agreed", "agree"),
     ("declaration.agreed", "yes", "declaration.agreed", "agree"),
     ("declaration.data_consent", None, "declaration.data_consent", "consent"),
@@ -95,8 +109,9 @@ def test_not_an_object():
 
 
 def test_every_problem_is_reported_at_once():
-    errors = errors_for(make_submission(**{"business.name": "", "contact.email": "x",
-                                           "declaration.agreed": False}))
+    errors = errors_for(
+        make_submission(**{"business.name": "", "contact.email": "x", "declaration.agreed": False})
+    )
     assert {"business.name", "contact.email", "declaration.agreed"} <= set(errors)
 
 
@@ -106,8 +121,9 @@ def test_secondary_account_is_checked_too():
     data["bank_accounts"]["secondary"] = dict(primary)
     errors = errors_for(data)
     assert "must differ" in errors["bank_accounts.secondary.account_number"][0]
-    data["bank_accounts"]["secondary"] = dict(primary, account_number="99999999",
-                                              account_name="Other Co")
+    data["bank_accounts"]["secondary"] = dict(
+        primary, account_number="99999999", account_name="Other Co"
+    )
     assert "bank_accounts.secondary.account_name" in errors_for(data)
 
 
@@ -119,25 +135,42 @@ def test_account_name_ignores_case_and_punctuation():
 
 
 def test_free_text_commodities_are_kept_and_deduplicated():
-    draft = validate_submission(make_submission(commodities=["Maize", "Dried  mango", "maize"]),
-                                now=NOW)
+    draft = validate_submission(
+        make_submission(commodities=["Maize", "Dried  mango", "maize"]), now=NOW
+    )
     assert draft.commodities == ("maize", "Dried mango")
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("0241234567", "+233241234567"), ("+233 24 123 4567", "+233241234567"),
-    ("00233241234567", "+233241234567"), ("233241234567", "+233241234567"),
-    ("(030) 123-4567", "+233301234567"), ("0541234567", "+233541234567"),
-    ("024123456", None), ("02412345678", None), ("+44 20 7946 0958", None), ("0841234567", None),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0241234567", "+233241234567"),
+        ("+233 24 123 4567", "+233241234567"),
+        ("00233241234567", "+233241234567"),
+        ("233241234567", "+233241234567"),
+        ("(030) 123-4567", "+233301234567"),
+        ("0541234567", "+233541234567"),
+        ("024123456", None),
+        ("02412345678", None),
+        ("+44 20 7946 0958", None),
+        ("0841234567", None),
+    ],
+)
 def test_ghana_numbers(text, expected):
     assert GHANA.normalise(text) == expected
 
 
 def test_other_national_formats():
     nigeria = BUILTIN_FORMATS["NG"]
-    draft = validate_submission(make_submission(**{"contact.telephone": "0803 123 4567",
-                                                   "team_members.0.telephone": "08031234567",
-                                                   "next_of_kin.telephone": "+2348031234567"}),
-                                phone_format=nigeria, now=NOW)
+    draft = validate_submission(
+        make_submission(
+            **{
+                "contact.telephone": "0803 123 4567",
+                "team_members.0.telephone": "08031234567",
+                "next_of_kin.telephone": "+2348031234567",
+            }
+        ),
+        phone_format=nigeria,
+        now=NOW,
+    )
     assert draft.contact.telephone == "+2348031234567"

@@ -21,25 +21,60 @@ from .helpers import ADMIN, APPLICANT, NOW, REVIEWER, SUPPLIER, VIEWER, applicat
 
 WORKFLOW = build_workflow(make_plugin_manager(load_entry_points=False))
 REQUIRED = frozenset({"business_registration", "tax_clearance"})
-ALL_VERIFIED = Facts(required_documents=REQUIRED, known_requirements=REQUIRED | {"vat_certificate"},
-                     latest_reviews={c: ReviewStatus.VERIFIED for c in REQUIRED})
+ALL_VERIFIED = Facts(
+    required_documents=REQUIRED,
+    known_requirements=REQUIRED | {"vat_certificate"},
+    latest_reviews={c: ReviewStatus.VERIFIED for c in REQUIRED},
+)
 
 # (action, from, to, actor, params, facts)
 VALID = [
     ("submit", "", "pending_review", APPLICANT, {}, Facts()),
     ("start_review", "pending_review", "under_review", REVIEWER, {}, Facts()),
-    ("request_documents", "under_review", "documents_requested", REVIEWER,
-     {"requirement_codes": ["tax_clearance"], "message": "Please send it"}, ALL_VERIFIED),
-    ("resubmit_documents", "documents_requested", "under_review", APPLICANT, {},
-     Facts(requested_documents=frozenset({"tax_clearance"}),
-           uploaded_since_request=frozenset({"tax_clearance"}))),
+    (
+        "request_documents",
+        "under_review",
+        "documents_requested",
+        REVIEWER,
+        {"requirement_codes": ["tax_clearance"], "message": "Please send it"},
+        ALL_VERIFIED,
+    ),
+    (
+        "resubmit_documents",
+        "documents_requested",
+        "under_review",
+        APPLICANT,
+        {},
+        Facts(
+            requested_documents=frozenset({"tax_clearance"}),
+            uploaded_since_request=frozenset({"tax_clearance"}),
+        ),
+    ),
     ("approve", "under_review", "approved", REVIEWER, {}, ALL_VERIFIED),
-    ("reject", "pending_review", "rejected", REVIEWER,
-     {"reason_code": "ineligible", "message": "Not eligible"}, Facts()),
-    ("reject", "under_review", "rejected", ADMIN,
-     {"reason_code": "other", "message": "No"}, Facts()),
-    ("reject", "documents_requested", "rejected", REVIEWER,
-     {"reason_code": "incomplete_documents", "message": "Missing"}, Facts()),
+    (
+        "reject",
+        "pending_review",
+        "rejected",
+        REVIEWER,
+        {"reason_code": "ineligible", "message": "Not eligible"},
+        Facts(),
+    ),
+    (
+        "reject",
+        "under_review",
+        "rejected",
+        ADMIN,
+        {"reason_code": "other", "message": "No"},
+        Facts(),
+    ),
+    (
+        "reject",
+        "documents_requested",
+        "rejected",
+        REVIEWER,
+        {"reason_code": "incomplete_documents", "message": "Missing"},
+        Facts(),
+    ),
     ("withdraw", "pending_review", "withdrawn", APPLICANT, {}, Facts()),
     ("withdraw", "under_review", "withdrawn", APPLICANT, {}, Facts()),
     ("withdraw", "documents_requested", "withdrawn", APPLICANT, {}, Facts()),
@@ -65,8 +100,12 @@ def test_start_review_assigns_the_reviewer():
     assert after.assigned_reviewer_id == REVIEWER.user_id
 
 
-INVALID = [(status, action) for status in [*WORKFLOW.states, ""] for action in WORKFLOW.transitions
-           if (status or None) not in WORKFLOW.transitions[action].sources]
+INVALID = [
+    (status, action)
+    for status in [*WORKFLOW.states, ""]
+    for action in WORKFLOW.transitions
+    if (status or None) not in WORKFLOW.transitions[action].sources
+]
 
 
 def test_valid_and_invalid_cover_the_whole_table():
@@ -88,50 +127,119 @@ def test_unknown_action_is_invalid():
         apply(WORKFLOW, application("pending_review"), "teleport", ADMIN, now=NOW)
 
 
-@pytest.mark.parametrize(("action", "source", "actor"), [
-    ("submit", "", REVIEWER),
-    ("start_review", "pending_review", VIEWER),
-    ("start_review", "pending_review", APPLICANT),
-    ("start_review", "pending_review", SUPPLIER),
-    ("approve", "under_review", VIEWER),
-    ("reject", "under_review", APPLICANT),
-    ("withdraw", "under_review", REVIEWER),
-    ("resubmit_documents", "documents_requested", REVIEWER),
-    ("reopen", "rejected", REVIEWER),
-    ("reopen", "withdrawn", APPLICANT),
-])
+@pytest.mark.parametrize(
+    ("action", "source", "actor"),
+    [
+        ("submit", "", REVIEWER),
+        ("start_review", "pending_review", VIEWER),
+        ("start_review", "pending_review", APPLICANT),
+        ("start_review", "pending_review", SUPPLIER),
+        ("approve", "under_review", VIEWER),
+        ("reject", "under_review", APPLICANT),
+        ("withdraw", "under_review", REVIEWER),
+        ("resubmit_documents", "documents_requested", REVIEWER),
+        ("reopen", "rejected", REVIEWER),
+        ("reopen", "withdrawn", APPLICANT),
+    ],
+)
 def test_who_may_act(action, source, actor):
     with pytest.raises(PermissionDeniedError):
-        apply(WORKFLOW, application(source), action, actor, now=NOW, facts=ALL_VERIFIED,
-              params={"reason_code": "other", "message": "m", "comment": "c",
-                      "requirement_codes": ["tax_clearance"]})
+        apply(
+            WORKFLOW,
+            application(source),
+            action,
+            actor,
+            now=NOW,
+            facts=ALL_VERIFIED,
+            params={
+                "reason_code": "other",
+                "message": "m",
+                "comment": "c",
+                "requirement_codes": ["tax_clearance"],
+            },
+        )
 
 
-@pytest.mark.parametrize(("action", "source", "params", "facts", "failing"), [
-    ("request_documents", "under_review", {"message": "x"}, ALL_VERIFIED, {"requirement_codes"}),
-    ("request_documents", "under_review", {"requirement_codes": ["nope"], "message": "x"},
-     ALL_VERIFIED, {"requirement_codes"}),
-    ("request_documents", "under_review", {"requirement_codes": ["tax_clearance"]}, ALL_VERIFIED,
-     {"message"}),
-    ("request_documents", "under_review", {"requirement_codes": ["tax_clearance"],
-                                           "message": "   "}, ALL_VERIFIED, {"message"}),
-    ("resubmit_documents", "documents_requested", {},
-     Facts(requested_documents=frozenset({"a", "b"}), uploaded_since_request=frozenset({"a"})),
-     {"documents"}),
-    ("approve", "under_review", {}, Facts(required_documents=REQUIRED), {"documents"}),
-    ("approve", "under_review", {}, Facts(required_documents=REQUIRED, latest_reviews={
-        "business_registration": ReviewStatus.VERIFIED,
-        "tax_clearance": ReviewStatus.REJECTED}), {"documents"}),
-    ("approve", "under_review", {}, Facts(required_documents=REQUIRED, latest_reviews={
-        "business_registration": ReviewStatus.VERIFIED,
-        "tax_clearance": ReviewStatus.PENDING}), {"documents"}),
-    ("reject", "under_review", {"message": "x"}, Facts(), {"reason_code"}),
-    ("reject", "under_review", {"reason_code": "made_up", "message": "x"}, Facts(),
-     {"reason_code"}),
-    ("reject", "under_review", {"reason_code": "other"}, Facts(), {"message"}),
-    ("reject", "under_review", {}, Facts(), {"reason_code", "message"}),
-    ("reopen", "rejected", {}, Facts(), {"comment"}),
-])
+@pytest.mark.parametrize(
+    ("action", "source", "params", "facts", "failing"),
+    [
+        (
+            "request_documents",
+            "under_review",
+            {"message": "x"},
+            ALL_VERIFIED,
+            {"requirement_codes"},
+        ),
+        (
+            "request_documents",
+            "under_review",
+            {"requirement_codes": ["nope"], "message": "x"},
+            ALL_VERIFIED,
+            {"requirement_codes"},
+        ),
+        (
+            "request_documents",
+            "under_review",
+            {"requirement_codes": ["tax_clearance"]},
+            ALL_VERIFIED,
+            {"message"},
+        ),
+        (
+            "request_documents",
+            "under_review",
+            {"requirement_codes": ["tax_clearance"], "message": "   "},
+            ALL_VERIFIED,
+            {"message"},
+        ),
+        (
+            "resubmit_documents",
+            "documents_requested",
+            {},
+            Facts(
+                requested_documents=frozenset({"a", "b"}), uploaded_since_request=frozenset({"a"})
+            ),
+            {"documents"},
+        ),
+        ("approve", "under_review", {}, Facts(required_documents=REQUIRED), {"documents"}),
+        (
+            "approve",
+            "under_review",
+            {},
+            Facts(
+                required_documents=REQUIRED,
+                latest_reviews={
+                    "business_registration": ReviewStatus.VERIFIED,
+                    "tax_clearance": ReviewStatus.REJECTED,
+                },
+            ),
+            {"documents"},
+        ),
+        (
+            "approve",
+            "under_review",
+            {},
+            Facts(
+                required_documents=REQUIRED,
+                latest_reviews={
+                    "business_registration": ReviewStatus.VERIFIED,
+                    "tax_clearance": ReviewStatus.PENDING,
+                },
+            ),
+            {"documents"},
+        ),
+        ("reject", "under_review", {"message": "x"}, Facts(), {"reason_code"}),
+        (
+            "reject",
+            "under_review",
+            {"reason_code": "made_up", "message": "x"},
+            Facts(),
+            {"reason_code"},
+        ),
+        ("reject", "under_review", {"reason_code": "other"}, Facts(), {"message"}),
+        ("reject", "under_review", {}, Facts(), {"reason_code", "message"}),
+        ("reopen", "rejected", {}, Facts(), {"comment"}),
+    ],
+)
 def test_every_guard(action, source, params, facts, failing):
     actor = APPLICANT if action == "resubmit_documents" else ADMIN
     with pytest.raises(GuardFailedError) as info:
@@ -140,8 +248,9 @@ def test_every_guard(action, source, params, facts, failing):
 
 
 def test_approve_names_missing_and_unverified_documents():
-    facts = Facts(required_documents=REQUIRED,
-                  latest_reviews={"tax_clearance": ReviewStatus.PENDING})
+    facts = Facts(
+        required_documents=REQUIRED, latest_reviews={"tax_clearance": ReviewStatus.PENDING}
+    )
     with pytest.raises(GuardFailedError) as info:
         apply(WORKFLOW, application("under_review"), "approve", REVIEWER, now=NOW, facts=facts)
     message = info.value.reasons["documents"]
@@ -175,29 +284,46 @@ def test_builder_needs_a_creating_action():
 
 def test_allowed_actions_follow_role_and_state():
     app = application("under_review")
-    assert set(WORKFLOW.allowed_actions(app, REVIEWER)) == {"request_documents", "approve", "reject"}
+    assert set(WORKFLOW.allowed_actions(app, REVIEWER)) == {
+        "request_documents",
+        "approve",
+        "reject",
+    }
     assert WORKFLOW.allowed_actions(app, VIEWER) == []
     assert WORKFLOW.allowed_actions(app, APPLICANT) == ["withdraw"]
     assert WORKFLOW.allowed_actions(application("rejected"), ADMIN) == ["reopen"]
 
 
 ACTORS = [APPLICANT, VIEWER, REVIEWER, ADMIN, SUPPLIER]
-PARAMS = {"reason_code": "other", "message": "m", "comment": "c",
-          "requirement_codes": ["tax_clearance"]}
+PARAMS = {
+    "reason_code": "other",
+    "message": "m",
+    "comment": "c",
+    "requirement_codes": ["tax_clearance"],
+}
 EDGES = {(s, t.target) for t in WORKFLOW.transitions.values() for s in t.sources}
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(list(WORKFLOW.transitions)),
-                          st.sampled_from(range(len(ACTORS))), st.booleans()), max_size=30))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(list(WORKFLOW.transitions)),
+            st.sampled_from(range(len(ACTORS))),
+            st.booleans(),
+        ),
+        max_size=30,
+    )
+)
 def test_random_action_sequences_stay_inside_the_table(steps):
     app = application("")
     for action, actor_index, verified in steps:
         facts = ALL_VERIFIED if verified else Facts(required_documents=REQUIRED)
         before = app
         try:
-            app, event = apply(WORKFLOW, app, action, ACTORS[actor_index], now=NOW, params=PARAMS,
-                               facts=facts)
+            app, event = apply(
+                WORKFLOW, app, action, ACTORS[actor_index], now=NOW, params=PARAMS, facts=facts
+            )
         except (InvalidTransitionError, PermissionDeniedError, GuardFailedError):
             assert app is before
             continue

@@ -10,16 +10,24 @@ from gcx_core.plugins import hookimpl
 DEFAULT_REQUIREMENTS = (
     DocumentRequirement("business_registration", "Business registration certificate"),
     DocumentRequirement("vat_certificate", "VAT certificate"),
-    DocumentRequirement("ppa_certificate", "PPA certificate",
-                        "Registration with the Public Procurement Authority"),
+    DocumentRequirement(
+        "ppa_certificate", "PPA certificate", "Registration with the Public Procurement Authority"
+    ),
     DocumentRequirement("tax_clearance", "Tax clearance certificate"),
-    DocumentRequirement("proof_of_office", "Proof of office", "A utility bill or tenancy agreement"),
-    DocumentRequirement("director_ids", "ID of directors", "Ghana Card or passport of each director"),
+    DocumentRequirement(
+        "proof_of_office", "Proof of office", "A utility bill or tenancy agreement"
+    ),
+    DocumentRequirement(
+        "director_ids", "ID of directors", "Ghana Card or passport of each director"
+    ),
     DocumentRequirement("gcx_registration", "GCX registration proof"),
     DocumentRequirement("team_member_ids", "Team member IDs"),
-    DocumentRequirement("fda_certificate", "FDA certificate",
-                        "Food and Drugs Authority certificate, for processed food",
-                        processed_food_only=True),
+    DocumentRequirement(
+        "fda_certificate",
+        "FDA certificate",
+        "Food and Drugs Authority certificate, for processed food",
+        processed_food_only=True,
+    ),
 )
 
 

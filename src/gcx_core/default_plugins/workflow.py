@@ -56,14 +56,19 @@ def needs_message(ctx: GuardContext) -> str | None:
 
 def needs_requested_uploads(ctx: GuardContext) -> str | None:
     missing = sorted(ctx.facts.requested_documents - ctx.facts.uploaded_since_request)
-    return ("upload every requested document first; missing: " + ", ".join(missing)) if missing else None
+    return (
+        ("upload every requested document first; missing: " + ", ".join(missing))
+        if missing
+        else None
+    )
 
 
 def needs_verified_documents(ctx: GuardContext) -> str | None:
     reviews = ctx.facts.latest_reviews
     missing = sorted(c for c in ctx.facts.required_documents if c not in reviews)
     unverified = sorted(
-        c for c in ctx.facts.required_documents
+        c
+        for c in ctx.facts.required_documents
         if c in reviews and reviews[c] is not ReviewStatus.VERIFIED
     )
     problems = []
@@ -71,8 +76,11 @@ def needs_verified_documents(ctx: GuardContext) -> str | None:
         problems.append("missing: " + ", ".join(missing))
     if unverified:
         problems.append("not verified: " + ", ".join(unverified))
-    return ("every required document must be present and verified; " + "; ".join(problems)
-            if problems else None)
+    return (
+        "every required document must be present and verified; " + "; ".join(problems)
+        if problems
+        else None
+    )
 
 
 def needs_reason_code(ctx: GuardContext) -> str | None:
@@ -92,18 +100,43 @@ def gcx_register_workflow(builder: WorkflowBuilder) -> None:
         builder.add_state(state)
     for transition in (
         Transition("submit", frozenset({None}), PENDING_REVIEW, APPLICANT, label="Submit"),
-        Transition("start_review", frozenset({PENDING_REVIEW}), UNDER_REVIEW, "review",
-                   effects=(EFFECT_ASSIGN_REVIEWER,), label="Start review"),
-        Transition("request_documents", frozenset({UNDER_REVIEW}), DOCUMENTS_REQUESTED, "review",
-                   effects=(EFFECT_OPEN_DOCUMENT_REQUEST,), label="Request documents"),
-        Transition("resubmit_documents", frozenset({DOCUMENTS_REQUESTED}), UNDER_REVIEW, APPLICANT,
-                   effects=(EFFECT_CLOSE_DOCUMENT_REQUEST,), label="Resubmit documents"),
-        Transition("approve", frozenset({UNDER_REVIEW}), APPROVED, "approve",
-                   effects=(EFFECT_CREATE_SUPPLIER_ACCOUNT,), label="Approve"),
+        Transition(
+            "start_review",
+            frozenset({PENDING_REVIEW}),
+            UNDER_REVIEW,
+            "review",
+            effects=(EFFECT_ASSIGN_REVIEWER,),
+            label="Start review",
+        ),
+        Transition(
+            "request_documents",
+            frozenset({UNDER_REVIEW}),
+            DOCUMENTS_REQUESTED,
+            "review",
+            effects=(EFFECT_OPEN_DOCUMENT_REQUEST,),
+            label="Request documents",
+        ),
+        Transition(
+            "resubmit_documents",
+            frozenset({DOCUMENTS_REQUESTED}),
+            UNDER_REVIEW,
+            APPLICANT,
+            effects=(EFFECT_CLOSE_DOCUMENT_REQUEST,),
+            label="Resubmit documents",
+        ),
+        Transition(
+            "approve",
+            frozenset({UNDER_REVIEW}),
+            APPROVED,
+            "approve",
+            effects=(EFFECT_CREATE_SUPPLIER_ACCOUNT,),
+            label="Approve",
+        ),
         Transition("reject", OPEN, REJECTED, "review", label="Reject"),
         Transition("withdraw", OPEN, WITHDRAWN, APPLICANT, label="Withdraw"),
-        Transition("reopen", frozenset({REJECTED, WITHDRAWN}), UNDER_REVIEW, "admin",
-                   label="Reopen"),
+        Transition(
+            "reopen", frozenset({REJECTED, WITHDRAWN}), UNDER_REVIEW, "admin", label="Reopen"
+        ),
     ):
         builder.add_transition(transition)
     builder.add_guard("request_documents", "requirement_codes", needs_requirements)

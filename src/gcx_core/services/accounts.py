@@ -64,15 +64,33 @@ def generate_password() -> str:
     return secrets.token_urlsafe(18)
 
 
-def _audit(actor: Actor, action: str, user_id: int, before: dict[str, object],
-           after: dict[str, object], at: object) -> dict[str, object]:
-    return {"at": at, "actor": actor.label or str(actor.kind), "action": action,
-            "object_type": "user", "object_id": str(user_id), "before": before, "after": after,
-            "client_address": actor.client_address}
+def _audit(
+    actor: Actor,
+    action: str,
+    user_id: int,
+    before: dict[str, object],
+    after: dict[str, object],
+    at: object,
+) -> dict[str, object]:
+    return {
+        "at": at,
+        "actor": actor.label or str(actor.kind),
+        "action": action,
+        "object_type": "user",
+        "object_id": str(user_id),
+        "before": before,
+        "after": after,
+        "client_address": actor.client_address,
+    }
 
 
 async def create_user(
-    gcx: Gcx, email: str, role: Role | str, actor: Actor, *, name: str = "",
+    gcx: Gcx,
+    email: str,
+    role: Role | str,
+    actor: Actor,
+    *,
+    name: str = "",
     password: str | None = None,
 ) -> tuple[User, str | None]:
     """Create a staff user; returns the user and the generated password, if one was generated."""
@@ -102,20 +120,30 @@ async def create_user(
     async with gcx.database.write() as conn:
         if await user_rows.get_by_email(conn, email) is not None:
             raise ValidationError({"email": "a user with this email already exists"})
-        user_id = await user_rows.insert(conn, {
-            "email": email, "name": name.strip(), "role": str(role), "is_active": True,
-            "password_hash": password_hash, "created_at": now,
-        })
-        await records.add_audit(conn, [_audit(actor, "user.create", user_id, {},
-                                              {"email": email, "role": str(role)}, now)])
+        user_id = await user_rows.insert(
+            conn,
+            {
+                "email": email,
+                "name": name.strip(),
+                "role": str(role),
+                "is_active": True,
+                "password_hash": password_hash,
+                "created_at": now,
+            },
+        )
+        await records.add_audit(
+            conn,
+            [_audit(actor, "user.create", user_id, {}, {"email": email, "role": str(role)}, now)],
+        )
         user = await user_rows.get(conn, user_id)
     assert user is not None
     await gcx.fire([(UserChanged(user_id, "created", now), None)])
     return user, generated
 
 
-async def authenticate(gcx: Gcx, email: str, password: str, *,
-                       client_address: str | None = None) -> User:
+async def authenticate(
+    gcx: Gcx, email: str, password: str, *, client_address: str | None = None
+) -> User:
     """Return the user, or raise AuthenticationError without saying which part was wrong."""
     email = normalise_email(email or "")
     now = gcx.now()
@@ -127,22 +155,36 @@ async def authenticate(gcx: Gcx, email: str, password: str, *,
     if user.locked_until is not None and user.locked_until > now:
         raise AuthenticationError()
     ok = await verify_password(user.password_hash, password or "")
-    actor = Actor(kind=Actor.for_user(user).kind, user_id=user.id, role=user.role,
-                  label=user.email, client_address=client_address)
+    actor = Actor(
+        kind=Actor.for_user(user).kind,
+        user_id=user.id,
+        role=user.role,
+        label=user.email,
+        client_address=client_address,
+    )
     async with gcx.database.write() as conn:
         if not ok or not user.is_active:
-            failed = (await conn.execute(
-                sa.select(users.c.failed_logins).where(users.c.id == user.id)
-            )).scalar_one() + 1
+            failed = (
+                await conn.execute(sa.select(users.c.failed_logins).where(users.c.id == user.id))
+            ).scalar_one() + 1
             values: dict[str, object] = {"failed_logins": failed}
             if failed >= MAX_FAILED_LOGINS:
                 values = {"failed_logins": 0, "locked_until": now + LOCKOUT}
-                await records.add_audit(conn, [_audit(actor, "user.locked", user.id, {},
-                                                      {"locked_until": now + LOCKOUT}, now)])
+                await records.add_audit(
+                    conn,
+                    [
+                        _audit(
+                            actor, "user.locked", user.id, {}, {"locked_until": now + LOCKOUT}, now
+                        )
+                    ],
+                )
             await conn.execute(users.update().where(users.c.id == user.id).values(values))
         else:
-            await conn.execute(users.update().where(users.c.id == user.id)
-                               .values(failed_logins=0, locked_until=None))
+            await conn.execute(
+                users.update()
+                .where(users.c.id == user.id)
+                .values(failed_logins=0, locked_until=None)
+            )
             await records.add_audit(conn, [_audit(actor, "user.login", user.id, {}, {}, now)])
     if not ok or not user.is_active:
         raise AuthenticationError()
@@ -159,77 +201,122 @@ def derive_token(secret_key: str, purpose: str, selector: str) -> str:
 
 
 def activation_link(gcx: Gcx, selector: str) -> str:
-    return f"{gcx.settings.base_url}/activate/{derive_token(gcx.settings.secret_key, ACTIVATION, selector)}"
+    token = derive_token(gcx.settings.secret_key, ACTIVATION, selector)
+    return f"{gcx.settings.base_url}/activate/{token}"
 
 
-async def issue_token(gcx: Gcx, conn: AsyncConnection, user_id: int, purpose: str,
-                      ttl: timedelta) -> str:
+async def issue_token(
+    gcx: Gcx, conn: AsyncConnection, user_id: int, purpose: str, ttl: timedelta
+) -> str:
     """Store a new token for `purpose` (older unused ones stop working); returns its selector."""
     now = gcx.now()
     await conn.execute(
         user_tokens.update()
-        .where(user_tokens.c.user_id == user_id, user_tokens.c.purpose == purpose,
-               user_tokens.c.used_at.is_(None))
+        .where(
+            user_tokens.c.user_id == user_id,
+            user_tokens.c.purpose == purpose,
+            user_tokens.c.used_at.is_(None),
+        )
         .values(used_at=now)
     )
     selector = secrets.token_urlsafe(16)
     token = derive_token(gcx.settings.secret_key, purpose, selector)
-    await user_rows.insert_token(conn, {
-        "user_id": user_id, "purpose": purpose, "token_hash": _token_hash(token),
-        "created_at": now, "expires_at": now + ttl,
-    })
+    await user_rows.insert_token(
+        conn,
+        {
+            "user_id": user_id,
+            "purpose": purpose,
+            "token_hash": _token_hash(token),
+            "created_at": now,
+            "expires_at": now + ttl,
+        },
+    )
     return selector
 
 
-async def open_supplier_account(gcx: Gcx, conn: AsyncConnection, app: Application, actor: Actor,
-                                at: object) -> str:
+async def open_supplier_account(
+    gcx: Gcx, conn: AsyncConnection, app: Application, actor: Actor, at: object
+) -> str:
     """Create (or reuse) the applicant's supplier user, inactive, and an activation token."""
     existing = await user_rows.get_by_email(conn, app.contact.email)
     if existing is not None and existing.role is not Role.SUPPLIER:
         raise ValidationError({"contact.email": "belongs to a staff account; change it first"})
     if existing is None:
-        user_id = await user_rows.insert(conn, {
-            "email": app.contact.email, "name": app.business.name, "role": str(Role.SUPPLIER),
-            "is_active": False, "created_at": at, "application_id": app.id,
-        })
-        await records.add_audit(conn, [_audit(actor, "user.create_supplier", user_id, {},
-                                              {"email": app.contact.email,
-                                               "application_id": app.id}, at)])
+        user_id = await user_rows.insert(
+            conn,
+            {
+                "email": app.contact.email,
+                "name": app.business.name,
+                "role": str(Role.SUPPLIER),
+                "is_active": False,
+                "created_at": at,
+                "application_id": app.id,
+            },
+        )
+        await records.add_audit(
+            conn,
+            [
+                _audit(
+                    actor,
+                    "user.create_supplier",
+                    user_id,
+                    {},
+                    {"email": app.contact.email, "application_id": app.id},
+                    at,
+                )
+            ],
+        )
     else:
         user_id = existing.id
-        await conn.execute(users.update().where(users.c.id == user_id)
-                           .values(application_id=app.id))
-    return await issue_token(gcx, conn, user_id, ACTIVATION,
-                             timedelta(hours=gcx.settings.activation_ttl_hours))
+        await conn.execute(
+            users.update().where(users.c.id == user_id).values(application_id=app.id)
+        )
+    return await issue_token(
+        gcx, conn, user_id, ACTIVATION, timedelta(hours=gcx.settings.activation_ttl_hours)
+    )
 
 
-async def use_token(gcx: Gcx, token: str, purpose: str, password: str, *,
-                    client_address: str | None = None) -> User:
+async def use_token(
+    gcx: Gcx, token: str, purpose: str, password: str, *, client_address: str | None = None
+) -> User:
     """Set a password with a single-use token (activation or reset) and activate the account."""
     check_password_rules(password)
     password_hash = await hash_password(password)
     now = gcx.now()
     async with gcx.database.write() as conn:
-        row = (await conn.execute(
-            sa.select(user_tokens).where(user_tokens.c.token_hash == _token_hash(token or ""))
-        )).first()
-        if (row is None or row.purpose != purpose or row.used_at is not None
-                or row.expires_at is None or row.expires_at <= now):
+        row = (
+            await conn.execute(
+                sa.select(user_tokens).where(user_tokens.c.token_hash == _token_hash(token or ""))
+            )
+        ).first()
+        if (
+            row is None
+            or row.purpose != purpose
+            or row.used_at is not None
+            or row.expires_at is None
+            or row.expires_at <= now
+        ):
             raise TokenError("this link is invalid, already used or expired")
-        await conn.execute(user_tokens.update().where(user_tokens.c.id == row.id)
-                           .values(used_at=now))
-        await conn.execute(users.update().where(users.c.id == row.user_id).values(
-            password_hash=password_hash, is_active=True, failed_logins=0, locked_until=None))
+        await conn.execute(
+            user_tokens.update().where(user_tokens.c.id == row.id).values(used_at=now)
+        )
+        await conn.execute(
+            users.update()
+            .where(users.c.id == row.user_id)
+            .values(password_hash=password_hash, is_active=True, failed_logins=0, locked_until=None)
+        )
         user = await user_rows.get(conn, row.user_id)
         if user is None:
             raise NotFoundError("user", row.user_id)
         actor = Actor(Actor.for_user(user).kind, user.id, user.role, user.email, client_address)
-        await records.add_audit(conn, [_audit(actor, f"user.{purpose}", user.id,
-                                              {}, {"is_active": True}, now)])
+        await records.add_audit(
+            conn, [_audit(actor, f"user.{purpose}", user.id, {}, {"is_active": True}, now)]
+        )
     await gcx.fire([(UserChanged(user.id, purpose, now), None)])
     return user
 
 
-async def activate_account(gcx: Gcx, token: str, password: str, *,
-                           client_address: str | None = None) -> User:
+async def activate_account(
+    gcx: Gcx, token: str, password: str, *, client_address: str | None = None
+) -> User:
     return await use_token(gcx, token, ACTIVATION, password, client_address=client_address)

@@ -63,12 +63,22 @@ def clean_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
 def new_application(gcx: Gcx, draft: ApplicationDraft) -> Application:
     now = gcx.now()
     return Application(
-        id=0, tracking_code=new_tracking_code(), status="", version=0,
-        business=draft.business, contact=draft.contact, commodities=draft.commodities,
-        warehouse_location=draft.warehouse_location, team_members=draft.team_members,
-        next_of_kin=draft.next_of_kin, primary_account=draft.primary_account,
-        secondary_account=draft.secondary_account, declaration=draft.declaration,
-        created_at=now, updated_at=now, status_changed_at=now,
+        id=0,
+        tracking_code=new_tracking_code(),
+        status="",
+        version=0,
+        business=draft.business,
+        contact=draft.contact,
+        commodities=draft.commodities,
+        warehouse_location=draft.warehouse_location,
+        team_members=draft.team_members,
+        next_of_kin=draft.next_of_kin,
+        primary_account=draft.primary_account,
+        secondary_account=draft.secondary_account,
+        declaration=draft.declaration,
+        created_at=now,
+        updated_at=now,
+        status_changed_at=now,
     )
 
 
@@ -94,12 +104,16 @@ async def submit(gcx: Gcx, data: Any, actor: Actor) -> Application:
 
 
 async def _refuse_duplicates(conn: AsyncConnection, app: Application) -> None:
-    rows = (await conn.execute(
-        sa.select(applications.c.active_email, applications.c.active_tin).where(
-            sa.or_(applications.c.active_email == app.contact.email,
-                   applications.c.active_tin == app.business.tin)
+    rows = (
+        await conn.execute(
+            sa.select(applications.c.active_email, applications.c.active_tin).where(
+                sa.or_(
+                    applications.c.active_email == app.contact.email,
+                    applications.c.active_tin == app.business.tin,
+                )
+            )
         )
-    )).all()
+    ).all()
     fields = []
     if any(r.active_email == app.contact.email for r in rows):
         fields.append("email")
@@ -111,8 +125,9 @@ async def _refuse_duplicates(conn: AsyncConnection, app: Application) -> None:
 
 def _duplicate_from(exc: IntegrityError) -> Exception:
     message = str(exc.orig)
-    fields = [name for key, name in (("active_email", "email"), ("active_tin", "TIN"))
-              if key in message]
+    fields = [
+        name for key, name in (("active_email", "email"), ("active_tin", "TIN")) if key in message
+    ]
     return DuplicateApplicationError(fields) if fields else exc
 
 
@@ -125,47 +140,84 @@ async def record(
     actor: Actor,
 ) -> list[tuple[Any, Application | None]]:
     """Write the status change, audit entry, outbox rows and counters of one transition."""
-    change_id = await app_rows.insert_status_change(conn, {
-        "application_id": after.id, "from_status": event.from_status, "to_status": event.to_status,
-        "action": event.action, "actor": actor.label or str(actor.kind),
-        "reason_code": event.params.get("reason_code", ""),
-        "comment": event.params.get("comment", "") or event.params.get("message", ""),
-        "at": event.at,
-    })
+    change_id = await app_rows.insert_status_change(
+        conn,
+        {
+            "application_id": after.id,
+            "from_status": event.from_status,
+            "to_status": event.to_status,
+            "action": event.action,
+            "actor": actor.label or str(actor.kind),
+            "reason_code": event.params.get("reason_code", ""),
+            "comment": event.params.get("comment", "") or event.params.get("message", ""),
+            "at": event.at,
+        },
+    )
     event = attrs.evolve(event, status_change_id=change_id)
     audit_before: dict[str, Any] = {}
     if before is not None:
-        audit_before = {"status": before.status or None, "version": before.version,
-                        "assigned_reviewer_id": before.assigned_reviewer_id}
-    audit_after: dict[str, Any] = {"status": after.status, "version": after.version,
-                                   "assigned_reviewer_id": after.assigned_reviewer_id}
+        audit_before = {
+            "status": before.status or None,
+            "version": before.version,
+            "assigned_reviewer_id": before.assigned_reviewer_id,
+        }
+    audit_after: dict[str, Any] = {
+        "status": after.status,
+        "version": after.version,
+        "assigned_reviewer_id": after.assigned_reviewer_id,
+    }
     if before is None:
         audit_after["tracking_code"] = after.tracking_code
     if "reason_code" in event.params:
         audit_after["reason_code"] = event.params["reason_code"]
     changed_before, changed_after = _changed(audit_before, audit_after)
-    await records.add_audit(conn, [{
-        "at": event.at, "actor": actor.label or str(actor.kind), "action": event.action,
-        "object_type": "application", "object_id": str(after.id),
-        "before": changed_before, "after": changed_after,
-        "client_address": actor.client_address,
-    }])
+    await records.add_audit(
+        conn,
+        [
+            {
+                "at": event.at,
+                "actor": actor.label or str(actor.kind),
+                "action": event.action,
+                "object_type": "application",
+                "object_id": str(after.id),
+                "before": changed_before,
+                "after": changed_after,
+                "client_address": actor.client_address,
+            }
+        ],
+    )
     staff: list[User] = await user_rows.active_staff(conn)
-    drafts = [d for ds in gcx.plugins.hook.gcx_collect_notifications(
-        event=event, application=after, staff=staff) for d in (ds or [])]
-    rows = [{
-        "type": d.type, "channel": d.channel, "recipient": d.recipient,
-        "template": d.template_name, "context": d.context,
-        "dedupe_key": f"sc{change_id}:{d.type}:{d.channel}:{d.recipient}",
-        "status": "pending", "attempts": 0, "max_attempts": gcx.settings.notification_max_attempts,
-        "next_attempt_at": event.at, "application_id": after.id,
-        "created_at": event.at, "updated_at": event.at,
-    } for d in drafts]
+    drafts = [
+        d
+        for ds in gcx.plugins.hook.gcx_collect_notifications(
+            event=event, application=after, staff=staff
+        )
+        for d in (ds or [])
+    ]
+    rows = [
+        {
+            "type": d.type,
+            "channel": d.channel,
+            "recipient": d.recipient,
+            "template": d.template_name,
+            "context": d.context,
+            "dedupe_key": f"sc{change_id}:{d.type}:{d.channel}:{d.recipient}",
+            "status": "pending",
+            "attempts": 0,
+            "max_attempts": gcx.settings.notification_max_attempts,
+            "next_attempt_at": event.at,
+            "application_id": after.id,
+            "created_at": event.at,
+            "updated_at": event.at,
+        }
+        for d in drafts
+    ]
     notification_ids = await records.insert_notifications(conn, rows)
     deltas = {records.STATUS_PREFIX + after.status: 1}
     if before is not None and before.status:
-        deltas[records.STATUS_PREFIX + before.status] = deltas.get(
-            records.STATUS_PREFIX + before.status, 0) - 1
+        deltas[records.STATUS_PREFIX + before.status] = (
+            deltas.get(records.STATUS_PREFIX + before.status, 0) - 1
+        )
     else:
         deltas[records.day_key(after.created_at)] = 1
     await records.bump_counters(conn, deltas)
@@ -176,7 +228,9 @@ async def record(
     return fired
 
 
-def _changed(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _changed(
+    before: dict[str, Any], after: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     keys = [k for k in after if before.get(k) != after.get(k)]
     return {k: before.get(k) for k in keys if k in before}, {k: after[k] for k in keys}
 
@@ -202,7 +256,7 @@ async def act(
     expected_version: int | None = None,
     params: Mapping[str, Any] | None = None,
 ) -> Application:
-    """Apply a workflow action. A stale `expected_version` is a ConflictError, never an overwrite."""
+    """Apply a workflow action; a stale `expected_version` is a ConflictError, not an overwrite."""
     cleaned = clean_params(params)
     async with gcx.database.write() as conn:
         before = await resolve(conn, ref)
@@ -212,18 +266,24 @@ async def act(
         gcx.plugins.hook.gcx_before_transition(
             application=before, action=action, actor=actor, params=dict(cleaned)
         )
-        after, event = apply(gcx.workflow, before, action, actor, now=gcx.now(), params=cleaned,
-                             facts=facts)
+        after, event = apply(
+            gcx.workflow, before, action, actor, now=gcx.now(), params=cleaned, facts=facts
+        )
         active = gcx.workflow.state(after.status).active
         # Claim the version first: a concurrent writer fails here, before any side effect.
         try:
-            updated = await app_rows.update(conn, after, expected_version=before.version,
-                                            active=active)
+            updated = await app_rows.update(
+                conn, after, expected_version=before.version, active=active
+            )
         except IntegrityError as exc:
             raise _duplicate_from(exc) from None
         if not updated:
-            raise ConflictError("application", before.id, before.version,
-                                await app_rows.current_version(conn, before.id))
+            raise ConflictError(
+                "application",
+                before.id,
+                before.version,
+                await app_rows.current_version(conn, before.id),
+            )
         event = await effects.carry_out(gcx, conn, gcx.workflow.transitions[action], after, event)
         fired = await record(gcx, conn, before, after, event, actor)
     await gcx.fire(fired)

@@ -67,33 +67,48 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
     waiting = [s for s in gcx.workflow.states.values() if not s.terminal]
     async with gcx.database.read() as conn:
         figures = await records.read_counters(conn)
-        recent_rows = (await conn.execute(
-            sa.select(applications.c.id, applications.c.tracking_code,
-                      applications.c.business_name, applications.c.status,
-                      applications.c.created_at)
-            .order_by(applications.c.created_at.desc(), applications.c.id.desc()).limit(RECENT)
-        )).all()
+        recent_rows = (
+            await conn.execute(
+                sa.select(
+                    applications.c.id,
+                    applications.c.tracking_code,
+                    applications.c.business_name,
+                    applications.c.status,
+                    applications.c.created_at,
+                )
+                .order_by(applications.c.created_at.desc(), applications.c.id.desc())
+                .limit(RECENT)
+            )
+        ).all()
         oldest: dict[str, datetime | None] = {}
         for state in waiting:
-            oldest[state.name] = (await conn.execute(
-                sa.select(applications.c.status_changed_at)
-                .where(applications.c.status == state.name)
-                .order_by(applications.c.status_changed_at).limit(1)
-            )).scalar_one_or_none()
+            oldest[state.name] = (
+                await conn.execute(
+                    sa.select(applications.c.status_changed_at)
+                    .where(applications.c.status == state.name)
+                    .order_by(applications.c.status_changed_at)
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
     names = list(gcx.workflow.states)
     counts = [figures.get(records.STATUS_PREFIX + n, 0) for n in names]
     percents = largest_remainder(counts)
-    statuses = [StatusFigure(n, gcx.workflow.states[n].label, c, p)
-                for n, c, p in zip(names, counts, percents, strict=True)]
+    statuses = [
+        StatusFigure(n, gcx.workflow.states[n].label, c, p)
+        for n, c, p in zip(names, counts, percents, strict=True)
+    ]
     today = now.date()
-    per_day = [(d, figures.get(records.SUBMITTED_PREFIX + d.isoformat(), 0))
-               for d in (today - timedelta(days=i) for i in range(DAYS - 1, -1, -1))]
+    per_day = [
+        (d, figures.get(records.SUBMITTED_PREFIX + d.isoformat(), 0))
+        for d in (today - timedelta(days=i) for i in range(DAYS - 1, -1, -1))
+    ]
     return DashboardSnapshot(
         total=sum(counts),
         statuses=statuses,
         recent=[RecentApplication(*r) for r in recent_rows],
-        notifications={str(s): figures.get(records.NOTIFICATION_PREFIX + s, 0)
-                       for s in NotificationStatus},
+        notifications={
+            str(s): figures.get(records.NOTIFICATION_PREFIX + s, 0) for s in NotificationStatus
+        },
         per_day=per_day,
         oldest_waiting=oldest,
         at=now,
@@ -125,13 +140,17 @@ async def reconcile_counters(gcx: Gcx) -> bool:
     prefixes = (records.STATUS_PREFIX, records.NOTIFICATION_PREFIX, records.SUBMITTED_PREFIX)
     async with gcx.database.write() as conn:
         truth = await recount(conn)
-        current = {k: v for k, v in (await records.read_counters(conn)).items()
-                   if k.startswith(prefixes) and v}
+        current = {
+            k: v
+            for k, v in (await records.read_counters(conn)).items()
+            if k.startswith(prefixes) and v
+        }
         drifted = current != truth
         if drifted:
             for prefix in prefixes:
                 await records.set_counters(
-                    conn, {k: v for k, v in truth.items() if k.startswith(prefix)}, prefix)
+                    conn, {k: v for k, v in truth.items() if k.startswith(prefix)}, prefix
+                )
     if drifted:
         await gcx.fire([(CountersChanged(gcx.now()), None)])
     return drifted

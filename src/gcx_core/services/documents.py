@@ -28,7 +28,12 @@ def _may_upload(actor: Actor) -> bool:
 
 
 async def upload_document(
-    gcx: Gcx, ref: int | str, requirement_code: str, content: bytes, filename: str, actor: Actor,
+    gcx: Gcx,
+    ref: int | str,
+    requirement_code: str,
+    content: bytes,
+    filename: str,
+    actor: Actor,
 ) -> DocumentVersion:
     """Store a new version of a document; checks size and type by content, never by name."""
     if not _may_upload(actor):
@@ -51,8 +56,13 @@ async def upload_document(
     if content_type not in requirement.content_types:
         raise UnsupportedFileTypeError(content_type, requirement.content_types)
     name = sanitise_filename(filename)
-    refusal = await first_async(gcx.plugins.hook.gcx_validate_upload, requirement=requirement,
-                                content=content, content_type=content_type, filename=name)
+    refusal = await first_async(
+        gcx.plugins.hook.gcx_validate_upload,
+        requirement=requirement,
+        content=content,
+        content_type=content_type,
+        filename=name,
+    )
     if refusal:
         raise ValidationError({"file": str(refusal)})
     key = await gcx.files.put(content)
@@ -64,19 +74,39 @@ async def upload_document(
             raise InvalidTransitionError(app.status, "upload_document")
         version = await doc_rows.next_version(conn, app.id, requirement_code)
         values = {
-            "application_id": app.id, "requirement_code": requirement_code, "version": version,
-            "sha256": key, "size": len(content), "content_type": content_type,
-            "original_name": name, "uploaded_at": now,
-            "uploaded_by": actor.label or str(actor.kind), "review_status": ReviewStatus.PENDING,
+            "application_id": app.id,
+            "requirement_code": requirement_code,
+            "version": version,
+            "sha256": key,
+            "size": len(content),
+            "content_type": content_type,
+            "original_name": name,
+            "uploaded_at": now,
+            "uploaded_by": actor.label or str(actor.kind),
+            "review_status": ReviewStatus.PENDING,
         }
         doc_id = await doc_rows.insert(conn, values)
-        await records.add_audit(conn, [{
-            "at": now, "actor": actor.label or str(actor.kind), "action": "document.upload",
-            "object_type": "application", "object_id": str(app.id), "before": {},
-            "after": {"requirement": requirement_code, "version": version, "sha256": key,
-                      "size": len(content), "content_type": content_type},
-            "client_address": actor.client_address,
-        }])
+        await records.add_audit(
+            conn,
+            [
+                {
+                    "at": now,
+                    "actor": actor.label or str(actor.kind),
+                    "action": "document.upload",
+                    "object_type": "application",
+                    "object_id": str(app.id),
+                    "before": {},
+                    "after": {
+                        "requirement": requirement_code,
+                        "version": version,
+                        "sha256": key,
+                        "size": len(content),
+                        "content_type": content_type,
+                    },
+                    "client_address": actor.client_address,
+                }
+            ],
+        )
         document = await doc_rows.get(conn, doc_id)
     assert document is not None
     await gcx.fire([(DocumentUploaded(app.id, requirement_code, doc_id, version, now), None)])
@@ -84,7 +114,12 @@ async def upload_document(
 
 
 async def review_document(
-    gcx: Gcx, document_id: int, verified: bool, actor: Actor, *, note: str = "",
+    gcx: Gcx,
+    document_id: int,
+    verified: bool,
+    actor: Actor,
+    *,
+    note: str = "",
 ) -> DocumentVersion:
     """Mark one version verified, or rejected with a note the applicant can act on."""
     if not actor.can("review"):
@@ -100,19 +135,45 @@ async def review_document(
         document = await doc_rows.get(conn, document_id)
         if document is None:
             raise NotFoundError("document", document_id)
-        await conn.execute(documents.update().where(documents.c.id == document_id).values(
-            review_status=status, review_note=note, reviewed_by=actor.user_id, reviewed_at=now))
-        await records.add_audit(conn, [{
-            "at": now, "actor": actor.label or str(actor.kind), "action": "document.review",
-            "object_type": "document", "object_id": str(document_id),
-            "before": {"review_status": str(document.review_status)},
-            "after": {"review_status": str(status), "note": note},
-            "client_address": actor.client_address,
-        }])
+        await conn.execute(
+            documents.update()
+            .where(documents.c.id == document_id)
+            .values(
+                review_status=status, review_note=note, reviewed_by=actor.user_id, reviewed_at=now
+            )
+        )
+        await records.add_audit(
+            conn,
+            [
+                {
+                    "at": now,
+                    "actor": actor.label or str(actor.kind),
+                    "action": "document.review",
+                    "object_type": "document",
+                    "object_id": str(document_id),
+                    "before": {"review_status": str(document.review_status)},
+                    "after": {"review_status": str(status), "note": note},
+                    "client_address": actor.client_address,
+                }
+            ],
+        )
         reviewed = await doc_rows.get(conn, document_id)
     assert reviewed is not None
-    await gcx.fire([(DocumentReviewed(document.application_id, document.requirement_code,
-                                      document_id, str(status), actor.user_id, now), None)])
+    await gcx.fire(
+        [
+            (
+                DocumentReviewed(
+                    document.application_id,
+                    document.requirement_code,
+                    document_id,
+                    str(status),
+                    actor.user_id,
+                    now,
+                ),
+                None,
+            )
+        ]
+    )
     return reviewed
 
 

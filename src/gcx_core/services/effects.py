@@ -45,26 +45,33 @@ async def gather_facts(gcx: Gcx, conn: AsyncConnection, app: Application, action
 
 
 async def carry_out(
-    gcx: Gcx, conn: AsyncConnection, transition: Transition, app: Application,
+    gcx: Gcx,
+    conn: AsyncConnection,
+    transition: Transition,
+    app: Application,
     event: TransitionEvent,
 ) -> TransitionEvent:
     """Run the transition's effects; returns the event with what messages need to mention."""
     extra: dict[str, Any] = {}
     if EFFECT_OPEN_DOCUMENT_REQUEST in transition.effects:
         codes = list(event.params.get("requirement_codes", ()))
-        await conn.execute(document_requests.insert().values(
-            application_id=app.id, requirement_codes=codes,
-            message=event.params.get("message", ""), requested_by=event.actor.user_id,
-            requested_at=event.at,
-        ))
-        extra["requirements"] = [
-            {"code": c, "title": gcx.requirements[c].title} for c in codes
-        ]
+        await conn.execute(
+            document_requests.insert().values(
+                application_id=app.id,
+                requirement_codes=codes,
+                message=event.params.get("message", ""),
+                requested_by=event.actor.user_id,
+                requested_at=event.at,
+            )
+        )
+        extra["requirements"] = [{"code": c, "title": gcx.requirements[c].title} for c in codes]
     if EFFECT_CLOSE_DOCUMENT_REQUEST in transition.effects:
         await conn.execute(
             document_requests.update()
-            .where(document_requests.c.application_id == app.id,
-                   document_requests.c.fulfilled_at.is_(None))
+            .where(
+                document_requests.c.application_id == app.id,
+                document_requests.c.fulfilled_at.is_(None),
+            )
             .values(fulfilled_at=event.at)
         )
     if EFFECT_CREATE_SUPPLIER_ACCOUNT in transition.effects:

@@ -78,8 +78,7 @@ class ApplicationFilter:
 def _order(sort: str) -> list[Any]:
     column = SORTS.get(sort.lstrip("-"))
     if column is None:
-        raise ValidationError({"sort": "must be one of " + ", ".join(
-            f"{s}, -{s}" for s in SORTS)})
+        raise ValidationError({"sort": "must be one of " + ", ".join(f"{s}, -{s}" for s in SORTS)})
     if sort.startswith("-"):
         return [column.desc(), applications.c.id.desc()]
     return [column.asc(), applications.c.id.asc()]
@@ -111,9 +110,11 @@ async def list_applications(gcx: Gcx, flt: ApplicationFilter) -> Page[Applicatio
     async with gcx.database.read() as conn:
         rows = (await conn.execute(query)).all()
         if where:
-            total = (await conn.execute(
-                sa.select(sa.func.count()).select_from(applications).where(*where)
-            )).scalar_one()
+            total = (
+                await conn.execute(
+                    sa.select(sa.func.count()).select_from(applications).where(*where)
+                )
+            ).scalar_one()
         else:  # the counters already know the total; a full count is O(n)
             total = sum((await records.read_counters(conn, records.STATUS_PREFIX)).values())
     return Page([app_rows.to_application(r) for r in rows], int(total), flt.page, flt.per_page)
@@ -137,9 +138,18 @@ async def timeline(gcx: Gcx, ref: int | str, *, for_applicant: bool = False) -> 
         changes = await app_rows.status_changes_of(conn, app.id)
         versions = await doc_rows.versions_of(conn, app.id)
         requests = await doc_rows.requests_of(conn, app.id)
-        notes = [] if for_applicant else [records.to_notification(r) for r in await conn.execute(
-            sa.select(notifications).where(notifications.c.application_id == app.id)
-            .order_by(notifications.c.id))]
+        notes = (
+            []
+            if for_applicant
+            else [
+                records.to_notification(r)
+                for r in await conn.execute(
+                    sa.select(notifications)
+                    .where(notifications.c.application_id == app.id)
+                    .order_by(notifications.c.id)
+                )
+            ]
+        )
     items = []
     for c in changes:
         data: dict[str, Any] = {"action": c.action, "from": c.from_status, "to": c.to_status}
@@ -149,9 +159,17 @@ async def timeline(gcx: Gcx, ref: int | str, *, for_applicant: bool = False) -> 
             data["reason_code"] = c.reason_code
         items.append(TimelineItem(c.at, "status_change", data))
     for r in requests:
-        items.append(TimelineItem(r.requested_at, "document_request", {
-            "requirements": list(r.requirement_codes), "message": r.message,
-            "fulfilled_at": r.fulfilled_at}))
+        items.append(
+            TimelineItem(
+                r.requested_at,
+                "document_request",
+                {
+                    "requirements": list(r.requirement_codes),
+                    "message": r.message,
+                    "fulfilled_at": r.fulfilled_at,
+                },
+            )
+        )
     for v in versions:
         items.append(TimelineItem(v.uploaded_at, "document", _document_data(v, for_applicant)))
     for n in notes:
@@ -161,19 +179,36 @@ async def timeline(gcx: Gcx, ref: int | str, *, for_applicant: bool = False) -> 
 
 
 def _document_data(v: DocumentVersion, for_applicant: bool) -> dict[str, Any]:
-    data: dict[str, Any] = {"id": v.id, "requirement": v.requirement_code, "version": v.version,
-                            "name": v.original_name, "review_status": str(v.review_status)}
+    data: dict[str, Any] = {
+        "id": v.id,
+        "requirement": v.requirement_code,
+        "version": v.version,
+        "name": v.original_name,
+        "review_status": str(v.review_status),
+    }
     if not for_applicant:
-        data.update(size=v.size, content_type=v.content_type, sha256=v.sha256,
-                    review_note=v.review_note, reviewed_at=v.reviewed_at)
+        data.update(
+            size=v.size,
+            content_type=v.content_type,
+            sha256=v.sha256,
+            review_note=v.review_note,
+            reviewed_at=v.reviewed_at,
+        )
     elif v.review_status == "rejected":
         data["review_note"] = v.review_note
     return data
 
 
 def _notification_data(n: Notification) -> dict[str, Any]:
-    return {"id": n.id, "type": n.type, "channel": n.channel, "recipient": n.recipient,
-            "status": str(n.status), "attempts": n.attempts, "sent_at": n.sent_at}
+    return {
+        "id": n.id,
+        "type": n.type,
+        "channel": n.channel,
+        "recipient": n.recipient,
+        "status": str(n.status),
+        "attempts": n.attempts,
+        "sent_at": n.sent_at,
+    }
 
 
 async def documents_of(gcx: Gcx, ref: int | str) -> list[DocumentVersion]:
@@ -198,9 +233,12 @@ async def audit_entries(gcx: Gcx, flt: AuditFilter) -> Page[AuditEntry]:
     if flt.page < 1 or not 1 <= flt.per_page <= MAX_PER_PAGE:
         raise ValidationError({"page": f"page must be >= 1 and per_page 1 to {MAX_PER_PAGE}"})
     where = []
-    for column, value in ((audit_log.c.actor, flt.actor), (audit_log.c.action, flt.action),
-                          (audit_log.c.object_type, flt.object_type),
-                          (audit_log.c.object_id, flt.object_id)):
+    for column, value in (
+        (audit_log.c.actor, flt.actor),
+        (audit_log.c.action, flt.action),
+        (audit_log.c.object_type, flt.object_type),
+        (audit_log.c.object_id, flt.object_id),
+    ):
         if value:
             where.append(column == value)
     if flt.since is not None:
@@ -209,9 +247,14 @@ async def audit_entries(gcx: Gcx, flt: AuditFilter) -> Page[AuditEntry]:
         where.append(audit_log.c.at < flt.until)
     async with gcx.database.read() as conn:
         rows = await conn.execute(
-            sa.select(audit_log).where(*where).order_by(audit_log.c.id.desc())
-            .limit(flt.per_page).offset((flt.page - 1) * flt.per_page))
+            sa.select(audit_log)
+            .where(*where)
+            .order_by(audit_log.c.id.desc())
+            .limit(flt.per_page)
+            .offset((flt.page - 1) * flt.per_page)
+        )
         items = [records.to_audit_entry(r) for r in rows]
-        total = (await conn.execute(
-            sa.select(sa.func.count()).select_from(audit_log).where(*where))).scalar_one()
+        total = (
+            await conn.execute(sa.select(sa.func.count()).select_from(audit_log).where(*where))
+        ).scalar_one()
     return Page(items, int(total), flt.page, flt.per_page)

@@ -29,9 +29,9 @@ async def get_by_email(conn: AsyncConnection, email: str) -> User | None:
 
 async def active_staff(conn: AsyncConnection) -> list[User]:
     rows = await conn.execute(
-        sa.select(users).where(
-            users.c.is_active.is_(True), users.c.role.in_(["viewer", "reviewer", "admin"])
-        ).order_by(users.c.id)
+        sa.select(users)
+        .where(users.c.is_active.is_(True), users.c.role.in_(["viewer", "reviewer", "admin"]))
+        .order_by(users.c.id)
     )
     return [to_user(r) for r in rows]
 

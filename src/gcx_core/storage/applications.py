@@ -16,8 +16,15 @@ from gcx_core.tracking import normalise_tracking_code
 from gcx_core.validation import normalise_email, normalise_tin
 
 _DETAIL_FIELDS = (
-    "business", "contact", "commodities", "warehouse_location", "team_members", "next_of_kin",
-    "primary_account", "secondary_account", "declaration",
+    "business",
+    "contact",
+    "commodities",
+    "warehouse_location",
+    "team_members",
+    "next_of_kin",
+    "primary_account",
+    "secondary_account",
+    "declaration",
 )
 
 
@@ -50,8 +57,13 @@ def row_values(app: Application, *, active: bool) -> dict[str, Any]:
 
 
 _APPLICATION_FIELDS = {
-    "id": int, "tracking_code": str, "status": str, "version": int,
-    "created_at": datetime, "updated_at": datetime, "status_changed_at": datetime,
+    "id": int,
+    "tracking_code": str,
+    "status": str,
+    "version": int,
+    "created_at": datetime,
+    "updated_at": datetime,
+    "status_changed_at": datetime,
     "assigned_reviewer_id": int | None,
 }
 
@@ -75,8 +87,9 @@ async def insert(conn: AsyncConnection, app: Application) -> int:
     return app_id
 
 
-async def update(conn: AsyncConnection, app: Application, *, expected_version: int,
-                 active: bool) -> bool:
+async def update(
+    conn: AsyncConnection, app: Application, *, expected_version: int, active: bool
+) -> bool:
     """Write a changed application if nobody else did since `expected_version`."""
     values = row_values(app, active=active)
     for key in ("tracking_code", "created_at"):
@@ -89,7 +102,9 @@ async def update(conn: AsyncConnection, app: Application, *, expected_version: i
     return result.rowcount == 1
 
 
-async def get(conn: AsyncConnection, app_id: int, *, for_update: bool = False) -> Application | None:
+async def get(
+    conn: AsyncConnection, app_id: int, *, for_update: bool = False
+) -> Application | None:
     query = sa.select(applications).where(applications.c.id == app_id)
     if for_update:
         query = query.with_for_update()
@@ -98,28 +113,27 @@ async def get(conn: AsyncConnection, app_id: int, *, for_update: bool = False) -
 
 
 async def get_by_tracking_code(conn: AsyncConnection, code: str) -> Application | None:
-    row = (await conn.execute(
-        sa.select(applications).where(applications.c.tracking_code == code)
-    )).first()
+    row = (
+        await conn.execute(sa.select(applications).where(applications.c.tracking_code == code))
+    ).first()
     return to_application(row) if row else None
 
 
 async def current_version(conn: AsyncConnection, app_id: int) -> int | None:
-    return (await conn.execute(
-        sa.select(applications.c.version).where(applications.c.id == app_id)
-    )).scalar_one_or_none()
+    return (
+        await conn.execute(sa.select(applications.c.version).where(applications.c.id == app_id))
+    ).scalar_one_or_none()
 
 
 async def insert_status_change(conn: AsyncConnection, change: dict[str, Any]) -> int:
-    result = await conn.execute(
-        status_changes.insert().returning(status_changes.c.id), change
-    )
+    result = await conn.execute(status_changes.insert().returning(status_changes.c.id), change)
     return int(result.scalar_one())
 
 
 async def status_changes_of(conn: AsyncConnection, app_id: int) -> list[StatusChange]:
     rows = await conn.execute(
-        sa.select(status_changes).where(status_changes.c.application_id == app_id)
+        sa.select(status_changes)
+        .where(status_changes.c.application_id == app_id)
         .order_by(status_changes.c.at, status_changes.c.id)
     )
     return [StatusChange(**dict(r._mapping)) for r in rows]
@@ -142,8 +156,9 @@ def search_condition(term: str) -> sa.ColumnElement[bool]:
 
 def commodity_condition(codes: Iterable[str]) -> sa.ColumnElement[bool]:
     return applications.c.id.in_(
-        sa.select(application_commodities.c.application_id)
-        .where(application_commodities.c.commodity.in_(list(codes)))
+        sa.select(application_commodities.c.application_id).where(
+            application_commodities.c.commodity.in_(list(codes))
+        )
     )
 
 

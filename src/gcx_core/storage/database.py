@@ -42,8 +42,7 @@ class Database:
         if parsed.get_backend_name() == "sqlite":
             if parsed.get_driver_name() != "aiosqlite":
                 raise ConfigurationError("use the sqlite+aiosqlite:// driver for SQLite")
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            ensure_sqlite_directory(url)
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = 0
             kwargs["poolclass"] = sa.pool.AsyncAdaptedQueuePool
@@ -79,6 +78,13 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def ensure_sqlite_directory(url: str) -> None:
+    """SQLite creates the file but not its folder; a fresh data directory needs both."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -25,7 +25,8 @@ def to_request(row: Any) -> DocumentRequest:
 
 async def versions_of(conn: AsyncConnection, app_id: int) -> list[DocumentVersion]:
     rows = await conn.execute(
-        sa.select(documents).where(documents.c.application_id == app_id)
+        sa.select(documents)
+        .where(documents.c.application_id == app_id)
         .order_by(documents.c.requirement_code, documents.c.version)
     )
     return [to_document(r) for r in rows]
@@ -45,11 +46,13 @@ async def get(conn: AsyncConnection, document_id: int) -> DocumentVersion | None
 
 
 async def next_version(conn: AsyncConnection, app_id: int, code: str) -> int:
-    current = (await conn.execute(
-        sa.select(sa.func.max(documents.c.version)).where(
-            documents.c.application_id == app_id, documents.c.requirement_code == code
+    current = (
+        await conn.execute(
+            sa.select(sa.func.max(documents.c.version)).where(
+                documents.c.application_id == app_id, documents.c.requirement_code == code
+            )
         )
-    )).scalar_one_or_none()
+    ).scalar_one_or_none()
     return (current or 0) + 1
 
 
@@ -59,17 +62,24 @@ async def insert(conn: AsyncConnection, values: dict[str, Any]) -> int:
 
 
 async def open_request(conn: AsyncConnection, app_id: int) -> DocumentRequest | None:
-    row = (await conn.execute(
-        sa.select(document_requests).where(
-            document_requests.c.application_id == app_id, document_requests.c.fulfilled_at.is_(None)
-        ).order_by(document_requests.c.id.desc()).limit(1)
-    )).first()
+    row = (
+        await conn.execute(
+            sa.select(document_requests)
+            .where(
+                document_requests.c.application_id == app_id,
+                document_requests.c.fulfilled_at.is_(None),
+            )
+            .order_by(document_requests.c.id.desc())
+            .limit(1)
+        )
+    ).first()
     return to_request(row) if row else None
 
 
 async def requests_of(conn: AsyncConnection, app_id: int) -> list[DocumentRequest]:
     rows = await conn.execute(
-        sa.select(document_requests).where(document_requests.c.application_id == app_id)
+        sa.select(document_requests)
+        .where(document_requests.c.application_id == app_id)
         .order_by(document_requests.c.id)
     )
     return [to_request(r) for r in rows]

@@ -9,6 +9,8 @@ import anyio
 from alembic import command
 from alembic.config import Config
 
+from gcx_core.storage.database import ensure_sqlite_directory
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -22,11 +24,16 @@ def alembic_config(database_url: str, extra_locations: Iterable[str] = ()) -> Co
     return config
 
 
-def upgrade_sync(database_url: str, extra_locations: Iterable[str] = (), revision: str = "heads") -> None:
+def upgrade_sync(
+    database_url: str, extra_locations: Iterable[str] = (), revision: str = "heads"
+) -> None:
+    ensure_sqlite_directory(database_url)
     command.upgrade(alembic_config(database_url, extra_locations), revision)
 
 
-async def upgrade(database_url: str, extra_locations: Iterable[str] = (), revision: str = "heads") -> None:
+async def upgrade(
+    database_url: str, extra_locations: Iterable[str] = (), revision: str = "heads"
+) -> None:
     """Bring the schema up to date. Alembic's env runs its own event loop, hence the thread."""
     locations = list(extra_locations)
     await anyio.to_thread.run_sync(upgrade_sync, database_url, locations, revision)

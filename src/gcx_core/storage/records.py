@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,7 +20,15 @@ SUBMITTED_PREFIX = "submitted:"
 
 
 async def add_audit(conn: AsyncConnection, entries: Iterable[Mapping[str, Any]]) -> None:
-    rows = [dict(e) for e in entries]
+    # Dates, enums and the like become JSON-friendly values here, once for every caller.
+    rows = [
+        {
+            **e,
+            "before": msgspec.to_builtins(e.get("before", {})),
+            "after": msgspec.to_builtins(e.get("after", {})),
+        }
+        for e in entries
+    ]
     if rows:
         await conn.execute(audit_log.insert(), rows)
 
@@ -46,9 +55,11 @@ async def _insert_counter(conn: AsyncConnection, name: str, delta: int) -> None:
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         stmt = pg_insert(counters).values(name=name, value=delta)
-        await conn.execute(stmt.on_conflict_do_update(
-            index_elements=[counters.c.name], set_={"value": counters.c.value + delta}
-        ))
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[counters.c.name], set_={"value": counters.c.value + delta}
+            )
+        )
     else:
         await conn.execute(counters.insert().values(name=name, value=delta))
 

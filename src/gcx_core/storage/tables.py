@@ -48,7 +48,8 @@ def _id() -> sa.Column[Any]:
 
 
 users = sa.Table(
-    "users", metadata,
+    "users",
+    metadata,
     _id(),
     sa.Column("email", sa.String(254), nullable=False, unique=True),
     sa.Column("name", sa.String(200), nullable=False, server_default=""),
@@ -62,7 +63,8 @@ users = sa.Table(
 )
 
 user_tokens = sa.Table(
-    "user_tokens", metadata,
+    "user_tokens",
+    metadata,
     _id(),
     sa.Column("user_id", BigInt, sa.ForeignKey("users.id"), nullable=False, index=True),
     sa.Column("purpose", sa.String(20), nullable=False),
@@ -73,7 +75,8 @@ user_tokens = sa.Table(
 )
 
 applications = sa.Table(
-    "applications", metadata,
+    "applications",
+    metadata,
     _id(),
     sa.Column("tracking_code", sa.String(20), nullable=False, unique=True),
     sa.Column("status", sa.String(40), nullable=False, index=True),
@@ -100,16 +103,19 @@ applications = sa.Table(
 )
 
 application_commodities = sa.Table(
-    "application_commodities", metadata,
+    "application_commodities",
+    metadata,
     sa.Column("application_id", BigInt, sa.ForeignKey("applications.id"), primary_key=True),
     sa.Column("commodity", sa.String(100), primary_key=True, index=True),
 )
 
 status_changes = sa.Table(
-    "status_changes", metadata,
+    "status_changes",
+    metadata,
     _id(),
-    sa.Column("application_id", BigInt, sa.ForeignKey("applications.id"), nullable=False,
-              index=True),
+    sa.Column(
+        "application_id", BigInt, sa.ForeignKey("applications.id"), nullable=False, index=True
+    ),
     sa.Column("from_status", sa.String(40)),
     sa.Column("to_status", sa.String(40), nullable=False),
     sa.Column("action", sa.String(40), nullable=False),
@@ -120,7 +126,8 @@ status_changes = sa.Table(
 )
 
 audit_log = sa.Table(
-    "audit_log", metadata,
+    "audit_log",
+    metadata,
     _id(),
     sa.Column("at", UTCDateTime, nullable=False, index=True),
     sa.Column("actor", sa.String(254), nullable=False),
@@ -134,7 +141,8 @@ audit_log = sa.Table(
 )
 
 documents = sa.Table(
-    "documents", metadata,
+    "documents",
+    metadata,
     _id(),
     sa.Column("application_id", BigInt, sa.ForeignKey("applications.id"), nullable=False),
     sa.Column("requirement_code", sa.String(60), nullable=False),
@@ -153,10 +161,12 @@ documents = sa.Table(
 )
 
 document_requests = sa.Table(
-    "document_requests", metadata,
+    "document_requests",
+    metadata,
     _id(),
-    sa.Column("application_id", BigInt, sa.ForeignKey("applications.id"), nullable=False,
-              index=True),
+    sa.Column(
+        "application_id", BigInt, sa.ForeignKey("applications.id"), nullable=False, index=True
+    ),
     sa.Column("requirement_codes", JSON, nullable=False),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("requested_by", BigInt, sa.ForeignKey("users.id")),
@@ -165,7 +175,8 @@ document_requests = sa.Table(
 )
 
 notifications = sa.Table(
-    "notifications", metadata,
+    "notifications",
+    metadata,
     _id(),
     sa.Column("type", sa.String(60), nullable=False, index=True),
     sa.Column("channel", sa.String(40), nullable=False),
@@ -189,27 +200,31 @@ notifications = sa.Table(
 
 # Dashboard figures kept in the same transactions as the changes they count (DESIGN §5).
 counters = sa.Table(
-    "counters", metadata,
+    "counters",
+    metadata,
     sa.Column("name", sa.String(80), primary_key=True),
     sa.Column("value", BigInt, nullable=False),
 )
 
 # One row per scheduled run slot: a second scheduler's insert fails and it skips the run.
 job_runs = sa.Table(
-    "job_runs", metadata,
+    "job_runs",
+    metadata,
     sa.Column("run_key", sa.String(200), primary_key=True),
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime),
 )
 
 regions = sa.Table(
-    "regions", metadata,
+    "regions",
+    metadata,
     sa.Column("code", sa.String(4), primary_key=True),
     sa.Column("name", sa.String(60), nullable=False),
 )
 
 commodities = sa.Table(
-    "commodities", metadata,
+    "commodities",
+    metadata,
     sa.Column("code", sa.String(40), primary_key=True),
     sa.Column("name", sa.String(100), nullable=False),
     sa.Column("processed_food", sa.Boolean, nullable=False),

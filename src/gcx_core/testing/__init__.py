@@ -120,8 +120,11 @@ def _gcx_database_url(gcx_sqlite_database_url: str) -> str:
 
 @pytest.fixture(name="gcx_settings")
 def _gcx_settings(gcx_database_url: str, tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=gcx_database_url,
-                    secret_key="test-secret-key-not-for-production")
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=gcx_database_url,
+        secret_key="test-secret-key-not-for-production",
+    )
 
 
 @pytest.fixture(name="gcx")
@@ -143,8 +146,9 @@ def _gcx_staff(gcx: Gcx) -> Any:
 
     async def make(role: Role = Role.REVIEWER, email: str | None = None) -> tuple[User, Actor]:
         email = email or f"{role}{next(_db_names)}@staff.example.com"
-        user, _ = await create_user(gcx, email, role, Actor.system("test"),
-                                    password="correct horse battery staple")
+        user, _ = await create_user(
+            gcx, email, role, Actor.system("test"), password="correct horse battery staple"
+        )
         return user, Actor.for_user(user, client_address="127.0.0.1")
 
     return make

@@ -19,26 +19,49 @@ def make_submission(n: int | None = None, **overrides: Any) -> dict[str, Any]:
     name = f"Adom Farms {n} {tag} Ltd"
     data: dict[str, Any] = {
         "business": {
-            "name": name, "business_type": "limited_company",
-            "registration_number": f"CS{n:06d}", "tin": f"P{tag.upper()}{n:06d}",
-            "address": "12 Liberation Road", "city": "Accra", "region": "AA",
-            "postal_code": "GA-123", "country": "GH",
+            "name": name,
+            "business_type": "limited_company",
+            "registration_number": f"CS{n:06d}",
+            "tin": f"P{tag.upper()}{n:06d}",
+            "address": "12 Liberation Road",
+            "city": "Accra",
+            "region": "AA",
+            "postal_code": "GA-123",
+            "country": "GH",
         },
         "contact": {"telephone": "024 123 4567", "email": f"owner{n}.{tag}@example.com"},
         "commodities": ["maize", "soybean"],
         "warehouse_location": "Plot 4, Tema Industrial Area",
-        "team_members": [{"full_name": "Ama Mensah", "role": "Director",
-                          "telephone": "+233 20 123 4567", "email": "ama@example.com",
-                          "id_number": "GHA-123456789-0"}],
-        "next_of_kin": {"full_name": "Kofi Mensah", "relationship": "Brother",
-                        "telephone": "0551234567", "address": "Kumasi"},
+        "team_members": [
+            {
+                "full_name": "Ama Mensah",
+                "role": "Director",
+                "telephone": "+233 20 123 4567",
+                "email": "ama@example.com",
+                "id_number": "GHA-123456789-0",
+            }
+        ],
+        "next_of_kin": {
+            "full_name": "Kofi Mensah",
+            "relationship": "Brother",
+            "telephone": "0551234567",
+            "address": "Kumasi",
+        },
         "bank_accounts": {
-            "primary": {"bank_name": "GCB Bank", "account_name": name.upper(),
-                        "account_number": f"10{n:010d}", "branch": "Accra Main"},
+            "primary": {
+                "bank_name": "GCB Bank",
+                "account_name": name.upper(),
+                "account_number": f"10{n:010d}",
+                "branch": "Accra Main",
+            },
             "secondary": None,
         },
-        "declaration": {"agreed": True, "data_consent": True, "signer_name": "Ama Mensah",
-                        "signer_designation": "Director"},
+        "declaration": {
+            "agreed": True,
+            "data_consent": True,
+            "signer_name": "Ama Mensah",
+            "signer_designation": "Director",
+        },
     }
     for path, value in overrides.items():
         target = data

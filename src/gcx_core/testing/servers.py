@@ -17,8 +17,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-PG_BIN_DIRS = ("/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin",
-               "/usr/lib/postgresql/15/bin")
+PG_BIN_DIRS = (
+    "/usr/lib/postgresql/17/bin",
+    "/usr/lib/postgresql/16/bin",
+    "/usr/lib/postgresql/15/bin",
+)
 
 
 class ServiceUnavailable(RuntimeError):
@@ -69,9 +72,9 @@ def postgres_server() -> Iterator[str]:
             reasons.append(str(exc))
     else:
         reasons.append("no initdb/postgres binaries found")
-    url = os.environ.get("GCX_TEST_POSTGRES_URL")
-    if url:
-        yield url
+    given = os.environ.get("GCX_TEST_POSTGRES_URL")
+    if given:
+        yield given
         return
     if _reachable("127.0.0.1", 5432):
         yield "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -94,16 +97,49 @@ def _private_postgres(initdb: str, postgres: str) -> Iterator[str]:
         if prefix:
             shutil.chown(data, "postgres")
         result = subprocess.run(
-            [*prefix, initdb, "-D", str(data / "db"), "-A", "trust", "-U", "postgres",
-             "--no-sync", "-E", "UTF8"], capture_output=True, check=False)
+            [
+                *prefix,
+                initdb,
+                "-D",
+                str(data / "db"),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+            capture_output=True,
+            check=False,
+        )
         if result.returncode != 0:
             raise ServiceUnavailable("initdb failed: " + result.stderr.decode()[-300:])
         port = free_port()
         proc = subprocess.Popen(
-            [*prefix, postgres, "-D", str(data / "db"), "-p", str(port), "-k", str(data),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-             "-c", "full_page_writes=off", "-c", "max_connections=200"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                *prefix,
+                postgres,
+                "-D",
+                str(data / "db"),
+                "-p",
+                str(port),
+                "-k",
+                str(data),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             _wait_for(port, proc, "postgres")
             time.sleep(0.2)
@@ -126,8 +162,22 @@ def redis_server() -> Iterator[str]:
         port = free_port()
         data = tempfile.mkdtemp(prefix="gcx-redis-")
         proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                data,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             _wait_for(port, proc, "redis-server")
             yield f"redis://127.0.0.1:{port}/0"
@@ -143,5 +193,6 @@ def redis_server() -> Iterator[str]:
     if _reachable("127.0.0.1", 6379):
         yield "redis://127.0.0.1:6379/15"
         return
-    raise ServiceUnavailable("Redis: no redis-server binary, GCX_TEST_REDIS_URL unset and nothing on "
-                             "127.0.0.1:6379")
+    raise ServiceUnavailable(
+        "Redis: no redis-server binary, GCX_TEST_REDIS_URL unset and nothing on 127.0.0.1:6379"
+    )

@@ -36,6 +36,8 @@ async def _run_async(url: str) -> None:
 
 def run_migrations_online() -> None:
     url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no database URL given to the migrations")
     asyncio.run(_run_async(url))
 
 
