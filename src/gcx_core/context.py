@@ -39,6 +39,8 @@ class Gcx:
     phone_format: PhoneFormat
     files: FileStore
     clock: Callable[[], datetime] = utcnow
+    # The queue that groups concurrent submissions (services.submit); made on first use.
+    submissions: Any = None
 
     @classmethod
     async def open(

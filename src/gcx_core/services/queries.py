@@ -93,8 +93,7 @@ async def find_by_tracking_code(gcx: Gcx, code: str) -> Application:
     normal = normalise_tracking_code(code)
     if normal is None:
         raise NotFoundError("application", code)
-    async with gcx.database.read() as conn:
-        app = await app_rows.get_by_tracking_code(conn, normal)
+    app = await app_rows.get_by_tracking_code(gcx.database, normal)
     if app is None:
         raise NotFoundError("application", code)
     return app

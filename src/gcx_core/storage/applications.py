@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gcx_core.entities import Application, ApplicationDraft, StatusChange
+from gcx_core.storage import fast
+from gcx_core.storage.database import Database
 from gcx_core.storage.tables import application_commodities, applications, status_changes
 from gcx_core.tracking import normalise_tracking_code
 from gcx_core.validation import normalise_email, normalise_tin
@@ -68,7 +70,7 @@ _APPLICATION_FIELDS = {
 }
 
 
-def to_application(row: sa.Row[Any] | sa.RowMapping) -> Application:
+def to_application(row: sa.Row[Any] | Mapping[str, Any]) -> Application:
     m = row._mapping if isinstance(row, sa.Row) else row
     data = dict(m["details"])
     data.update({name: m[name] for name in _APPLICATION_FIELDS})
@@ -112,10 +114,14 @@ async def get(
     return to_application(row) if row else None
 
 
-async def get_by_tracking_code(conn: AsyncConnection, code: str) -> Application | None:
-    row = (
-        await conn.execute(sa.select(applications).where(applications.c.tracking_code == code))
-    ).first()
+_BY_CODE = fast.FastSelect(
+    sa.select(applications).where(applications.c.tracking_code == sa.bindparam("code"))
+)
+
+
+async def get_by_tracking_code(source: AsyncConnection | Database, code: str) -> Application | None:
+    """The hot lookup of the public status page: a compiled statement (see storage.fast)."""
+    row = await _BY_CODE.first(source, code=code)
     return to_application(row) if row else None
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,10 +14,17 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import await_
+
+from gcx_core.storage import sqlite_inline
 
 from gcx_core.exceptions import ConfigurationError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Inline connections must not stall the event loop, so SQLite itself waits only briefly; a
+# writer waiting for another process's lock retries BEGIN IMMEDIATE with asyncio sleeps.
+SQLITE_INLINE_BUSY_MS = 20
+SQLITE_LOCK_WAIT_S = 10.0
 
 
 class Database:
@@ -26,17 +35,22 @@ class Database:
     than spinning in SQLite's busy handler. Other processes still wait through busy_timeout.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, inline_path: str | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._inline_path = inline_path
+        self._reader: sqlite3.Connection | None = None
 
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
     @classmethod
-    def from_url(cls, url: str, *, pool_size: int = 8, echo: bool = False) -> Database:
+    def from_url(
+        cls, url: str, *, pool_size: int = 8, echo: bool = False, inline: bool = True
+    ) -> Database:
+        """Open a database. SQLite runs inline on the event loop unless `inline` is False."""
         parsed = make_url(url)
         kwargs: dict[str, Any] = {"echo": echo}
         if parsed.get_backend_name() == "sqlite":
@@ -46,6 +60,8 @@ class Database:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = 0
             kwargs["poolclass"] = sa.pool.AsyncAdaptedQueuePool
+            if inline and parsed.database not in (None, "", ":memory:"):
+                kwargs["async_creator"] = sqlite_inline.creator(parsed.database)
         elif parsed.get_backend_name() == "postgresql":
             if parsed.get_driver_name() != "asyncpg":
                 raise ConfigurationError("use the postgresql+asyncpg:// driver for PostgreSQL")
@@ -55,9 +71,14 @@ class Database:
         else:
             raise ConfigurationError(f"unsupported database {parsed.get_backend_name()!r}")
         engine = create_async_engine(parsed, **kwargs)
+        inline_path = None
         if engine.dialect.name == "sqlite":
-            _configure_sqlite(engine)
-        return cls(engine)
+            _configure_sqlite(
+                engine, busy_timeout_ms=SQLITE_INLINE_BUSY_MS if inline else SQLITE_BUSY_TIMEOUT_MS
+            )
+            if "async_creator" in kwargs:
+                inline_path = parsed.database
+        return cls(engine, inline_path=inline_path)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -76,7 +97,27 @@ class Database:
             async with conn.begin():
                 yield conn
 
+    def inline_reader(self) -> sqlite3.Connection | None:
+        """A read-only sqlite3 handle for single-statement reads on inline SQLite, else None.
+
+        Each statement sees one consistent snapshot (WAL); use `read()` for several statements
+        that must agree with each other.
+        """
+        if self._inline_path is None:
+            return None
+        if self._reader is None:
+            reader = sqlite3.connect(
+                self._inline_path, check_same_thread=False, isolation_level=None
+            )
+            reader.execute(f"PRAGMA busy_timeout={SQLITE_INLINE_BUSY_MS}")
+            reader.execute("PRAGMA query_only=ON")
+            self._reader = reader
+        return self._reader
+
     async def dispose(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         await self.engine.dispose()
 
 
@@ -87,7 +128,7 @@ def ensure_sqlite_directory(url: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event, not the driver, decide how transactions start.
@@ -96,7 +137,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         for pragma in (
             "journal_mode=WAL",
             "synchronous=NORMAL",
-            f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            f"busy_timeout={busy_timeout_ms}",
             "foreign_keys=ON",
             "cache_size=-65536",
             "temp_store=MEMORY",
@@ -106,5 +147,18 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        immediate = conn.get_execution_options().get("gcx_write")
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if not conn.get_execution_options().get("gcx_write"):
+            conn.exec_driver_sql("BEGIN")
+            return
+        deadline = time.monotonic() + SQLITE_LOCK_WAIT_S
+        delay = 0.001
+        while True:
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except sa.exc.OperationalError as exc:
+                if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                    raise
+            # Another process holds the write lock: yield to the event loop, then try again.
+            await_(asyncio.sleep(delay))
+            delay = min(delay * 2, 0.05)

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gcx_core.entities import AuditEntry, Notification, NotificationStatus
+from gcx_core.storage import fast
 from gcx_core.storage.tables import audit_log, counters, notifications
 
 # Counter names: "status:<status>", "notifications:<status>", "submitted:<YYYY-MM-DD>".
@@ -29,8 +30,7 @@ async def add_audit(conn: AsyncConnection, entries: Iterable[Mapping[str, Any]])
         }
         for e in entries
     ]
-    if rows:
-        await conn.execute(audit_log.insert(), rows)
+    await fast.insert_many(conn, audit_log, rows)
 
 
 def to_audit_entry(row: Any) -> AuditEntry:
@@ -79,15 +79,6 @@ async def set_counters(conn: AsyncConnection, values: Mapping[str, int], prefix:
         await conn.execute(counters.insert(), rows)
 
 
-async def insert_notifications(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
-    if not rows:
-        return []
-    result = await conn.execute(notifications.insert().returning(notifications.c.id), rows)
-    ids = [int(i) for i in result.scalars()]
-    await bump_counters(conn, {NOTIFICATION_PREFIX + NotificationStatus.PENDING: len(rows)})
-    return ids
-
-
 def to_notification(row: Any) -> Notification:
     data = dict(row._mapping)
     data["status"] = NotificationStatus(data["status"])
@@ -96,3 +87,22 @@ def to_notification(row: Any) -> Notification:
 
 def day_key(at: datetime) -> str:
     return SUBMITTED_PREFIX + at.date().isoformat()
+
+
+async def allocate_ids(conn: AsyncConnection, table: sa.Table, count: int) -> list[int]:
+    """Reserve `count` primary keys, so a batch can be inserted with one executemany.
+
+    SQLAlchemy can only map RETURNING rows to parameters row by row on SQLite; knowing the ids
+    first avoids that. On SQLite this runs inside BEGIN IMMEDIATE, which excludes every other
+    writer until commit, so max(id) + 1 onwards is ours; PostgreSQL hands out sequence values.
+    """
+    if count <= 0:
+        return []
+    if conn.dialect.name == "postgresql":
+        seq = sa.func.pg_get_serial_sequence(table.name, "id")
+        result = await conn.execute(
+            sa.select(sa.func.nextval(seq)).select_from(sa.func.generate_series(1, count))
+        )
+        return [int(i) for i in result.scalars()]
+    start = (await conn.execute(sa.select(sa.func.max(table.c.id)))).scalar() or 0
+    return list(range(start + 1, start + 1 + count))

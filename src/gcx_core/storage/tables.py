@@ -38,6 +38,33 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    # On SQLite the generic path formats and parses through several layers per value; these
+    # do the same conversion directly, in SQLAlchemy's own SQLite text format.
+    def bind_processor(self, dialect: sa.Dialect) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetimes are not stored; use an aware UTC datetime")
+            return value.astimezone(UTC).strftime(_SQLITE_FORMAT)
+
+        return process
+
+    def result_processor(self, dialect: sa.Dialect, coltype: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def process(value: str | None) -> datetime | None:
+            return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+        return process
+
+
+_SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
 
 JSON: Any = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 BigInt: Any = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

@@ -1,0 +1,161 @@
+"""Writing what transitions did: status changes, audit entries, outbox rows and counters.
+
+`record_many` takes several transitions at once so that grouped submissions (see
+services.submit) cost one statement per table rather than one per application.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import attrs
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gcx_core.context import Gcx
+from gcx_core.entities import Actor, Application, User
+from gcx_core.events import CountersChanged, NotificationsQueued
+from gcx_core.exceptions import DuplicateApplicationError
+from gcx_core.storage import accounts as user_rows
+from gcx_core.storage import fast, records
+from gcx_core.storage.tables import notifications, status_changes
+from gcx_core.workflow import TransitionEvent
+
+Fired = list[tuple[Any, Application | None]]
+
+
+@attrs.frozen
+class Recorded:
+    """One transition to write: the application before (None when new) and after it."""
+
+    before: Application | None
+    after: Application
+    event: TransitionEvent
+    actor: Actor
+
+
+def duplicate_from(exc: IntegrityError) -> Exception:
+    """Name the duplicate-guard column a unique violation hit, or hand the error back."""
+    message = str(exc.orig)
+    fields = [
+        name for key, name in (("active_email", "email"), ("active_tin", "TIN")) if key in message
+    ]
+    return DuplicateApplicationError(fields) if fields else exc
+
+
+def _audit_values(item: Recorded) -> tuple[dict[str, Any], dict[str, Any]]:
+    before, after = item.before, item.after
+    old: dict[str, Any] = {}
+    if before is not None:
+        old = {
+            "status": before.status or None,
+            "version": before.version,
+            "assigned_reviewer_id": before.assigned_reviewer_id,
+        }
+    new: dict[str, Any] = {
+        "status": after.status,
+        "version": after.version,
+        "assigned_reviewer_id": after.assigned_reviewer_id,
+    }
+    if before is None:
+        new["tracking_code"] = after.tracking_code
+    if "reason_code" in item.event.params:
+        new["reason_code"] = item.event.params["reason_code"]
+    changed = [k for k in new if old.get(k) != new.get(k)]
+    return {k: old.get(k) for k in changed if k in old}, {k: new[k] for k in changed}
+
+
+async def record_many(gcx: Gcx, conn: AsyncConnection, items: list[Recorded]) -> Fired:
+    """Write the status change, audit entry, outbox rows and counters of each transition."""
+    change_ids = await records.allocate_ids(conn, status_changes, len(items))
+    await fast.insert_many(
+        conn,
+        status_changes,
+        [
+            {
+                "id": change_id,
+                "application_id": i.after.id,
+                "from_status": i.event.from_status,
+                "to_status": i.event.to_status,
+                "action": i.event.action,
+                "actor": i.actor.label or str(i.actor.kind),
+                "reason_code": i.event.params.get("reason_code", ""),
+                "comment": i.event.params.get("comment", "") or i.event.params.get("message", ""),
+                "at": i.event.at,
+            }
+            for i, change_id in zip(items, change_ids, strict=True)
+        ],
+    )
+    items = [
+        attrs.evolve(i, event=attrs.evolve(i.event, status_change_id=cid))
+        for i, cid in zip(items, change_ids, strict=True)
+    ]
+    audit = []
+    for i in items:
+        old, new = _audit_values(i)
+        audit.append(
+            {
+                "at": i.event.at,
+                "actor": i.actor.label or str(i.actor.kind),
+                "action": i.event.action,
+                "object_type": "application",
+                "object_id": str(i.after.id),
+                "before": old,
+                "after": new,
+                "client_address": i.actor.client_address,
+            }
+        )
+    await records.add_audit(conn, audit)
+
+    staff: list[User] = await user_rows.active_staff(conn)
+    rows = []
+    for i in items:
+        drafts = [
+            d
+            for found in gcx.plugins.hook.gcx_collect_notifications(
+                event=i.event, application=i.after, staff=staff
+            )
+            for d in (found or [])
+        ]
+        rows.extend(
+            {
+                "type": d.type,
+                "channel": d.channel,
+                "recipient": d.recipient,
+                "template": d.template_name,
+                "context": d.context,
+                "dedupe_key": f"sc{i.event.status_change_id}:{d.type}:{d.channel}:{d.recipient}",
+                "status": "pending",
+                "attempts": 0,
+                "max_attempts": gcx.settings.notification_max_attempts,
+                "next_attempt_at": i.event.at,
+                "application_id": i.after.id,
+                "created_at": i.event.at,
+                "updated_at": i.event.at,
+            }
+            for d in drafts
+        )
+    notification_ids = await records.allocate_ids(conn, notifications, len(rows))
+    if rows:
+        for row, notification_id in zip(rows, notification_ids, strict=True):
+            row["id"] = notification_id
+        await fast.insert_many(conn, notifications, rows)
+
+    deltas: Counter[str] = Counter()
+    if rows:
+        deltas[records.NOTIFICATION_PREFIX + "pending"] += len(rows)
+    for i in items:
+        deltas[records.STATUS_PREFIX + i.after.status] += 1
+        if i.before is not None and i.before.status:
+            deltas[records.STATUS_PREFIX + i.before.status] -= 1
+        else:
+            deltas[records.day_key(i.after.created_at)] += 1
+    await records.bump_counters(conn, deltas)
+
+    at = items[-1].event.at
+    fired: Fired = [(i.event, i.after) for i in items]
+    if notification_ids:
+        fired.append((NotificationsQueued(tuple(notification_ids), at), None))
+    fired.append((CountersChanged(at), None))
+    return fired
