@@ -16,9 +16,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util import await_
 
-from gcx_core.storage import sqlite_inline
-
 from gcx_core.exceptions import ConfigurationError
+from gcx_core.storage import sqlite_inline
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Inline connections must not stall the event loop, so SQLite itself waits only briefly; a

@@ -86,7 +86,7 @@ class _SelectPlan(_Plan):
         # Binds the caller does not name, such as a LIMIT, keep the value they were built with.
         self.defaults = dict(compiled.params)
         columns = list(stmt.selected_columns)
-        self.keys = tuple(c.key for c in columns)
+        self.keys = tuple(str(c.key) for c in columns)
         self.results = tuple(
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
         )

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gcx_core.entities import AuditEntry, Notification, NotificationStatus
 from gcx_core.storage import fast
-from gcx_core.storage.tables import audit_log, counters, notifications
+from gcx_core.storage.tables import audit_log, counters
 
 # Counter names: "status:<status>", "notifications:<status>", "submitted:<YYYY-MM-DD>".
 STATUS_PREFIX = "status:"
