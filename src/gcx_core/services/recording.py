@@ -109,7 +109,7 @@ async def record_many(gcx: Gcx, conn: AsyncConnection, items: list[Recorded]) ->
     await records.add_audit(conn, audit)
 
     staff: list[User] = await user_rows.active_staff(conn)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i in items:
         drafts = [
             d
