@@ -34,6 +34,8 @@ class PhoneFormat:
             and len(digits) == len(self.calling_code) + self.national_digits
         ):
             national = digits[len(self.calling_code) :]
+        elif not self.trunk_prefix and len(digits) == self.national_digits:
+            national = digits  # plans without a trunk prefix dial the national number as is
         else:
             return None
         pattern = rf"[{self.leading_digits}]\d{{{self.national_digits - 1}}}"

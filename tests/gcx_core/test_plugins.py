@@ -241,3 +241,113 @@ def test_entry_point_plugins_load_and_can_be_disabled(tmp_path, monkeypatch):
     assert info["demo"].version == "1.2.3"
     assert info["demo"].hooks == ("gcx_register_document_requirements",)
     assert "export_licence" not in collect_requirements(make_plugin_manager(disabled=["demo"]))
+
+
+def test_plugins_add_phone_formats(gcx_settings):
+    import asyncio
+
+    import attrs
+
+    from gcx_core.context import Gcx
+    from gcx_core.phones import PhoneFormat
+
+    class Togo:
+        @hookimpl
+        def gcx_register_phone_formats(self, register):
+            register(PhoneFormat("TG", "228", 8, trunk_prefix="", example="90 12 34 56"))
+
+    async def run():
+        pm = make_plugin_manager(plugins=[Togo()], load_entry_points=False)
+        async with await Gcx.open(
+            attrs.evolve(gcx_settings, phone_country="TG"), plugin_manager=pm
+        ) as gcx:
+            return gcx.phone_format.normalise("90 12 34 56")
+
+    assert asyncio.run(run()) == "+22890123456"
+
+
+def test_plugins_add_tables_and_migrations(tmp_path):
+    """A plugin's table joins the MetaData; its Alembic branch runs with `migrate=True`."""
+    import asyncio
+
+    from gcx_core.context import Gcx
+    from gcx_core.settings import Settings
+    from gcx_core.storage.tables import metadata
+
+    versions = tmp_path / "loyalty_versions"
+    versions.mkdir()
+    (versions / "l001_loyalty.py").write_text(
+        textwrap.dedent("""
+        import sqlalchemy as sa
+        from alembic import op
+
+        revision = "l001"
+        down_revision = None
+        branch_labels = ("loyalty",)
+        depends_on = "0001"
+
+        def upgrade():
+            op.create_table("loyalty_points",
+                            sa.Column("application_id", sa.Integer, primary_key=True),
+                            sa.Column("points", sa.Integer, nullable=False))
+
+        def downgrade():
+            op.drop_table("loyalty_points")
+    """)
+    )
+
+    class Loyalty:
+        @hookimpl
+        def gcx_register_tables(self, metadata):
+            if "loyalty_points" not in metadata.tables:
+                sa.Table(
+                    "loyalty_points",
+                    metadata,
+                    sa.Column("application_id", sa.Integer, primary_key=True),
+                    sa.Column("points", sa.Integer, nullable=False),
+                )
+
+        @hookimpl
+        def gcx_migration_locations(self):
+            return [str(versions)]
+
+    async def run():
+        pm = make_plugin_manager(plugins=[Loyalty()], load_entry_points=False)
+        settings = Settings(data_dir=tmp_path / "data", secret_key="k")
+        async with await Gcx.open(settings, plugin_manager=pm, migrate=True) as gcx:
+            table = metadata.tables["loyalty_points"]
+            async with gcx.database.write() as conn:
+                await conn.execute(table.insert().values(application_id=1, points=5))
+            async with gcx.database.read() as conn:
+                return (await conn.execute(sa.select(table.c.points))).scalar()
+
+    try:
+        assert asyncio.run(run()) == 5
+    finally:
+        metadata.remove(metadata.tables["loyalty_points"])
+
+
+def test_plugins_add_their_own_hookspecs():
+    import types
+
+    spec_module = types.ModuleType("loyalty_hookspecs")
+    from gcx_core.hookspecs import hookspec
+
+    @hookspec
+    def gcx_loyalty_points(application_id):  # pragma: no cover - a spec has no body
+        """How many points an application earns."""
+
+    spec_module.gcx_loyalty_points = gcx_loyalty_points
+
+    class Defines:
+        @hookimpl
+        def gcx_add_hookspecs(self, plugin_manager):
+            plugin_manager.add_hookspecs(spec_module)
+
+    class Implements:
+        @hookimpl
+        def gcx_loyalty_points(self, application_id):
+            return application_id * 10
+
+    pm = make_plugin_manager(plugins=[Defines(), Implements()], load_entry_points=False)
+    assert pm.hook.gcx_loyalty_points(application_id=4) == [40]

@@ -174,3 +174,7 @@ def test_other_national_formats():
         now=NOW,
     )
     assert draft.contact.telephone == "+2348031234567"
+    ivory_coast = BUILTIN_FORMATS["CI"]
+    assert ivory_coast.normalise("07 12 34 56 78") == "+2250712345678"
+    assert ivory_coast.normalise("+225 07 12 34 56 78") == "+2250712345678"
+    assert ivory_coast.normalise("07 12 34 56") is None

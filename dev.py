@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""One-command entry points for a fresh clone: needs only Python >= 3.11.
+
+    python3 dev.py demo     install into .venv, load sample data, run the demo
+    python3 dev.py test     install into .venv and run the whole test suite
+    python3 dev.py lint     ruff (lint + format check) and mypy
+    python3 dev.py docs     build the documentation into site/
+    python3 dev.py bench    run the benchmarks in bench/
+
+Everything is installed into ./.venv; nothing outside the clone is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+MARKER = VENV / ".gcx-installed"
+
+
+def run(*args: str | Path, check: bool = True) -> int:
+    print("+", " ".join(str(a) for a in args), flush=True)
+    return subprocess.run([str(a) for a in args], cwd=ROOT, check=check).returncode  # noqa: S603
+
+
+def ensure_venv(group: str) -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may run on an older python3
+        sys.exit(f"GCX needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    if not (BIN / "python").exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    stamp = f"{group}:{(ROOT / 'pyproject.toml').stat().st_mtime_ns}"
+    if MARKER.exists() and MARKER.read_text() == stamp:
+        return
+    # Dependency groups (PEP 735) need pip >= 25.1.
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip>=25.1")
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".", "--group", group)
+    MARKER.write_text(stamp)
+
+
+def demo(args: list[str]) -> int:
+    ensure_venv("test")
+    gcx = BIN / "gcx"
+    if run(gcx, "demo", *args, check=False) != 3:  # 3: the web back office is not built yet
+        return 0
+    print("The web back office is not built yet; showing the demo data in the terminal.")
+    run(gcx, "seed-demo", "--count", "500")
+    return run(BIN / "python", "-m", "gcx_core.summary")
+
+
+def test(args: list[str]) -> int:
+    ensure_venv("test")
+    return run(BIN / "python", "-m", "pytest", *args, check=False)
+
+
+def lint(args: list[str]) -> int:
+    ensure_venv("dev")
+    failed = 0
+    for cmd in (
+        ("ruff", "check", "src", "tests", "bench", "examples", "dev.py"),
+        ("ruff", "format", "--check", "src", "tests", "bench", "examples", "dev.py"),
+        ("mypy",),
+    ):
+        failed |= run(BIN / cmd[0], *cmd[1:], *args, check=False)
+    return failed
+
+
+def docs(args: list[str]) -> int:
+    ensure_venv("dev")
+    return run(BIN / "mkdocs", "build", "--strict", *args, check=False)
+
+
+def bench(args: list[str]) -> int:
+    ensure_venv("test")
+    return run(BIN / "python", "bench/run.py", *args, check=False)
+
+
+COMMANDS = {"demo": demo, "test": test, "lint": lint, "docs": docs, "bench": bench}
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(__doc__)
+        return 2
+    return COMMANDS[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
