@@ -46,8 +46,10 @@ async def test_one_refused_submission_does_not_sink_its_group(gcx):
 
 
 async def test_a_cancelled_caller_does_not_stall_the_queue(gcx):
-    tasks = [asyncio.create_task(applications.submit(gcx, make_submission(), APPLICANT))
-             for _ in range(6)]
+    tasks = [
+        asyncio.create_task(applications.submit(gcx, make_submission(), APPLICANT))
+        for _ in range(6)
+    ]
     await asyncio.sleep(0)
     tasks[0].cancel()
     tasks[3].cancel()
@@ -67,8 +69,10 @@ async def test_two_processes_racing_on_one_database(gcx, gcx_settings):
         results = await asyncio.gather(
             applications.submit(gcx, data, APPLICANT),
             applications.submit(other, data, APPLICANT),
-            *(applications.submit(g, p, APPLICANT)
-              for g, p in zip([gcx, other] * 3, others, strict=True)),
+            *(
+                applications.submit(g, p, APPLICANT)
+                for g, p in zip([gcx, other] * 3, others, strict=True)
+            ),
             return_exceptions=True,
         )
     first_two = results[:2]

@@ -8,11 +8,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gcx_core.entities import Role, User
+from gcx_core.storage import fast
 from gcx_core.storage.tables import user_tokens, users
 
 
 def to_user(row: Any) -> User:
-    data = dict(row._mapping)
+    data = dict(row) if isinstance(row, dict) else dict(row._mapping)
     data["role"] = Role(data["role"])
     return User(**data)
 
@@ -27,13 +28,15 @@ async def get_by_email(conn: AsyncConnection, email: str) -> User | None:
     return to_user(row) if row else None
 
 
+_ACTIVE_STAFF = fast.FastSelect(
+    sa.select(users)
+    .where(users.c.is_active.is_(True), users.c.role != "supplier")
+    .order_by(users.c.id)
+)
+
+
 async def active_staff(conn: AsyncConnection) -> list[User]:
-    rows = await conn.execute(
-        sa.select(users)
-        .where(users.c.is_active.is_(True), users.c.role.in_(["viewer", "reviewer", "admin"]))
-        .order_by(users.c.id)
-    )
-    return [to_user(r) for r in rows]
+    return [to_user(r) for r in await _ACTIVE_STAFF.all(conn)]
 
 
 async def insert(conn: AsyncConnection, values: dict[str, Any]) -> int:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -51,7 +52,12 @@ class Database:
     ) -> Database:
         """Open a database. SQLite runs inline on the event loop unless `inline` is False."""
         parsed = make_url(url)
-        kwargs: dict[str, Any] = {"echo": echo}
+        # msgspec writes and reads the JSON columns several times faster than the json module.
+        kwargs: dict[str, Any] = {
+            "echo": echo,
+            "json_serializer": _json_dumps,
+            "json_deserializer": msgspec.json.decode,
+        }
         if parsed.get_backend_name() == "sqlite":
             if parsed.get_driver_name() != "aiosqlite":
                 raise ConfigurationError("use the sqlite+aiosqlite:// driver for SQLite")
@@ -118,6 +124,10 @@ class Database:
             self._reader.close()
             self._reader = None
         await self.engine.dispose()
+
+
+def _json_dumps(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
 
 
 def ensure_sqlite_directory(url: str) -> None:

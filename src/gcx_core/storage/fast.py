@@ -41,8 +41,10 @@ class _Plan:
 
     def row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(
-            p(values[n]) if p is not None else values[n]
-            for n, p in zip(self.names, self.processors, strict=True)
+            [
+                p(values[n]) if p is not None else values[n]
+                for n, p in zip(self.names, self.processors, strict=True)
+            ]
         )
 
 
@@ -77,6 +79,8 @@ class _SelectPlan(_Plan):
 
     def __init__(self, stmt: sa.Select[Any], dialect: sa.Dialect) -> None:
         compiled = stmt.compile(dialect=dialect)
+        if "POSTCOMPILE" in compiled.string:
+            raise ValueError("FastSelect cannot run an expanding IN; use SQLAlchemy for it")
         names = list(compiled.positiontup or [])
         super().__init__(
             compiled.string,
@@ -133,3 +137,43 @@ class FastSelect:
     ) -> dict[str, Any] | None:
         rows = await self.all(source, **params)
         return rows[0] if rows else None
+
+
+class FastStatement:
+    """A write statement with named binds, built and compiled once per dialect, run for many rows.
+
+    `build(dialect_name)` returns the statement, so dialect-specific forms (an upsert) fit.
+    """
+
+    def __init__(self, build: Callable[[str], Any]) -> None:
+        self._build = build
+        self._statements: dict[str, Any] = {}
+        self._plans: dict[str, _Plan] = {}
+
+    def statement(self, dialect: sa.Dialect) -> Any:
+        stmt = self._statements.get(dialect.name)
+        if stmt is None:
+            stmt = self._statements[dialect.name] = self._build(dialect.name)
+        return stmt
+
+    async def run_many(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        stmt = self.statement(conn.dialect)
+        handle = await _inline_handle(conn)
+        if handle is None:
+            await conn.execute(stmt, rows)
+            return
+        plan = self._plans.get(conn.dialect.name)
+        if plan is None:
+            compiled = stmt.compile(dialect=conn.dialect)
+            names = list(compiled.positiontup or [])
+            plan = self._plans[conn.dialect.name] = _Plan(
+                compiled.string,
+                names,
+                [
+                    compiled.binds[n].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+                    for n in names
+                ],
+            )
+        handle.executemany(plan.sql, [plan.row(r) for r in rows])

@@ -37,31 +37,27 @@ def to_audit_entry(row: Any) -> AuditEntry:
     return AuditEntry(**dict(row._mapping))
 
 
-async def bump_counters(conn: AsyncConnection, deltas: Mapping[str, int]) -> None:
-    """Add deltas to named counters, creating missing ones; one statement per counter."""
-    for name, delta in sorted(deltas.items()):  # a fixed order avoids deadlocks on PostgreSQL
-        if delta == 0:
-            continue
-        updated = await conn.execute(
-            counters.update().where(counters.c.name == name).values(value=counters.c.value + delta)
-        )
-        if updated.rowcount == 0:
-            await _insert_counter(conn, name, delta)
-
-
-async def _insert_counter(conn: AsyncConnection, name: str, delta: int) -> None:
-    # Two first writers may race to create a counter on PostgreSQL; the loser adds instead.
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt = pg_insert(counters).values(name=name, value=delta)
-        await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[counters.c.name], set_={"value": counters.c.value + delta}
-            )
-        )
+def _counter_upsert(dialect: str) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
     else:
-        await conn.execute(counters.insert().values(name=name, value=delta))
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(counters).values(name=sa.bindparam("name"), value=sa.bindparam("delta"))
+    return stmt.on_conflict_do_update(
+        index_elements=[counters.c.name], set_={"value": counters.c.value + stmt.excluded.value}
+    )
+
+
+_ADD_TO_COUNTER = fast.FastStatement(_counter_upsert)
+
+
+async def bump_counters(conn: AsyncConnection, deltas: Mapping[str, int]) -> None:
+    """Add deltas to named counters, creating missing ones, in one upsert for all of them.
+
+    Names are sorted so concurrent PostgreSQL transactions lock rows in the same order.
+    """
+    rows = [{"name": n, "delta": d} for n, d in sorted(deltas.items()) if d]
+    await _ADD_TO_COUNTER.run_many(conn, rows)
 
 
 async def read_counters(conn: AsyncConnection, prefix: str = "") -> dict[str, int]:
@@ -104,5 +100,12 @@ async def allocate_ids(conn: AsyncConnection, table: sa.Table, count: int) -> li
             sa.select(sa.func.nextval(seq)).select_from(sa.func.generate_series(1, count))
         )
         return [int(i) for i in result.scalars()]
-    start = (await conn.execute(sa.select(sa.func.max(table.c.id)))).scalar() or 0
+    query = _MAX_ID.get(table.name)
+    if query is None:
+        query = _MAX_ID[table.name] = fast.FastSelect(sa.select(sa.func.max(table.c.id).label("m")))
+    row = await query.first(conn)
+    start = (row["m"] if row else None) or 0
     return list(range(start + 1, start + 1 + count))
+
+
+_MAX_ID: dict[str, fast.FastSelect] = {}

@@ -49,7 +49,8 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
                 return None
             if value.tzinfo is None:
                 raise ValueError("naive datetimes are not stored; use an aware UTC datetime")
-            return value.astimezone(UTC).strftime(_SQLITE_FORMAT)
+            # The same text as SQLAlchemy's SQLite format, microseconds always included.
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
         return process
 
@@ -61,9 +62,6 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
             return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
 
         return process
-
-
-_SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 JSON: Any = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
