@@ -38,10 +38,9 @@ def to_audit_entry(row: Any) -> AuditEntry:
 
 
 def _counter_upsert(dialect: str) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(counters).values(name=sa.bindparam("name"), value=sa.bindparam("delta"))
     return stmt.on_conflict_do_update(
         index_elements=[counters.c.name], set_={"value": counters.c.value + stmt.excluded.value}
