@@ -19,11 +19,11 @@ from pathlib import Path
 
 from gcx_core.context import Gcx
 from gcx_core.entities import Actor, Role
+from gcx_core.samples import make_submission
 from gcx_core.seed import seed_demo
 from gcx_core.services import accounts, applications, dashboard, queries
 from gcx_core.settings import Settings
 from gcx_core.storage.tables import applications as application_rows
-from gcx_core.testing import make_submission
 
 
 def line(name: str, value: float, unit: str, target: str) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 from gcx_core import Actor, Gcx, Role, Settings, hookimpl, make_plugin_manager
 from gcx_core.entities import DocumentRequirement
 from gcx_core.exceptions import GuardFailedError
+from gcx_core.samples import make_submission
 from gcx_core.services import accounts, applications
-from gcx_core.testing import make_submission
 from gcx_core.workflow import State, Transition
 
 

@@ -23,9 +23,9 @@ from sqlalchemy.engine import make_url
 from gcx_core.context import Gcx
 from gcx_core.entities import Actor, Role, User
 from gcx_core.plugins import make_plugin_manager
+from gcx_core.samples import make_submission
 from gcx_core.settings import Settings
 from gcx_core.storage.migrate import upgrade_sync
-from gcx_core.testing.factories import make_submission
 from gcx_core.testing.servers import ServiceUnavailable, postgres_server, redis_server
 
 __all__ = ["FakeClock", "make_submission", "postgres_server", "redis_server"]

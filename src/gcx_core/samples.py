@@ -1,4 +1,4 @@
-"""Builders of valid test input: change one field to test one rule."""
+"""Valid sample submissions for tests, examples and benchmarks; override one field per test."""
 
 from __future__ import annotations
 
