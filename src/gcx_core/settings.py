@@ -68,6 +68,7 @@ class SmtpSettings:
     username: str | None = None
     password: str | None = attrs.field(default=None, repr=False)
     timeout: float = 30.0
+    validate_certs: bool = True
 
 
 @attrs.frozen
@@ -88,6 +89,10 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     files_dir: Path | None = None
     sqlite_pool_size: int = 8
+    programme_name: str = "GCX Supplier Programme"
+    templates_dir: Path | None = None
+    notification_lease_seconds: int = 300
+    notification_retention_days: int = 30
 
     @property
     def resolved_database_url(self) -> str:
@@ -120,12 +125,14 @@ class Settings:
                 tls=tls,
                 username=_first(env, "GCX_SMTP_USERNAME", "EMAIL_HOST_USER"),
                 password=_first(env, "GCX_SMTP_PASSWORD", "EMAIL_HOST_PASSWORD"),
+                validate_certs=_bool(env, "GCX_SMTP_VALIDATE_CERTS", default=True),
             )
             if smtp.tls and smtp.starttls:
                 raise ConfigurationError(
                     "choose either implicit TLS or STARTTLS for SMTP, not both"
                 )
         files_dir = _first(env, "GCX_FILES_DIR")
+        templates_dir = _first(env, "GCX_TEMPLATES_DIR")
         return cls(
             data_dir=data_dir,
             database_url=_first(env, "GCX_DATABASE_URL", "DATABASE_URL") or "",
@@ -146,6 +153,12 @@ class Settings:
             disabled_plugins=_split(_first(env, "GCX_DISABLE_PLUGINS")),
             trusted_proxies=_split(_first(env, "GCX_TRUSTED_PROXIES")),
             files_dir=Path(files_dir) if files_dir else None,
+            programme_name=_first(env, "GCX_PROGRAMME_NAME") or "GCX Supplier Programme",
+            templates_dir=Path(templates_dir) if templates_dir else None,
+            notification_lease_seconds=_int(env, "GCX_NOTIFICATION_LEASE_SECONDS", default=300,
+                                            minimum=1),
+            notification_retention_days=_int(env, "GCX_NOTIFICATION_RETENTION_DAYS", default=30,
+                                             minimum=1),
         )
 
     def with_secret_key(self) -> Settings:

@@ -1,0 +1,173 @@
+"""Delivery channels: SMTP email over reused aiosmtplib connections, and capture.
+
+A channel's `send` returns the provider's message id, raises `TemporaryFailure` for what may
+work later (a 4xx reply, a dropped connection) and `PermanentFailure` for what never will (a
+5xx reply, an address that is not one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import Any, Protocol
+
+import aiosmtplib
+import attrs
+import sqlalchemy as sa
+
+from gcx_core.context import Gcx
+from gcx_core.settings import SmtpSettings
+from gcx_notify.storage import captured_messages
+
+
+class DeliveryError(Exception):
+    """Raised by a channel when a message could not be handed over."""
+
+
+class TemporaryFailure(DeliveryError):
+    """Raised when the same message may succeed later; it will be retried."""
+
+
+class PermanentFailure(DeliveryError):
+    """Raised when the message can never be delivered as it is; it goes dead at once."""
+
+
+@attrs.frozen
+class RenderedMessage:
+    notification_id: int
+    channel: str
+    recipient: str
+    subject: str
+    text: str
+    html: str
+    message_id: str
+    sent_from: str
+    at: Any = None
+
+
+class Channel(Protocol):
+    async def send(self, message: RenderedMessage) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+def build_email(message: RenderedMessage) -> EmailMessage:
+    email = EmailMessage()
+    email["From"] = message.sent_from
+    email["To"] = message.recipient
+    email["Subject"] = message.subject
+    # Stable across retries, so a receiver that sees one message twice can drop the copy.
+    email["Message-ID"] = message.message_id
+    if message.at is not None:
+        email["Date"] = format_datetime(message.at)
+    email["Auto-Submitted"] = "auto-generated"
+    email["X-GCX-Notification"] = str(message.notification_id)
+    email.set_content(message.text)
+    email.add_alternative(message.html, subtype="html")
+    return email
+
+
+def _valid_address(address: str) -> bool:
+    _, parsed = parseaddr(address)
+    return bool(parsed) and "@" in parsed and parsed == address.strip() and " " not in parsed
+
+
+class SmtpChannel:
+    """Email through one SMTP server, over a small pool of connections kept open between sends."""
+
+    def __init__(self, smtp: SmtpSettings, pool_size: int = 4) -> None:
+        self.smtp = smtp
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._slots = asyncio.Semaphore(pool_size)
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        client = aiosmtplib.SMTP(
+            hostname=self.smtp.host, port=self.smtp.port, use_tls=self.smtp.tls,
+            start_tls=self.smtp.starttls if not self.smtp.tls else False,
+            timeout=self.smtp.timeout, validate_certs=self.smtp.validate_certs,
+        )
+        await client.connect()
+        if self.smtp.username:
+            await client.login(self.smtp.username, self.smtp.password or "")
+        return client
+
+    async def send(self, message: RenderedMessage) -> str:
+        if not _valid_address(message.recipient):
+            raise PermanentFailure(f"not an email address: {message.recipient!r}")
+        email = build_email(message)
+        async with self._slots:
+            client = self._idle.pop() if self._idle else None
+            try:
+                if client is None or not client.is_connected:
+                    client = await self._connect()
+                errors, _ = await client.send_message(email)
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                self._keep(client)
+                raise _classify(exc.recipients[0] if exc.recipients else exc) from None
+            except aiosmtplib.SMTPResponseException as exc:
+                await self._discard(client)
+                raise _classify(exc) from None
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+                await self._discard(client)
+                raise TemporaryFailure(f"SMTP connection failed: {type(exc).__name__}") from None
+            self._keep(client)
+        if errors:
+            first = next(iter(errors.values()))
+            raise _classify(aiosmtplib.SMTPResponseException(first[0], first[1]))
+        return message.message_id
+
+    def _keep(self, client: aiosmtplib.SMTP | None) -> None:
+        if client is not None and client.is_connected:
+            self._idle.append(client)
+
+    async def _discard(self, client: aiosmtplib.SMTP | None) -> None:
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for client in idle:
+            with contextlib.suppress(Exception):
+                await client.quit()
+
+
+def _classify(exc: Any) -> DeliveryError:
+    code = getattr(exc, "code", 0) or 0
+    text = f"SMTP {code}: {getattr(exc, 'message', exc)}"[:500]
+    return PermanentFailure(text) if 500 <= code < 600 else TemporaryFailure(text)
+
+
+class CaptureChannel:
+    """Keeps messages in the database instead of sending them: the embedded default without SMTP.
+
+    The back office reads them from `captured_messages`.
+    """
+
+    def __init__(self, gcx: Gcx) -> None:
+        self.gcx = gcx
+
+    async def send(self, message: RenderedMessage) -> str:
+        async with self.gcx.database.write() as conn:
+            result = await conn.execute(captured_messages.insert().returning(
+                captured_messages.c.id), {
+                "notification_id": message.notification_id, "recipient": message.recipient,
+                "subject": message.subject, "text": message.text, "html": message.html,
+                "message_id": message.message_id, "created_at": self.gcx.now(),
+            })
+            captured_id = int(result.scalar_one())
+        return f"captured:{captured_id}"
+
+    async def close(self) -> None:
+        return None
+
+
+async def captured(gcx: Gcx, recipient: str | None = None) -> list[dict[str, Any]]:
+    """Captured messages, newest first (for the back office and tests)."""
+    query = sa.select(captured_messages).order_by(captured_messages.c.id.desc())
+    if recipient:
+        query = query.where(captured_messages.c.recipient == recipient)
+    async with gcx.database.read() as conn:
+        return [dict(r._mapping) for r in await conn.execute(query)]
