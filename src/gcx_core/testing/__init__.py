@@ -68,7 +68,7 @@ def _gcx_clock() -> FakeClock:
 @pytest.fixture(name="_gcx_sqlite_template", scope="session")
 def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("gcx-template") / "template.db"
-    upgrade_sync(f"sqlite+aiosqlite:///{path}")
+    upgrade_sync(f"sqlite+aiosqlite:///{path}", _installed_migrations())
     return path
 
 
@@ -86,7 +86,7 @@ def _gcx_postgres_server() -> Iterator[str | ServiceUnavailable]:
         try:
             url = stack.enter_context(postgres_server())
             _admin(url, "DROP DATABASE IF EXISTS gcx_template", "CREATE DATABASE gcx_template")
-            upgrade_sync(_database_url(url, "gcx_template"))
+            upgrade_sync(_database_url(url, "gcx_template"), _installed_migrations())
         except ServiceUnavailable as exc:
             yield exc
             return
@@ -152,6 +152,13 @@ def _gcx_staff(gcx: Gcx) -> Any:
         return user, Actor.for_user(user, client_address="127.0.0.1")
 
     return make
+
+
+def _installed_migrations() -> list[str]:
+    """Migration folders of the installed plugins, so templates have every table."""
+    from gcx_core.context import migration_locations
+
+    return migration_locations(make_plugin_manager())
 
 
 def _database_url(server_url: str, name: str) -> str:

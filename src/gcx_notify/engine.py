@@ -1,0 +1,207 @@
+"""Delivering outbox rows: claim atomically, render, send, then mark sent, retrying or dead.
+
+The outbox is the truth; broker messages are only hints. A claim is one statement that takes
+due rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite the write transaction itself is
+exclusive), sets them `sending` with a lease and counts the attempt. Marking the outcome checks
+the row is still the one we claimed (status and attempt number), so a worker whose lease ran
+out and whose row was taken over cannot overwrite the newer attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gcx_core.context import Gcx
+from gcx_core.entities import Notification, NotificationStatus, Role
+from gcx_core.events import CountersChanged, NotificationsQueued
+from gcx_core.plugins import first_async
+from gcx_core.storage import accounts as user_rows
+from gcx_core.storage import records
+from gcx_core.storage.tables import notifications
+from gcx_notify.channels import PermanentFailure, TemporaryFailure
+from gcx_notify.events import NotificationDelivery
+from gcx_notify.render import Renderer, TemplateError
+
+log = logging.getLogger(__name__)
+N = notifications
+SENDABLE = (NotificationStatus.PENDING, NotificationStatus.RETRYING)
+ALERT_TYPE = "notification_dead"
+
+
+@attrs.frozen
+class RetryPolicy:
+    """Exponential backoff with jitter: base, base*factor, base*factor^2 ... capped."""
+
+    max_attempts: int | None = None  # None: the row's own max_attempts
+    base: timedelta = timedelta(minutes=1)
+    factor: float = 5.0
+    cap: timedelta = timedelta(hours=6)
+    jitter: float = 0.2
+
+    def delay(self, attempt: int, rng: random.Random) -> timedelta:
+        """The wait after failed attempt number `attempt` (1 for the first)."""
+        raw = min(self.base.total_seconds() * self.factor ** (attempt - 1), self.cap.total_seconds())
+        spread = raw * self.jitter
+        return timedelta(seconds=raw + rng.uniform(-spread, spread))
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+class Deliverer:
+    def __init__(self, gcx: Gcx, channels: Mapping[str, Any], renderer: Renderer,
+                 rng: random.Random | None = None) -> None:
+        self.gcx = gcx
+        self.channels = channels
+        self.renderer = renderer
+        self.rng = rng or random.Random()
+        self.lease = timedelta(seconds=gcx.settings.notification_lease_seconds)
+
+    # -- claiming -------------------------------------------------------------------------
+
+    def _due(self, now: datetime) -> sa.ColumnElement[bool]:
+        return sa.or_(
+            sa.and_(N.c.status.in_([str(s) for s in SENDABLE]), N.c.next_attempt_at <= now),
+            sa.and_(N.c.status == NotificationStatus.SENDING, N.c.locked_until < now),
+        )
+
+    async def claim(self, ids: list[int] | None = None, limit: int = 100) -> list[Notification]:
+        """Take due rows (these ids, or the oldest due) for this worker; others skip them."""
+        now = self.gcx.now()
+        query = sa.select(N.c.id, N.c.status).where(self._due(now))
+        if ids is not None:
+            query = query.where(N.c.id.in_(ids))
+        query = query.order_by(N.c.next_attempt_at, N.c.id).limit(limit)
+        query = query.with_for_update(skip_locked=True)
+        async with self.gcx.database.write() as conn:
+            found = (await conn.execute(query)).all()
+            if not found:
+                return []
+            rows = (await conn.execute(
+                N.update().where(N.c.id.in_([r.id for r in found])).values(
+                    status=NotificationStatus.SENDING, locked_until=now + self.lease,
+                    attempts=N.c.attempts + 1, updated_at=now,
+                ).returning(*N.c)
+            )).all()
+            moves = Counter(str(r.status) for r in found)
+            await records.bump_counters(conn, {
+                **{records.NOTIFICATION_PREFIX + s: -n for s, n in moves.items()},
+                records.NOTIFICATION_PREFIX + NotificationStatus.SENDING: len(found),
+            })
+        return sorted((records.to_notification(r) for r in rows), key=lambda n: n.id)
+
+    async def due_ids(self, limit: int = 1000) -> list[int]:
+        """Rows a sweep should kick: due, retry time passed, or a lease that expired."""
+        async with self.gcx.database.read() as conn:
+            result = await conn.execute(
+                sa.select(N.c.id).where(self._due(self.gcx.now()))
+                .order_by(N.c.next_attempt_at, N.c.id).limit(limit))
+            return [int(i) for i in result.scalars()]
+
+    # -- delivering -----------------------------------------------------------------------
+
+    async def deliver(self, notification_id: int) -> NotificationStatus | None:
+        """Deliver one row if it is due; None when another worker has it or it is done."""
+        claimed = await self.claim([notification_id], limit=1)
+        if not claimed:
+            return None
+        return await self.send_claimed(claimed[0])
+
+    async def deliver_due(self, limit: int = 100) -> int:
+        """Claim and deliver up to `limit` due rows here; returns how many were attempted."""
+        claimed = await self.claim(limit=limit)
+        for n in claimed:
+            await self.send_claimed(n)
+        return len(claimed)
+
+    async def send_claimed(self, n: Notification) -> NotificationStatus:
+        channel = self.channels.get(n.channel)
+        try:
+            if channel is None:
+                raise PermanentFailure(f"no channel named {n.channel!r}")
+            message = self.renderer.render(n)
+            provider_id = await channel.send(message)
+        except (PermanentFailure, TemplateError) as exc:
+            return await self._finish(n, NotificationStatus.DEAD, error=str(exc))
+        except TemporaryFailure as exc:
+            return await self._fail_temporarily(n, str(exc))
+        except Exception as exc:  # a channel bug is treated like a temporary failure
+            log.exception("channel %s failed on notification %s", n.channel, n.id)
+            return await self._fail_temporarily(n, f"{type(exc).__name__}: {exc}"[:500])
+        return await self._finish(n, NotificationStatus.SENT, provider_id=provider_id)
+
+    async def policy(self, n: Notification) -> RetryPolicy:
+        hook = getattr(self.gcx.plugins.hook, "gcx_notify_retry_policy", None)
+        found = await first_async(hook, notification=n) if hook is not None else None
+        return found or DEFAULT_POLICY
+
+    async def _fail_temporarily(self, n: Notification, error: str) -> NotificationStatus:
+        policy = await self.policy(n)
+        limit = policy.max_attempts or n.max_attempts
+        if n.attempts >= limit:
+            return await self._finish(n, NotificationStatus.DEAD, error=error)
+        retry_at = self.gcx.now() + policy.delay(n.attempts, self.rng)
+        return await self._finish(n, NotificationStatus.RETRYING, error=error, retry_at=retry_at)
+
+    async def _finish(
+        self, n: Notification, status: NotificationStatus, *, error: str = "",
+        provider_id: str = "", retry_at: datetime | None = None,
+    ) -> NotificationStatus:
+        now = self.gcx.now()
+        values: dict[str, Any] = {"status": status, "locked_until": None, "updated_at": now}
+        if status is NotificationStatus.SENT:
+            values.update(sent_at=now, provider_message_id=provider_id, next_attempt_at=None)
+        else:
+            values.update(last_error=error[:2000], next_attempt_at=retry_at)
+        fired: list[tuple[Any, Any]] = []
+        async with self.gcx.database.write() as conn:
+            result = await conn.execute(
+                N.update().where(N.c.id == n.id, N.c.status == NotificationStatus.SENDING,
+                                 N.c.attempts == n.attempts).values(values))
+            if result.rowcount != 1:
+                log.warning("notification %s was taken over while attempt %s ran", n.id,
+                            n.attempts)
+                return status
+            await records.bump_counters(conn, {
+                records.NOTIFICATION_PREFIX + NotificationStatus.SENDING: -1,
+                records.NOTIFICATION_PREFIX + status: 1,
+            })
+            if status is NotificationStatus.DEAD and n.type != ALERT_TYPE:
+                alert_ids = await self._alert_admins(conn, n, error, now)
+                if alert_ids:
+                    fired.append((NotificationsQueued(tuple(alert_ids), now), None))
+        fired.insert(0, (NotificationDelivery(n.id, str(status), n.attempts, now, error,
+                                              n.application_id, n.type), None))
+        fired.append((CountersChanged(now), None))
+        await self.gcx.fire(fired)
+        return status
+
+    async def _alert_admins(self, conn: AsyncConnection, n: Notification, error: str,
+                            now: datetime) -> list[int]:
+        admins = [u for u in await user_rows.active_staff(conn) if u.role is Role.ADMIN]
+        if not admins:
+            return []
+        ids = await records.allocate_ids(conn, N, len(admins))
+        rows = [{
+            "id": i, "type": ALERT_TYPE, "channel": "email", "recipient": admin.email,
+            "template": ALERT_TYPE, "dedupe_key": f"dead{n.id}.{n.attempts}:{admin.email}",
+            "context": {"failed_id": n.id, "failed_type": n.type, "failed_channel": n.channel,
+                        "failed_recipient": n.recipient, "attempts": n.attempts,
+                        "last_error": error[:500], "application_id": n.application_id},
+            "status": NotificationStatus.PENDING, "attempts": 0,
+            "max_attempts": self.gcx.settings.notification_max_attempts,
+            "next_attempt_at": now, "application_id": n.application_id,
+            "created_at": now, "updated_at": now,
+        } for i, admin in zip(ids, admins, strict=True)]
+        await conn.execute(N.insert(), rows)
+        await records.bump_counters(conn, {records.NOTIFICATION_PREFIX + "pending": len(rows)})
+        return ids

@@ -1,0 +1,52 @@
+"""gcx_notify's built-in plugin: its hookspecs, table and migrations, and the email channel.
+
+Loaded through the `gcx` entry point like any third-party plugin. It imports no taskiq and no
+aiosmtplib itself, so it loads even where only the core is installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+
+from gcx_core.plugins import hookimpl
+from gcx_notify import hookspecs
+from gcx_notify.storage import MIGRATIONS
+
+
+@hookimpl
+def gcx_add_hookspecs(plugin_manager: pluggy.PluginManager) -> None:
+    plugin_manager.add_hookspecs(hookspecs)
+
+
+@hookimpl
+def gcx_register_tables(metadata: Any) -> None:
+    # Importing gcx_notify.storage (done above) put captured_messages on the shared MetaData.
+    assert "captured_messages" in metadata.tables
+
+
+@hookimpl
+def gcx_migration_locations() -> list[str]:
+    return [str(MIGRATIONS / "versions")]
+
+
+def _email(notifier: Any) -> Any:
+    from gcx_notify.channels import CaptureChannel, SmtpChannel
+
+    smtp = notifier.gcx.settings.smtp
+    # Without SMTP settings (the embedded default) mail is captured for the back office.
+    return SmtpChannel(smtp) if smtp is not None else CaptureChannel(notifier.gcx)
+
+
+@hookimpl(tryfirst=True)
+def gcx_notify_register_channels(register: Callable[[str, Callable[[Any], Any]], None]) -> None:
+    register("email", _email)
+    register("capture", _capture)
+
+
+def _capture(notifier: Any) -> Any:
+    from gcx_notify.channels import CaptureChannel
+
+    return CaptureChannel(notifier.gcx)

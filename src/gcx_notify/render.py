@@ -1,0 +1,81 @@
+"""Rendering outbox rows into messages with Jinja2 (StrictUndefined: a missing variable fails).
+
+Templates live in `<type>/subject.txt`, `<type>/body.txt` and `<type>/body.html`. A deployment's
+folder (GCX_TEMPLATES_DIR) wins over plugins' folders, which win over the built-in ones.
+"""
+
+from __future__ import annotations
+
+from email.utils import parseaddr
+from typing import Any
+
+import jinja2
+
+from gcx_core.context import Gcx
+from gcx_core.entities import Notification
+from gcx_core.services.accounts import activation_link
+from gcx_notify.channels import RenderedMessage
+
+
+class TemplateError(Exception):
+    """Raised when a notification cannot be rendered (a missing template or variable)."""
+
+
+class Renderer:
+    def __init__(self, gcx: Gcx, extra_dirs: list[str]) -> None:
+        self.gcx = gcx
+        loaders: list[jinja2.BaseLoader] = []
+        if gcx.settings.templates_dir is not None:
+            loaders.append(jinja2.FileSystemLoader(str(gcx.settings.templates_dir)))
+        loaders.extend(jinja2.FileSystemLoader(d) for d in extra_dirs)
+        loaders.append(jinja2.PackageLoader("gcx_notify", "templates"))
+        self.env = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            undefined=jinja2.StrictUndefined,
+            autoescape=jinja2.select_autoescape(enabled_extensions=("html",),
+                                                default_for_string=False),
+            keep_trailing_newline=False,
+        )
+        domain = parseaddr(gcx.settings.mail_from)[1].rpartition("@")[2] or "gcx.invalid"
+        self.domain = domain
+
+    def message_id(self, notification_id: int) -> str:
+        return f"<gcx.notification.{notification_id}@{self.domain}>"
+
+    def context(self, n: Notification) -> dict[str, Any]:
+        settings = self.gcx.settings
+        base = settings.base_url
+        ctx: dict[str, Any] = {
+            "programme": settings.programme_name, "base_url": base, "recipient": n.recipient,
+            "activation_hours": settings.activation_ttl_hours,
+        }
+        ctx.update(n.context)
+        if "tracking_code" in ctx:
+            ctx["track_url"] = f"{base}/track/{ctx['tracking_code']}"
+        app_id = ctx.get("application_id") or n.application_id
+        ctx["backoffice_url"] = (f"{base}/backoffice/applications/{app_id}" if app_id
+                                 else f"{base}/backoffice/notifications")
+        status = ctx.get("status")
+        if status in self.gcx.workflow.states:
+            ctx["status_label"] = self.gcx.workflow.states[status].label
+        selector = ctx.get("activation_selector")
+        if selector:
+            ctx["activation_url"] = activation_link(self.gcx, selector)
+        return ctx
+
+    def render(self, n: Notification) -> RenderedMessage:
+        ctx = self.context(n)
+        name = n.template or n.type
+        try:
+            subject = " ".join(self.env.get_template(f"{name}/subject.txt").render(ctx).split())
+            text = self.env.get_template(f"{name}/body.txt").render(ctx, subject=subject)
+            html = self.env.get_template(f"{name}/body.html").render(ctx, subject=subject)
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(f"no template {exc.name!r}") from None
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(f"template {name!r}: {exc.message}") from None
+        return RenderedMessage(
+            notification_id=n.id, channel=n.channel, recipient=n.recipient, subject=subject,
+            text=text.strip() + "\n", html=html, message_id=self.message_id(n.id),
+            sent_from=self.gcx.settings.mail_from, at=self.gcx.now(),
+        )

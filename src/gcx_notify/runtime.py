@@ -1,0 +1,190 @@
+"""The notification engine of one process: channels, renderer, taskiq broker, tasks, schedules.
+
+Embedded mode: an InMemoryBroker runs tasks inside the web process and the scheduler runs as a
+background task there. Scale-out mode (a Redis URL): a RedisStreamBroker carries the tasks to
+`gcx worker` processes, and one `gcx scheduler` sends the scheduled ones; every scheduled run
+is recorded per schedule and minute in `job_runs`, so a second scheduler never doubles it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from taskiq import AsyncBroker, InMemoryBroker, ScheduledTask, TaskiqScheduler
+from taskiq.api import run_scheduler_task
+from taskiq.exceptions import ScheduledTaskCancelledError
+from taskiq.schedule_sources import LabelScheduleSource
+
+from gcx_core.context import Gcx
+from gcx_core.events import NotificationsQueued
+from gcx_core.plugins import hookimpl
+from gcx_core.services.dashboard import reconcile_counters
+from gcx_core.storage import records
+from gcx_core.storage.tables import job_runs, notifications
+from gcx_notify.engine import Deliverer
+from gcx_notify.render import Renderer
+from gcx_notify.storage import captured_messages
+
+log = logging.getLogger(__name__)
+TASK_TIMEOUT = 300  # seconds; the Redis idle timeout below is longer than any task
+SCHEDULES = (
+    ("gcx.sweep", "* * * * *"),
+    ("gcx.reconcile", "*/5 * * * *"),
+    ("gcx.cleanup", "17 3 * * *"),
+)
+
+
+def make_broker(gcx: Gcx) -> AsyncBroker:
+    """The broker the settings ask for: Redis streams in scale-out, in-memory otherwise."""
+    url = gcx.settings.broker_url
+    if not url:
+        return InMemoryBroker(max_async_tasks=50)
+    from taskiq_redis import RedisStreamBroker
+
+    return RedisStreamBroker(
+        url, queue_name="gcx:notify", consumer_group_name="gcx",
+        idle_timeout=15 * 60_000, maxlen=100_000, xread_count=10,
+    )
+
+
+def collect_channels(gcx: Gcx, notifier: Notifier) -> dict[str, Any]:
+    factories: dict[str, Any] = {}
+    gcx.plugins.hook.gcx_notify_register_channels(
+        register=lambda name, factory: factories.__setitem__(name, factory))
+    return {name: factory(notifier) for name, factory in factories.items()}
+
+
+class SlotDedupSource(LabelScheduleSource):
+    """Label schedules whose every run is claimed in `job_runs` first (one row per minute)."""
+
+    def __init__(self, broker: AsyncBroker, notifier: Notifier) -> None:
+        super().__init__(broker)
+        self.notifier = notifier
+
+    async def pre_send(self, task: ScheduledTask) -> None:
+        slot = self.notifier.gcx.now().strftime("%Y%m%dT%H%M")
+        if not await self.notifier.claim_run(f"{task.schedule_id}:{slot}"):
+            log.info("schedule %s slot %s: already sent by another scheduler", task.schedule_id,
+                     slot)
+            raise ScheduledTaskCancelledError
+        log.info("schedule %s slot %s: sent", task.schedule_id, slot)
+
+
+class Notifier:
+    """Owns delivery for one process. Registered as a plugin so committed events reach it."""
+
+    def __init__(self, gcx: Gcx, broker: AsyncBroker | None = None) -> None:
+        self.gcx = gcx
+        self.broker = broker or make_broker(gcx)
+        dirs = [d for found in gcx.plugins.hook.gcx_notify_template_dirs() for d in (found or [])]
+        self.renderer = Renderer(gcx, dirs)
+        self.channels = collect_channels(gcx, self)
+        self.deliverer = Deliverer(gcx, self.channels, self.renderer)
+        self._register_tasks()
+        self.scheduler = TaskiqScheduler(self.broker, [SlotDedupSource(self.broker, self)])
+        self._scheduler_task: asyncio.Task[None] | None = None
+        self._started = False
+
+    @property
+    def embedded(self) -> bool:
+        return isinstance(self.broker, InMemoryBroker)
+
+    async def start(self, *, run_scheduler: bool | None = None, kick: bool = True) -> None:
+        """Start the broker (and, embedded, the scheduler); then kick what is already due."""
+        await self.broker.startup()
+        self.gcx.plugins.register(self, name=f"gcx_notify.notifier.{id(self)}")
+        self._started = True
+        if run_scheduler if run_scheduler is not None else self.embedded:
+            self._scheduler_task = asyncio.create_task(
+                run_scheduler_task(self.scheduler, run_startup=True))
+        if kick:
+            await self.sweep()
+
+    async def stop(self) -> None:
+        """Stop scheduling, let running tasks finish, close the channels."""
+        if self._scheduler_task is not None:
+            self._scheduler_task.cancel()
+            await asyncio.gather(self._scheduler_task, return_exceptions=True)
+            self._scheduler_task = None
+        if self._started:
+            self.gcx.plugins.unregister(self)
+            self._started = False
+        if isinstance(self.broker, InMemoryBroker):
+            await self.broker.wait_all()
+        await self.broker.shutdown()
+        for channel in self.channels.values():
+            with contextlib.suppress(Exception):
+                await channel.close()
+
+    @hookimpl
+    async def gcx_handle_event(self, event: Any) -> None:
+        if isinstance(event, NotificationsQueued):
+            for notification_id in event.notification_ids:
+                await self.deliver_task.kiq(notification_id)
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    def _register_tasks(self) -> None:
+        # taskiq wants plain functions (it renames them), so each task is a closure over self.
+        async def deliver(notification_id: int) -> str | None:
+            status = await self.deliverer.deliver(notification_id)
+            return str(status) if status is not None else None
+
+        async def sweep() -> int:
+            return await self.sweep()
+
+        async def reconcile() -> bool:
+            return await reconcile_counters(self.gcx)
+
+        async def cleanup() -> int:
+            return await self.cleanup()
+
+        register = self.broker.register_task
+        self.deliver_task = register(deliver, "gcx.deliver", timeout=TASK_TIMEOUT)
+        self.sweep_task = register(sweep, "gcx.sweep", timeout=TASK_TIMEOUT,
+                                   schedule=[_cron("gcx.sweep")])
+        self.reconcile_task = register(reconcile, "gcx.reconcile", timeout=TASK_TIMEOUT,
+                                       schedule=[_cron("gcx.reconcile")])
+        self.cleanup_task = register(cleanup, "gcx.cleanup", timeout=TASK_TIMEOUT,
+                                     schedule=[_cron("gcx.cleanup")])
+
+    async def sweep(self) -> int:
+        """Kick every due row: retries whose time came, expired leases, anything never kicked."""
+        ids = await self.deliverer.due_ids()
+        for notification_id in ids:
+            await self.deliver_task.kiq(notification_id)
+        return len(ids)
+
+    async def cleanup(self) -> int:
+        """Delete sent notifications older than the retention period; dead ones are kept."""
+        cutoff = self.gcx.now() - timedelta(days=self.gcx.settings.notification_retention_days)
+        old = sa.select(notifications.c.id).where(
+            notifications.c.status == "sent", notifications.c.sent_at < cutoff)
+        async with self.gcx.database.write() as conn:
+            await conn.execute(captured_messages.delete().where(
+                captured_messages.c.notification_id.in_(old)))
+            deleted = (await conn.execute(
+                notifications.delete().where(notifications.c.id.in_(old)))).rowcount
+            await records.bump_counters(conn, {records.NOTIFICATION_PREFIX + "sent": -deleted})
+            await conn.execute(job_runs.delete().where(job_runs.c.started_at < cutoff))
+        return deleted
+
+    async def claim_run(self, run_key: str) -> bool:
+        """Record a scheduled run; False when that schedule's slot already ran."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect = postgresql if self.gcx.database.dialect == "postgresql" else sqlite
+        stmt = dialect.insert(job_runs).values(run_key=run_key, started_at=self.gcx.now())
+        async with self.gcx.database.write() as conn:
+            result = await conn.execute(stmt.on_conflict_do_nothing(index_elements=["run_key"]))
+        return result.rowcount == 1
+
+
+def _cron(schedule_id: str) -> dict[str, Any]:
+    cron = dict(SCHEDULES)[schedule_id]
+    return {"cron": cron, "schedule_id": schedule_id}
