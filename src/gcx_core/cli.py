@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import importlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,18 +15,15 @@ import attrs
 from gcx_core.exceptions import GcxError, ValidationError
 from gcx_core.settings import Settings
 
-# Entry points filled by other packages: (module, function, what is missing until it exists).
-DEFERRED: dict[str, tuple[str, str, str]] = {
-    "serve": ("gcx_web.cli", "serve", "the embedded web server (gcx_web) is not built yet"),
-    "web": ("gcx_web.cli", "web", "the scale-out web process (gcx_web) is not built yet"),
-    "demo": ("gcx_web.cli", "demo", "the demo needs the web back office (gcx_web), not built yet"),
-    "worker": ("gcx_notify.cli", "worker", "the notification worker (gcx_notify) is not built yet"),
-    "scheduler": (
-        "gcx_notify.cli",
-        "scheduler",
-        "the notification scheduler (gcx_notify) is not built yet",
-    ),
-    "status": ("gcx_notify.cli", "status", "queue status needs gcx_notify, not built yet"),
+# Entry points other packages fill through `gcx_register_commands`; until one does, the
+# command exists and says what is missing.
+DEFERRED: dict[str, str] = {
+    "serve": "the embedded web server (gcx_web) is not built yet",
+    "web": "the scale-out web process (gcx_web) is not built yet",
+    "demo": "the demo needs the web back office (gcx_web), not built yet",
+    "worker": "the notification worker needs gcx_notify (pip install 'gcx[notify]')",
+    "scheduler": "the notification scheduler needs gcx_notify (pip install 'gcx[notify]')",
+    "status": "queue status needs gcx_notify (pip install 'gcx[notify]')",
 }
 
 
@@ -103,16 +99,9 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
 
 def _deferred(name: str) -> Callable[[argparse.Namespace], int]:
-    module_name, func_name, missing = DEFERRED[name]
-
     def run(args: argparse.Namespace) -> int:
-        try:
-            module = importlib.import_module(module_name)
-            func = getattr(module, func_name)
-        except (ImportError, AttributeError):
-            print(f"gcx {name}: not available yet: {missing}", file=sys.stderr)
-            return 3
-        return int(func(args) or 0)
+        print(f"gcx {name}: not available yet: {DEFERRED[name]}", file=sys.stderr)
+        return 3
 
     return run
 
@@ -123,7 +112,8 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
+    """The parser, with the sub-commands plugins add through `gcx_register_commands`."""
     parser = argparse.ArgumentParser(prog="gcx", description="GCX supplier application programme")
     parser.add_argument("--data-dir", type=_path, help="where the embedded database and files live")
     parser.add_argument("--database-url", help="overrides GCX_DATABASE_URL")
@@ -151,8 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_seed_demo)
 
+    if plugin_manager is None:
+        from gcx_core.plugins import make_plugin_manager
+
+        plugin_manager = make_plugin_manager(disabled=Settings.from_env().disabled_plugins)
+    plugin_manager.hook.gcx_register_commands(subparsers=sub)
     for name in DEFERRED:
-        p = sub.add_parser(name, help=f"({DEFERRED[name][2]})")
+        if name in sub.choices:
+            continue
+        p = sub.add_parser(name, help=f"({DEFERRED[name]})")
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=_deferred(name))
     return parser

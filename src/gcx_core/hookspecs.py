@@ -131,3 +131,12 @@ def gcx_add_hookspecs(plugin_manager: pluggy.PluginManager) -> None:
 
     :param plugin_manager: call ``plugin_manager.add_hookspecs(module)``.
     """
+
+
+@hookspec
+def gcx_register_commands(subparsers: Any) -> None:
+    """Add sub-commands to the `gcx` command line.
+
+    :param subparsers: argparse sub-parsers: ``p = subparsers.add_parser(name, help=...)``, then
+        ``p.set_defaults(func=handler)`` where ``handler(args)`` returns the exit status.
+    """

@@ -28,6 +28,13 @@ def gcx_register_tables(metadata: Any) -> None:
 
 
 @hookimpl
+def gcx_register_commands(subparsers: Any) -> None:
+    from gcx_notify.cli import register
+
+    register(subparsers)
+
+
+@hookimpl
 def gcx_migration_locations() -> list[str]:
     return [str(MIGRATIONS / "versions")]
 

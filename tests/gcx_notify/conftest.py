@@ -20,11 +20,16 @@ class Sink:
 
     def __init__(self) -> None:
         self.messages: list[Any] = []
-        self.refusals: list[str] = []  # replies to RCPT, used up one per attempt
+        # Replies to RCPT for an address, used up one per attempt ("*" for any address).
+        self.refusals: dict[str, list[str]] = {}
+
+    def refuse(self, address: str, *replies: str) -> None:
+        self.refusals.setdefault(address, []).extend(replies)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
-        if self.refusals:
-            return self.refusals.pop(0)
+        for key in (address, "*"):
+            if self.refusals.get(key):
+                return self.refusals[key].pop(0)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

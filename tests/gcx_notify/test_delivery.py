@@ -42,3 +42,83 @@ async def test_submission_mail_arrives_once_with_both_parts(gcx, gcx_staff, noti
     async with gcx.database.read() as conn:
         counts = await records.read_counters(conn, records.NOTIFICATION_PREFIX)
     assert counts.get("notifications:sent") == 2 and not counts.get("notifications:pending")
+
+
+async def test_temporary_failures_then_success_with_growing_backoff(
+    gcx, gcx_clock, notifier, smtp_sink
+):
+    data = make_submission()
+    smtp_sink.refuse(data["contact"]["email"], "451 try again later", "452 mailbox busy")
+    app = await applications.submit(gcx, data, APPLICANT)
+    await notifier.broker.wait_all()
+    (row,) = await outbox(gcx)
+    assert (row.status, row.attempts) == ("retrying", 1)
+    assert "451" in row.last_error
+    first_wait = (row.next_attempt_at - gcx_clock()).total_seconds()
+    assert 48 <= first_wait <= 72  # one minute, +-20% jitter
+
+    assert await notifier.sweep() == 0  # not due yet: nothing kicked
+    gcx_clock.advance(seconds=first_wait + 1)
+    assert await notifier.sweep() == 1
+    await notifier.broker.wait_all()
+    (row,) = await outbox(gcx)
+    assert (row.status, row.attempts) == ("retrying", 2)
+    second_wait = (row.next_attempt_at - gcx_clock()).total_seconds()
+    assert 240 <= second_wait <= 360  # five minutes, +-20%
+
+    gcx_clock.advance(seconds=second_wait + 1)
+    await notifier.sweep()
+    await notifier.broker.wait_all()
+    (row,) = await outbox(gcx)
+    assert (row.status, row.attempts) == ("sent", 3)
+    assert len(smtp_sink.by_recipient(app.contact.email)) == 1
+
+
+async def test_permanent_failure_goes_dead_at_once_and_alerts_admins(
+    gcx, gcx_staff, notifier, smtp_sink
+):
+    admin, _ = await gcx_staff(Role.ADMIN)
+    data = make_submission()
+    smtp_sink.refuse(data["contact"]["email"], "550 no such mailbox")
+    app = await applications.submit(gcx, data, APPLICANT)
+    await notifier.broker.wait_all()
+    await notifier.broker.wait_all()
+    rows = await outbox(gcx)
+    applicant_row = next(r for r in rows if r.recipient == app.contact.email)
+    assert (applicant_row.status, applicant_row.attempts) == ("dead", 1)
+    assert "550" in applicant_row.last_error
+    alert = next(r for r in rows if r.type == "notification_dead")
+    assert alert.recipient == admin.email and alert.status == "sent"
+    (mail,) = [m for m in smtp_sink.by_recipient(admin.email) if "[GCX alert]" in m["Subject"]]
+    assert app.contact.email in mail.get_body(("plain",)).get_content()
+
+
+async def test_retries_exhausted_go_dead(gcx, gcx_clock, gcx_staff, notifier, smtp_sink):
+    admin, _ = await gcx_staff(Role.ADMIN)
+    data = make_submission()
+    smtp_sink.refuse(data["contact"]["email"], *["421 closing"] * 50)
+    app = await applications.submit(gcx, data, APPLICANT)
+    for _ in range(gcx.settings.notification_max_attempts + 1):
+        await notifier.broker.wait_all()
+        gcx_clock.advance(hours=7)
+        await notifier.sweep()
+    await notifier.broker.wait_all()
+    rows = await outbox(gcx)
+    row = next(r for r in rows if r.recipient == app.contact.email)
+    assert (row.status, row.attempts) == ("dead", gcx.settings.notification_max_attempts)
+    alerts = [r for r in rows if r.type == "notification_dead"
+              and r.context["failed_id"] == row.id]
+    assert len(alerts) == 1 and alerts[0].recipient == admin.email
+    assert alerts[0].status == "sent"
+
+
+async def test_an_address_that_is_not_one_is_permanent(gcx, notifier, smtp_sink):
+    from gcx_notify.channels import PermanentFailure, RenderedMessage
+
+    channel = notifier.channels["email"]
+    bad = RenderedMessage(1, "email", "not an address", "s", "t", "<p>h</p>", "<x@y>", "a@b.c")
+    import pytest
+
+    with pytest.raises(PermanentFailure):
+        await channel.send(bad)
+    assert smtp_sink.messages == []

@@ -1,0 +1,176 @@
+"""`gcx worker`, `gcx scheduler`, `gcx status` and `gcx retry-notifications`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import Any
+
+import attrs
+
+from gcx_core.context import Gcx
+from gcx_core.entities import Actor
+from gcx_core.exceptions import ConfigurationError
+from gcx_core.services import notifications as outbox
+from gcx_core.settings import Settings
+
+log = logging.getLogger("gcx_notify")
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("worker", help="deliver notifications (scale-out: needs Redis)")
+    p.add_argument("--concurrency", type=int, default=20, help="tasks at once (default 20)")
+    p.set_defaults(func=worker)
+    p = subparsers.add_parser("scheduler", help="send the scheduled tasks (scale-out: run one)")
+    p.set_defaults(func=scheduler)
+    p = subparsers.add_parser("status", help="notification queue: counts, due, oldest, schedules")
+    p.set_defaults(func=status)
+    p = subparsers.add_parser("retry-notifications", help="send dead notifications again")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("ids", nargs="*", type=int, default=[], help="notification ids")
+    group.add_argument("--all-dead", action="store_true", help="every dead notification")
+    p.set_defaults(func=retry)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    if getattr(args, "data_dir", None):
+        settings = attrs.evolve(settings, data_dir=args.data_dir)
+    if getattr(args, "database_url", None):
+        settings = attrs.evolve(settings, database_url=args.database_url)
+    return settings
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+async def _until_stopped() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def _scale_out_only(settings: Settings, what: str) -> None:
+    if not settings.broker_url:
+        raise ConfigurationError(
+            f"gcx {what} is for the scale-out mode and needs GCX_REDIS_URL; the embedded mode "
+            "delivers notifications inside `gcx serve`")
+
+
+def worker(args: argparse.Namespace) -> int:
+    from taskiq.acks import AcknowledgeType
+    from taskiq.api import run_receiver_task
+
+    from gcx_notify.runtime import Notifier
+
+    settings = _settings(args)
+    _scale_out_only(settings, "worker")
+    _logging()
+
+    async def run() -> None:
+        async with await Gcx.open(settings) as gcx:
+            notifier = Notifier(gcx)
+            notifier.broker.is_worker_process = True
+            await notifier.start(run_scheduler=False, kick=False)
+            receiver = asyncio.create_task(run_receiver_task(
+                notifier.broker, max_async_tasks=args.concurrency,
+                ack_time=AcknowledgeType.WHEN_EXECUTED))
+            log.info("worker ready (%s tasks at once)", args.concurrency)
+            try:
+                await _until_stopped()
+            finally:
+                receiver.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await receiver
+                await notifier.stop()
+
+    asyncio.run(run())
+    return 0
+
+
+def scheduler(args: argparse.Namespace) -> int:
+    from gcx_notify.runtime import Notifier
+
+    settings = _settings(args)
+    _scale_out_only(settings, "scheduler")
+    _logging()
+
+    async def run() -> None:
+        async with await Gcx.open(settings) as gcx:
+            notifier = Notifier(gcx)
+            await notifier.start(run_scheduler=True, kick=False)
+            log.info("scheduler ready")
+            try:
+                await _until_stopped()
+            finally:
+                await notifier.stop()
+
+    asyncio.run(run())
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    from gcx_notify.runtime import SCHEDULES
+
+    settings = _settings(args)
+
+    async def run() -> tuple[outbox.OutboxStatus, str]:
+        async with await Gcx.open(settings) as gcx:
+            report = await outbox.outbox_status(gcx, [name for name, _ in SCHEDULES])
+            return report, await _queue_depth(settings)
+
+    report, depth = asyncio.run(run())
+    print("notifications: " + ", ".join(f"{k} {v:,}" for k, v in report.counts.items()))
+    print(f"due now: {report.due:,}")
+    age = report.oldest_pending_age
+    print("oldest waiting: " + ("none" if age is None else f"{age:,.0f} s"))
+    print(f"broker queue: {depth}")
+    for name, at in report.last_runs.items():
+        print(f"last run of {name}: {at.isoformat(timespec='seconds') if at else 'never'}")
+    return 0
+
+
+async def _queue_depth(settings: Settings) -> str:
+    if not settings.broker_url:
+        return "in-process (embedded mode)"
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(settings.broker_url)
+    try:
+        length = await redis.xlen("gcx:notify")
+        groups = await redis.xinfo_groups("gcx:notify") if length else []
+        pending = sum(int(g.get("pending", 0)) for g in groups)
+        return f"{length:,} in the stream, {pending:,} delivered but not yet acknowledged"
+    finally:
+        await redis.aclose()
+
+
+def retry(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def run() -> list[int]:
+        from gcx_notify.runtime import Notifier
+
+        async with await Gcx.open(settings) as gcx:
+            # The notifier hears the retried rows queued and kicks them: onto Redis in
+            # scale-out, or delivered right here in the embedded mode.
+            notifier = Notifier(gcx)
+            await notifier.start(run_scheduler=False, kick=False)
+            try:
+                return await outbox.retry_notifications(
+                    gcx, Actor.system("cli"), None if args.all_dead else list(args.ids))
+            finally:
+                await notifier.stop()
+
+    chosen = asyncio.run(run())
+    print(f"queued again: {len(chosen)} notification(s)" + (
+        f" ({', '.join(map(str, chosen))})" if chosen else ""))
+    return 0
