@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 
 from gcx_core import hookspecs
+from gcx_notify import hookspecs as notify_hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS = {
     name: fn
-    for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+    for module in (hookspecs, notify_hookspecs)
+    for name, fn in inspect.getmembers(module, inspect.isfunction)
     if name.startswith("gcx_")
 }
 

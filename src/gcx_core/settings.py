@@ -155,10 +155,12 @@ class Settings:
             files_dir=Path(files_dir) if files_dir else None,
             programme_name=_first(env, "GCX_PROGRAMME_NAME") or "GCX Supplier Programme",
             templates_dir=Path(templates_dir) if templates_dir else None,
-            notification_lease_seconds=_int(env, "GCX_NOTIFICATION_LEASE_SECONDS", default=300,
-                                            minimum=1),
-            notification_retention_days=_int(env, "GCX_NOTIFICATION_RETENTION_DAYS", default=30,
-                                             minimum=1),
+            notification_lease_seconds=_int(
+                env, "GCX_NOTIFICATION_LEASE_SECONDS", default=300, minimum=1
+            ),
+            notification_retention_days=_int(
+                env, "GCX_NOTIFICATION_RETENTION_DAYS", default=30, minimum=1
+            ),
         )
 
     def with_secret_key(self) -> Settings:

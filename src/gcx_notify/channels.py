@@ -84,9 +84,12 @@ class SmtpChannel:
 
     async def _connect(self) -> aiosmtplib.SMTP:
         client = aiosmtplib.SMTP(
-            hostname=self.smtp.host, port=self.smtp.port, use_tls=self.smtp.tls,
+            hostname=self.smtp.host,
+            port=self.smtp.port,
+            use_tls=self.smtp.tls,
             start_tls=self.smtp.starttls if not self.smtp.tls else False,
-            timeout=self.smtp.timeout, validate_certs=self.smtp.validate_certs,
+            timeout=self.smtp.timeout,
+            validate_certs=self.smtp.validate_certs,
         )
         await client.connect()
         if self.smtp.username:
@@ -109,7 +112,7 @@ class SmtpChannel:
             except aiosmtplib.SMTPResponseException as exc:
                 await self._discard(client)
                 raise _classify(exc) from None
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
                 await self._discard(client)
                 raise TemporaryFailure(f"SMTP connection failed: {type(exc).__name__}") from None
             self._keep(client)
@@ -151,12 +154,18 @@ class CaptureChannel:
 
     async def send(self, message: RenderedMessage) -> str:
         async with self.gcx.database.write() as conn:
-            result = await conn.execute(captured_messages.insert().returning(
-                captured_messages.c.id), {
-                "notification_id": message.notification_id, "recipient": message.recipient,
-                "subject": message.subject, "text": message.text, "html": message.html,
-                "message_id": message.message_id, "created_at": self.gcx.now(),
-            })
+            result = await conn.execute(
+                captured_messages.insert().returning(captured_messages.c.id),
+                {
+                    "notification_id": message.notification_id,
+                    "recipient": message.recipient,
+                    "subject": message.subject,
+                    "text": message.text,
+                    "html": message.html,
+                    "message_id": message.message_id,
+                    "created_at": self.gcx.now(),
+                },
+            )
             captured_id = int(result.scalar_one())
         return f"captured:{captured_id}"
 

@@ -46,8 +46,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 async def _until_stopped() -> None:
@@ -62,7 +65,8 @@ def _scale_out_only(settings: Settings, what: str) -> None:
     if not settings.broker_url:
         raise ConfigurationError(
             f"gcx {what} is for the scale-out mode and needs GCX_REDIS_URL; the embedded mode "
-            "delivers notifications inside `gcx serve`")
+            "delivers notifications inside `gcx serve`"
+        )
 
 
 def worker(args: argparse.Namespace) -> int:
@@ -80,9 +84,13 @@ def worker(args: argparse.Namespace) -> int:
             notifier = Notifier(gcx)
             notifier.broker.is_worker_process = True
             await notifier.start(run_scheduler=False, kick=False)
-            receiver = asyncio.create_task(run_receiver_task(
-                notifier.broker, max_async_tasks=args.concurrency,
-                ack_time=AcknowledgeType.WHEN_EXECUTED))
+            receiver = asyncio.create_task(
+                run_receiver_task(
+                    notifier.broker,
+                    max_async_tasks=args.concurrency,
+                    ack_time=AcknowledgeType.WHEN_EXECUTED,
+                )
+            )
             log.info("worker ready (%s tasks at once)", args.concurrency)
             try:
                 await _until_stopped()
@@ -166,11 +174,14 @@ def retry(args: argparse.Namespace) -> int:
             await notifier.start(run_scheduler=False, kick=False)
             try:
                 return await outbox.retry_notifications(
-                    gcx, Actor.system("cli"), None if args.all_dead else list(args.ids))
+                    gcx, Actor.system("cli"), None if args.all_dead else list(args.ids)
+                )
             finally:
                 await notifier.stop()
 
     chosen = asyncio.run(run())
-    print(f"queued again: {len(chosen)} notification(s)" + (
-        f" ({', '.join(map(str, chosen))})" if chosen else ""))
+    print(
+        f"queued again: {len(chosen)} notification(s)"
+        + (f" ({', '.join(map(str, chosen))})" if chosen else "")
+    )
     return 0

@@ -49,7 +49,9 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random) -> timedelta:
         """The wait after failed attempt number `attempt` (1 for the first)."""
-        raw = min(self.base.total_seconds() * self.factor ** (attempt - 1), self.cap.total_seconds())
+        raw = min(
+            self.base.total_seconds() * self.factor ** (attempt - 1), self.cap.total_seconds()
+        )
         spread = raw * self.jitter
         return timedelta(seconds=raw + rng.uniform(-spread, spread))
 
@@ -58,12 +60,17 @@ DEFAULT_POLICY = RetryPolicy()
 
 
 class Deliverer:
-    def __init__(self, gcx: Gcx, channels: Mapping[str, Any], renderer: Renderer,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        gcx: Gcx,
+        channels: Mapping[str, Any],
+        renderer: Renderer,
+        rng: random.Random | None = None,
+    ) -> None:
         self.gcx = gcx
         self.channels = channels
         self.renderer = renderer
-        self.rng = rng or random.Random()
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self.lease = timedelta(seconds=gcx.settings.notification_lease_seconds)
 
     # -- claiming -------------------------------------------------------------------------
@@ -86,25 +93,38 @@ class Deliverer:
             found = (await conn.execute(query)).all()
             if not found:
                 return []
-            rows = (await conn.execute(
-                N.update().where(N.c.id.in_([r.id for r in found])).values(
-                    status=NotificationStatus.SENDING, locked_until=now + self.lease,
-                    attempts=N.c.attempts + 1, updated_at=now,
-                ).returning(*N.c)
-            )).all()
+            rows = (
+                await conn.execute(
+                    N.update()
+                    .where(N.c.id.in_([r.id for r in found]))
+                    .values(
+                        status=NotificationStatus.SENDING,
+                        locked_until=now + self.lease,
+                        attempts=N.c.attempts + 1,
+                        updated_at=now,
+                    )
+                    .returning(*N.c)
+                )
+            ).all()
             moves = Counter(str(r.status) for r in found)
-            await records.bump_counters(conn, {
-                **{records.NOTIFICATION_PREFIX + s: -n for s, n in moves.items()},
-                records.NOTIFICATION_PREFIX + NotificationStatus.SENDING: len(found),
-            })
+            await records.bump_counters(
+                conn,
+                {
+                    **{records.NOTIFICATION_PREFIX + s: -n for s, n in moves.items()},
+                    records.NOTIFICATION_PREFIX + NotificationStatus.SENDING: len(found),
+                },
+            )
         return sorted((records.to_notification(r) for r in rows), key=lambda n: n.id)
 
     async def due_ids(self, limit: int = 1000) -> list[int]:
         """Rows a sweep should kick: due, retry time passed, or a lease that expired."""
         async with self.gcx.database.read() as conn:
             result = await conn.execute(
-                sa.select(N.c.id).where(self._due(self.gcx.now()))
-                .order_by(N.c.next_attempt_at, N.c.id).limit(limit))
+                sa.select(N.c.id)
+                .where(self._due(self.gcx.now()))
+                .order_by(N.c.next_attempt_at, N.c.id)
+                .limit(limit)
+            )
             return [int(i) for i in result.scalars()]
 
     # -- delivering -----------------------------------------------------------------------
@@ -153,8 +173,13 @@ class Deliverer:
         return await self._finish(n, NotificationStatus.RETRYING, error=error, retry_at=retry_at)
 
     async def _finish(
-        self, n: Notification, status: NotificationStatus, *, error: str = "",
-        provider_id: str = "", retry_at: datetime | None = None,
+        self,
+        n: Notification,
+        status: NotificationStatus,
+        *,
+        error: str = "",
+        provider_id: str = "",
+        retry_at: datetime | None = None,
     ) -> NotificationStatus:
         now = self.gcx.now()
         values: dict[str, Any] = {"status": status, "locked_until": None, "updated_at": now}
@@ -165,43 +190,75 @@ class Deliverer:
         fired: list[tuple[Any, Any]] = []
         async with self.gcx.database.write() as conn:
             result = await conn.execute(
-                N.update().where(N.c.id == n.id, N.c.status == NotificationStatus.SENDING,
-                                 N.c.attempts == n.attempts).values(values))
+                N.update()
+                .where(
+                    N.c.id == n.id,
+                    N.c.status == NotificationStatus.SENDING,
+                    N.c.attempts == n.attempts,
+                )
+                .values(values)
+            )
             if result.rowcount != 1:
-                log.warning("notification %s was taken over while attempt %s ran", n.id,
-                            n.attempts)
+                log.warning("notification %s was taken over while attempt %s ran", n.id, n.attempts)
                 return status
-            await records.bump_counters(conn, {
-                records.NOTIFICATION_PREFIX + NotificationStatus.SENDING: -1,
-                records.NOTIFICATION_PREFIX + status: 1,
-            })
+            await records.bump_counters(
+                conn,
+                {
+                    records.NOTIFICATION_PREFIX + NotificationStatus.SENDING: -1,
+                    records.NOTIFICATION_PREFIX + status: 1,
+                },
+            )
             if status is NotificationStatus.DEAD and n.type != ALERT_TYPE:
                 alert_ids = await self._alert_admins(conn, n, error, now)
                 if alert_ids:
                     fired.append((NotificationsQueued(tuple(alert_ids), now), None))
-        fired.insert(0, (NotificationDelivery(n.id, str(status), n.attempts, now, error,
-                                              n.application_id, n.type), None))
+        fired.insert(
+            0,
+            (
+                NotificationDelivery(
+                    n.id, str(status), n.attempts, now, error, n.application_id, n.type
+                ),
+                None,
+            ),
+        )
         fired.append((CountersChanged(now), None))
         await self.gcx.fire(fired)
         return status
 
-    async def _alert_admins(self, conn: AsyncConnection, n: Notification, error: str,
-                            now: datetime) -> list[int]:
+    async def _alert_admins(
+        self, conn: AsyncConnection, n: Notification, error: str, now: datetime
+    ) -> list[int]:
         admins = [u for u in await user_rows.active_staff(conn) if u.role is Role.ADMIN]
         if not admins:
             return []
         ids = await records.allocate_ids(conn, N, len(admins))
-        rows = [{
-            "id": i, "type": ALERT_TYPE, "channel": "email", "recipient": admin.email,
-            "template": ALERT_TYPE, "dedupe_key": f"dead{n.id}.{n.attempts}:{admin.email}",
-            "context": {"failed_id": n.id, "failed_type": n.type, "failed_channel": n.channel,
-                        "failed_recipient": n.recipient, "attempts": n.attempts,
-                        "last_error": error[:500], "application_id": n.application_id},
-            "status": NotificationStatus.PENDING, "attempts": 0,
-            "max_attempts": self.gcx.settings.notification_max_attempts,
-            "next_attempt_at": now, "application_id": n.application_id,
-            "created_at": now, "updated_at": now,
-        } for i, admin in zip(ids, admins, strict=True)]
+        rows = [
+            {
+                "id": i,
+                "type": ALERT_TYPE,
+                "channel": "email",
+                "recipient": admin.email,
+                "template": ALERT_TYPE,
+                "dedupe_key": f"dead{n.id}.{n.attempts}:{admin.email}",
+                "context": {
+                    "failed_id": n.id,
+                    "failed_type": n.type,
+                    "failed_channel": n.channel,
+                    "failed_recipient": n.recipient,
+                    "attempts": n.attempts,
+                    "last_error": error[:500],
+                    "application_id": n.application_id,
+                },
+                "status": NotificationStatus.PENDING,
+                "attempts": 0,
+                "max_attempts": self.gcx.settings.notification_max_attempts,
+                "next_attempt_at": now,
+                "application_id": n.application_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for i, admin in zip(ids, admins, strict=True)
+        ]
         await conn.execute(N.insert(), rows)
         await records.bump_counters(conn, {records.NOTIFICATION_PREFIX + "pending": len(rows)})
         return ids

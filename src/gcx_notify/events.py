@@ -9,7 +9,7 @@ import attrs
 
 @attrs.frozen
 class NotificationDelivery:
-    """A notification moved to `sent`, `retrying` or `dead` (queued rows fire NotificationsQueued)."""
+    """A notification moved to `sent`, `retrying` or `dead` (new rows fire NotificationsQueued)."""
 
     notification_id: int
     status: str

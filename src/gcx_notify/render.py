@@ -32,8 +32,9 @@ class Renderer:
         self.env = jinja2.Environment(
             loader=jinja2.ChoiceLoader(loaders),
             undefined=jinja2.StrictUndefined,
-            autoescape=jinja2.select_autoescape(enabled_extensions=("html",),
-                                                default_for_string=False),
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=("html",), default_for_string=False
+            ),
             keep_trailing_newline=False,
         )
         domain = parseaddr(gcx.settings.mail_from)[1].rpartition("@")[2] or "gcx.invalid"
@@ -46,15 +47,20 @@ class Renderer:
         settings = self.gcx.settings
         base = settings.base_url
         ctx: dict[str, Any] = {
-            "programme": settings.programme_name, "base_url": base, "recipient": n.recipient,
+            "programme": settings.programme_name,
+            "base_url": base,
+            "recipient": n.recipient,
             "activation_hours": settings.activation_ttl_hours,
         }
         ctx.update(n.context)
         if "tracking_code" in ctx:
             ctx["track_url"] = f"{base}/track/{ctx['tracking_code']}"
         app_id = ctx.get("application_id") or n.application_id
-        ctx["backoffice_url"] = (f"{base}/backoffice/applications/{app_id}" if app_id
-                                 else f"{base}/backoffice/notifications")
+        ctx["backoffice_url"] = (
+            f"{base}/backoffice/applications/{app_id}"
+            if app_id
+            else f"{base}/backoffice/notifications"
+        )
         status = ctx.get("status")
         if status in self.gcx.workflow.states:
             ctx["status_label"] = self.gcx.workflow.states[status].label
@@ -75,7 +81,13 @@ class Renderer:
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"template {name!r}: {exc.message}") from None
         return RenderedMessage(
-            notification_id=n.id, channel=n.channel, recipient=n.recipient, subject=subject,
-            text=text.strip() + "\n", html=html, message_id=self.message_id(n.id),
-            sent_from=self.gcx.settings.mail_from, at=self.gcx.now(),
+            notification_id=n.id,
+            channel=n.channel,
+            recipient=n.recipient,
+            subject=subject,
+            text=text.strip() + "\n",
+            html=html,
+            message_id=self.message_id(n.id),
+            sent_from=self.gcx.settings.mail_from,
+            at=self.gcx.now(),
         )

@@ -47,15 +47,20 @@ def make_broker(gcx: Gcx) -> AsyncBroker:
     from taskiq_redis import RedisStreamBroker
 
     return RedisStreamBroker(
-        url, queue_name="gcx:notify", consumer_group_name="gcx",
-        idle_timeout=15 * 60_000, maxlen=100_000, xread_count=10,
+        url,
+        queue_name="gcx:notify",
+        consumer_group_name="gcx",
+        idle_timeout=15 * 60_000,
+        maxlen=100_000,
+        xread_count=10,
     )
 
 
 def collect_channels(gcx: Gcx, notifier: Notifier) -> dict[str, Any]:
     factories: dict[str, Any] = {}
     gcx.plugins.hook.gcx_notify_register_channels(
-        register=lambda name, factory: factories.__setitem__(name, factory))
+        register=lambda name, factory: factories.__setitem__(name, factory)
+    )
     return {name: factory(notifier) for name, factory in factories.items()}
 
 
@@ -69,8 +74,9 @@ class SlotDedupSource(LabelScheduleSource):
     async def pre_send(self, task: ScheduledTask) -> None:
         slot = self.notifier.gcx.now().strftime("%Y%m%dT%H%M")
         if not await self.notifier.claim_run(f"{task.schedule_id}:{slot}"):
-            log.info("schedule %s slot %s: already sent by another scheduler", task.schedule_id,
-                     slot)
+            log.info(
+                "schedule %s slot %s: already sent by another scheduler", task.schedule_id, slot
+            )
             raise ScheduledTaskCancelledError
         log.info("schedule %s slot %s: sent", task.schedule_id, slot)
 
@@ -101,7 +107,8 @@ class Notifier:
         self._started = True
         if run_scheduler if run_scheduler is not None else self.embedded:
             self._scheduler_task = asyncio.create_task(
-                run_scheduler_task(self.scheduler, run_startup=True))
+                run_scheduler_task(self.scheduler, run_startup=True)
+            )
         if kick:
             await self.sweep()
 
@@ -146,12 +153,15 @@ class Notifier:
 
         register = self.broker.register_task
         self.deliver_task = register(deliver, "gcx.deliver", timeout=TASK_TIMEOUT)
-        self.sweep_task = register(sweep, "gcx.sweep", timeout=TASK_TIMEOUT,
-                                   schedule=[_cron("gcx.sweep")])
-        self.reconcile_task = register(reconcile, "gcx.reconcile", timeout=TASK_TIMEOUT,
-                                       schedule=[_cron("gcx.reconcile")])
-        self.cleanup_task = register(cleanup, "gcx.cleanup", timeout=TASK_TIMEOUT,
-                                     schedule=[_cron("gcx.cleanup")])
+        self.sweep_task = register(
+            sweep, "gcx.sweep", timeout=TASK_TIMEOUT, schedule=[_cron("gcx.sweep")]
+        )
+        self.reconcile_task = register(
+            reconcile, "gcx.reconcile", timeout=TASK_TIMEOUT, schedule=[_cron("gcx.reconcile")]
+        )
+        self.cleanup_task = register(
+            cleanup, "gcx.cleanup", timeout=TASK_TIMEOUT, schedule=[_cron("gcx.cleanup")]
+        )
 
     async def sweep(self) -> int:
         """Kick every due row: retries whose time came, expired leases, anything never kicked."""
@@ -164,12 +174,15 @@ class Notifier:
         """Delete sent notifications older than the retention period; dead ones are kept."""
         cutoff = self.gcx.now() - timedelta(days=self.gcx.settings.notification_retention_days)
         old = sa.select(notifications.c.id).where(
-            notifications.c.status == "sent", notifications.c.sent_at < cutoff)
+            notifications.c.status == "sent", notifications.c.sent_at < cutoff
+        )
         async with self.gcx.database.write() as conn:
-            await conn.execute(captured_messages.delete().where(
-                captured_messages.c.notification_id.in_(old)))
-            deleted = (await conn.execute(
-                notifications.delete().where(notifications.c.id.in_(old)))).rowcount
+            await conn.execute(
+                captured_messages.delete().where(captured_messages.c.notification_id.in_(old))
+            )
+            deleted = (
+                await conn.execute(notifications.delete().where(notifications.c.id.in_(old)))
+            ).rowcount
             await records.bump_counters(conn, {records.NOTIFICATION_PREFIX + "sent": -deleted})
             await conn.execute(job_runs.delete().where(job_runs.c.started_at < cutoff))
         return deleted

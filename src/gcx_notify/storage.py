@@ -11,10 +11,12 @@ from gcx_core.storage.tables import BigInt, UTCDateTime, metadata
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 captured_messages = sa.Table(
-    "captured_messages", metadata,
+    "captured_messages",
+    metadata,
     sa.Column("id", BigInt, primary_key=True, autoincrement=True),
-    sa.Column("notification_id", BigInt, sa.ForeignKey("notifications.id"), nullable=False,
-              index=True),
+    sa.Column(
+        "notification_id", BigInt, sa.ForeignKey("notifications.id"), nullable=False, index=True
+    ),
     sa.Column("recipient", sa.String(254), nullable=False, index=True),
     sa.Column("subject", sa.String(500), nullable=False),
     sa.Column("text", sa.Text, nullable=False),

@@ -26,14 +26,14 @@ class Sink:
     def refuse(self, address: str, *replies: str) -> None:
         self.refusals.setdefault(address, []).extend(replies)
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         for key in (address, "*"):
             if self.refusals.get(key):
                 return self.refusals[key].pop(0)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK queued"
 
@@ -45,7 +45,8 @@ class Sink:
 async def _smtp_sink():
     sink = Sink()
     server = await asyncio.get_running_loop().create_server(
-        lambda: SMTP(sink, hostname="gcx-test"), "127.0.0.1", 0)
+        lambda: SMTP(sink, hostname="gcx-test"), "127.0.0.1", 0
+    )
     sink.port = server.sockets[0].getsockname()[1]
     yield sink
     server.close()
@@ -59,9 +60,11 @@ def _plugins():
 
 @pytest.fixture(name="gcx_settings")
 def _smtp_settings(gcx_settings, smtp_sink):
-    return attrs.evolve(gcx_settings, smtp=SmtpSettings("127.0.0.1", smtp_sink.port,
-                                                        starttls=False),
-                        mail_from="GCX <noreply@gcx.example>")
+    return attrs.evolve(
+        gcx_settings,
+        smtp=SmtpSettings("127.0.0.1", smtp_sink.port, starttls=False),
+        mail_from="GCX <noreply@gcx.example>",
+    )
 
 
 @pytest.fixture(name="notifier")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from gcx_core.entities import Actor, Role
-from gcx_core.services import applications
 from gcx_core.samples import make_submission
+from gcx_core.services import applications
 from gcx_core.storage import records
 from gcx_core.storage.tables import notifications
 
@@ -106,8 +106,7 @@ async def test_retries_exhausted_go_dead(gcx, gcx_clock, gcx_staff, notifier, sm
     rows = await outbox(gcx)
     row = next(r for r in rows if r.recipient == app.contact.email)
     assert (row.status, row.attempts) == ("dead", gcx.settings.notification_max_attempts)
-    alerts = [r for r in rows if r.type == "notification_dead"
-              and r.context["failed_id"] == row.id]
+    alerts = [r for r in rows if r.type == "notification_dead" and r.context["failed_id"] == row.id]
     assert len(alerts) == 1 and alerts[0].recipient == admin.email
     assert alerts[0].status == "sent"
 

@@ -15,16 +15,34 @@ from gcx_notify.channels import PermanentFailure, RenderedMessage, SmtpChannel, 
 
 from .conftest import Sink
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
-                                reason="openssl is needed to make a test certificate")
+pytestmark = pytest.mark.skipif(
+    shutil.which("openssl") is None, reason="openssl is needed to make a test certificate"
+)
 
 
 @pytest.fixture(name="tls_context", scope="module")
 def _tls_context(tmp_path_factory):
     d = tmp_path_factory.mktemp("tls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-keyout", d / "key.pem", "-out", d / "cert.pem"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            d / "key.pem",
+            "-out",
+            d / "cert.pem",
+        ],
+        check=True,
+        capture_output=True,
+    )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(d / "cert.pem", d / "key.pem")
     return context
@@ -45,8 +63,15 @@ async def _tls_server(tls_context):
     sink, creds, sessions = Sink(), Credentials(), []
 
     def factory():
-        smtp = SMTP(sink, hostname="gcx-tls", require_starttls=True, tls_context=tls_context,
-                    authenticator=creds, auth_require_tls=True, auth_required=True)
+        smtp = SMTP(
+            sink,
+            hostname="gcx-tls",
+            require_starttls=True,
+            tls_context=tls_context,
+            authenticator=creds,
+            auth_require_tls=True,
+            auth_required=True,
+        )
         sessions.append(smtp)
         return smtp
 
@@ -57,14 +82,30 @@ async def _tls_server(tls_context):
 
 
 def message(n: int, to: str = "owner@example.com") -> RenderedMessage:
-    return RenderedMessage(n, "email", to, f"Subject {n}", "text body\n", "<p>html</p>",
-                           f"<gcx.notification.{n}@gcx.example>", "GCX <noreply@gcx.example>")
+    return RenderedMessage(
+        n,
+        "email",
+        to,
+        f"Subject {n}",
+        "text body\n",
+        "<p>html</p>",
+        f"<gcx.notification.{n}@gcx.example>",
+        "GCX <noreply@gcx.example>",
+    )
 
 
 async def test_starttls_and_auth_with_a_reused_connection(tls_server):
     sink, creds, port, sessions = tls_server
-    channel = SmtpChannel(SmtpSettings("127.0.0.1", port, starttls=True, username="mailer",
-                                       password="s3cret-pass", validate_certs=False))
+    channel = SmtpChannel(
+        SmtpSettings(
+            "127.0.0.1",
+            port,
+            starttls=True,
+            username="mailer",
+            password="s3cret-pass",
+            validate_certs=False,
+        )
+    )
     try:
         for n in range(1, 4):
             assert await channel.send(message(n)) == f"<gcx.notification.{n}@gcx.example>"
@@ -81,10 +122,15 @@ async def test_wrong_credentials_are_permanent():
     creds = Credentials()
     server = await asyncio.get_running_loop().create_server(
         lambda: SMTP(Sink(), authenticator=creds, auth_require_tls=False, auth_required=True),
-        "127.0.0.1", 0)
+        "127.0.0.1",
+        0,
+    )
     port = server.sockets[0].getsockname()[1]
-    channel = SmtpChannel(SmtpSettings("127.0.0.1", port, starttls=False, username="mailer",
-                                       password="wrong", timeout=5))
+    channel = SmtpChannel(
+        SmtpSettings(
+            "127.0.0.1", port, starttls=False, username="mailer", password="wrong", timeout=5
+        )
+    )
     try:
         with pytest.raises(PermanentFailure, match="535"):
             await channel.send(message(1))

@@ -46,8 +46,11 @@ async def retry_notifications(gcx: Gcx, actor: Actor, ids: list[int] | None = No
     now = gcx.now()
     async with gcx.database.write() as conn:
         query = sa.select(N.c.id, N.c.status)
-        query = query.where(N.c.id.in_(ids)) if ids is not None else query.where(
-            N.c.status == NotificationStatus.DEAD)
+        query = (
+            query.where(N.c.id.in_(ids))
+            if ids is not None
+            else query.where(N.c.status == NotificationStatus.DEAD)
+        )
         found = {int(r.id): str(r.status) for r in await conn.execute(query)}
         if ids is not None:
             missing = sorted(set(ids) - set(found))
@@ -59,20 +62,41 @@ async def retry_notifications(gcx: Gcx, actor: Actor, ids: list[int] | None = No
         chosen = sorted(found)
         if not chosen:
             return []
-        await conn.execute(N.update().where(N.c.id.in_(chosen)).values(
-            status=NotificationStatus.PENDING, attempts=0, next_attempt_at=now,
-            locked_until=None, updated_at=now))
-        await records.bump_counters(conn, {
-            records.NOTIFICATION_PREFIX + NotificationStatus.DEAD: -len(chosen),
-            records.NOTIFICATION_PREFIX + NotificationStatus.PENDING: len(chosen),
-        })
-        await records.add_audit(conn, [{
-            "at": now, "actor": actor.label or str(actor.kind), "action": "notification.retry",
-            "object_type": "notification", "object_id": str(i), "before": {"status": "dead"},
-            "after": {"status": "pending"}, "client_address": actor.client_address,
-        } for i in chosen])
-    await gcx.fire([(NotificationsQueued(tuple(chosen), now), None),
-                    (CountersChanged(now), None)])
+        await conn.execute(
+            N.update()
+            .where(N.c.id.in_(chosen))
+            .values(
+                status=NotificationStatus.PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                locked_until=None,
+                updated_at=now,
+            )
+        )
+        await records.bump_counters(
+            conn,
+            {
+                records.NOTIFICATION_PREFIX + NotificationStatus.DEAD: -len(chosen),
+                records.NOTIFICATION_PREFIX + NotificationStatus.PENDING: len(chosen),
+            },
+        )
+        await records.add_audit(
+            conn,
+            [
+                {
+                    "at": now,
+                    "actor": actor.label or str(actor.kind),
+                    "action": "notification.retry",
+                    "object_type": "notification",
+                    "object_id": str(i),
+                    "before": {"status": "dead"},
+                    "after": {"status": "pending"},
+                    "client_address": actor.client_address,
+                }
+                for i in chosen
+            ],
+        )
+    await gcx.fire([(NotificationsQueued(tuple(chosen), now), None), (CountersChanged(now), None)])
     return chosen
 
 
@@ -97,18 +121,31 @@ async def outbox_status(gcx: Gcx, schedules: list[str]) -> OutboxStatus:
     waiting = [str(NotificationStatus.PENDING), str(NotificationStatus.RETRYING)]
     async with gcx.database.read() as conn:
         counts: Counter[str] = Counter({str(s): 0 for s in NotificationStatus})
-        for status, n in await conn.execute(sa.select(N.c.status, sa.func.count())
-                                            .group_by(N.c.status)):
+        for status, n in await conn.execute(
+            sa.select(N.c.status, sa.func.count()).group_by(N.c.status)
+        ):
             counts[str(status)] = int(n)
-        due = (await conn.execute(sa.select(sa.func.count()).select_from(N).where(
-            N.c.status.in_(waiting), N.c.next_attempt_at <= now))).scalar_one()
-        oldest = (await conn.execute(sa.select(sa.func.min(N.c.created_at)).where(
-            N.c.status.in_(waiting)))).scalar()
+        due = (
+            await conn.execute(
+                sa.select(sa.func.count())
+                .select_from(N)
+                .where(N.c.status.in_(waiting), N.c.next_attempt_at <= now)
+            )
+        ).scalar_one()
+        oldest = (
+            await conn.execute(
+                sa.select(sa.func.min(N.c.created_at)).where(N.c.status.in_(waiting))
+            )
+        ).scalar()
         last_runs: dict[str, Any] = {}
         for schedule in schedules:
-            last_runs[schedule] = (await conn.execute(
-                sa.select(sa.func.max(job_runs.c.started_at)).where(
-                    job_runs.c.run_key.startswith(schedule + ":", autoescape=True)))).scalar()
+            last_runs[schedule] = (
+                await conn.execute(
+                    sa.select(sa.func.max(job_runs.c.started_at)).where(
+                        job_runs.c.run_key.startswith(schedule + ":", autoescape=True)
+                    )
+                )
+            ).scalar()
     if isinstance(oldest, str):  # an aggregate over a SQLite text column comes back raw
         oldest = datetime.fromisoformat(oldest).replace(tzinfo=now.tzinfo)
     return OutboxStatus(dict(counts), int(due), oldest, last_runs, now)
