@@ -107,7 +107,7 @@ class Notifier:
         self._started = True
         if run_scheduler if run_scheduler is not None else self.embedded:
             self._scheduler_task = asyncio.create_task(
-                run_scheduler_task(self.scheduler, run_startup=True)
+                run_scheduler_task(self.scheduler, run_startup=False)
             )
         if kick:
             await self.sweep()
