@@ -26,6 +26,7 @@ from gcx_core.events import CountersChanged, NotificationsQueued
 from gcx_core.plugins import first_async
 from gcx_core.storage import accounts as user_rows
 from gcx_core.storage import records
+from gcx_core.storage.batching import GroupCommit
 from gcx_core.storage.tables import notifications
 from gcx_notify.channels import PermanentFailure, TemporaryFailure
 from gcx_notify.events import NotificationDelivery
@@ -59,6 +60,16 @@ class RetryPolicy:
 DEFAULT_POLICY = RetryPolicy()
 
 
+@attrs.frozen
+class _Outcome:
+    notification: Notification
+    status: NotificationStatus
+    error: str
+    provider_id: str
+    retry_at: datetime | None
+    at: datetime
+
+
 class Deliverer:
     def __init__(
         self,
@@ -72,6 +83,13 @@ class Deliverer:
         self.renderer = renderer
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self.lease = timedelta(seconds=gcx.settings.notification_lease_seconds)
+        # Single-row claims and outcomes of concurrent deliveries share transactions.
+        self._claims: GroupCommit[int, Notification | None] = GroupCommit(
+            gcx.database, self._claim_each
+        )
+        self._outcomes: GroupCommit[_Outcome, list[Any] | None] = GroupCommit(
+            gcx.database, self._record_each
+        )
 
     # -- claiming -------------------------------------------------------------------------
 
@@ -83,46 +101,55 @@ class Deliverer:
 
     async def claim(self, ids: list[int] | None = None, limit: int = 100) -> list[Notification]:
         """Take due rows (these ids, or the oldest due) for this worker; others skip them."""
+        async with self.gcx.database.write() as conn:
+            return await self._claim_in(conn, ids, limit)
+
+    async def _claim_in(
+        self, conn: AsyncConnection, ids: list[int] | None, limit: int
+    ) -> list[Notification]:
         now = self.gcx.now()
         query = sa.select(N.c.id, N.c.status).where(self._due(now))
         if ids is not None:
             query = query.where(N.c.id.in_(ids))
         query = query.order_by(N.c.next_attempt_at, N.c.id).limit(limit)
-        query = query.with_for_update(skip_locked=True)
-        async with self.gcx.database.write() as conn:
-            found = (await conn.execute(query)).all()
-            if not found:
-                return []
-            rows = (
-                await conn.execute(
-                    N.update()
-                    .where(N.c.id.in_([r.id for r in found]))
-                    .values(
-                        status=NotificationStatus.SENDING,
-                        locked_until=now + self.lease,
-                        attempts=N.c.attempts + 1,
-                        updated_at=now,
-                    )
-                    .returning(*N.c)
+        found = (await conn.execute(query.with_for_update(skip_locked=True))).all()
+        if not found:
+            return []
+        rows = (
+            await conn.execute(
+                N.update()
+                .where(N.c.id.in_([r.id for r in found]))
+                .values(
+                    status=NotificationStatus.SENDING,
+                    locked_until=now + self.lease,
+                    attempts=N.c.attempts + 1,
+                    updated_at=now,
                 )
-            ).all()
-            moves = Counter(str(r.status) for r in found)
-            await records.bump_counters(
-                conn,
-                {
-                    **{records.NOTIFICATION_PREFIX + s: -n for s, n in moves.items()},
-                    records.NOTIFICATION_PREFIX + NotificationStatus.SENDING: len(found),
-                },
+                .returning(*N.c)
             )
+        ).all()
+        moves = Counter(str(r.status) for r in found)
+        await records.bump_counters(
+            conn,
+            {
+                **{records.NOTIFICATION_PREFIX + s: -n for s, n in moves.items()},
+                records.NOTIFICATION_PREFIX + NotificationStatus.SENDING: len(found),
+            },
+        )
         return sorted((records.to_notification(r) for r in rows), key=lambda n: n.id)
 
-    async def due_ids(self, limit: int = 1000) -> list[int]:
-        """Rows a sweep should kick: due, retry time passed, or a lease that expired."""
+    async def _claim_each(self, conn: AsyncConnection, ids: list[int]) -> list[Notification | None]:
+        """Group-commit work: claim several single-id requests in one statement."""
+        claimed = {n.id: n for n in await self._claim_in(conn, ids, len(ids))}
+        return [claimed.get(i) for i in ids]
+
+    async def due_ids(self, limit: int = 1000, after: int = 0) -> list[int]:
+        """Rows a sweep should kick (due, retry time passed, lease expired), ids after `after`."""
         async with self.gcx.database.read() as conn:
             result = await conn.execute(
                 sa.select(N.c.id)
-                .where(self._due(self.gcx.now()))
-                .order_by(N.c.next_attempt_at, N.c.id)
+                .where(self._due(self.gcx.now()), N.c.id > after)
+                .order_by(N.c.id)
                 .limit(limit)
             )
             return [int(i) for i in result.scalars()]
@@ -131,10 +158,10 @@ class Deliverer:
 
     async def deliver(self, notification_id: int) -> NotificationStatus | None:
         """Deliver one row if it is due; None when another worker has it or it is done."""
-        claimed = await self.claim([notification_id], limit=1)
-        if not claimed:
+        claimed = await self._claims(notification_id)
+        if claimed is None:
             return None
-        return await self.send_claimed(claimed[0])
+        return await self.send_claimed(claimed)
 
     async def deliver_due(self, limit: int = 100) -> int:
         """Claim and deliver up to `limit` due rows here; returns how many were attempted."""
@@ -181,14 +208,28 @@ class Deliverer:
         provider_id: str = "",
         retry_at: datetime | None = None,
     ) -> NotificationStatus:
-        now = self.gcx.now()
-        values: dict[str, Any] = {"status": status, "locked_until": None, "updated_at": now}
-        if status is NotificationStatus.SENT:
-            values.update(sent_at=now, provider_message_id=provider_id, next_attempt_at=None)
+        fired = await self._outcomes(
+            _Outcome(n, status, error, provider_id, retry_at, self.gcx.now())
+        )
+        if fired is None:
+            log.warning("notification %s was taken over while attempt %s ran", n.id, n.attempts)
         else:
-            values.update(last_error=error[:2000], next_attempt_at=retry_at)
-        fired: list[tuple[Any, Any]] = []
-        async with self.gcx.database.write() as conn:
+            await self.gcx.fire(fired)
+        return status
+
+    async def _record_each(
+        self, conn: AsyncConnection, outcomes: list[_Outcome]
+    ) -> list[list[Any] | None]:
+        """Group-commit work: write several outcomes; None for a row another worker took over."""
+        results: list[list[Any] | None] = []
+        deltas: Counter[str] = Counter()
+        for o in outcomes:
+            n = o.notification
+            values: dict[str, Any] = {"status": o.status, "locked_until": None, "updated_at": o.at}
+            if o.status is NotificationStatus.SENT:
+                values.update(sent_at=o.at, provider_message_id=o.provider_id, next_attempt_at=None)
+            else:
+                values.update(last_error=o.error[:2000], next_attempt_at=o.retry_at)
             result = await conn.execute(
                 N.update()
                 .where(
@@ -199,31 +240,26 @@ class Deliverer:
                 .values(values)
             )
             if result.rowcount != 1:
-                log.warning("notification %s was taken over while attempt %s ran", n.id, n.attempts)
-                return status
-            await records.bump_counters(
-                conn,
-                {
-                    records.NOTIFICATION_PREFIX + NotificationStatus.SENDING: -1,
-                    records.NOTIFICATION_PREFIX + status: 1,
-                },
-            )
-            if status is NotificationStatus.DEAD and n.type != ALERT_TYPE:
-                alert_ids = await self._alert_admins(conn, n, error, now)
+                results.append(None)
+                continue
+            deltas[records.NOTIFICATION_PREFIX + NotificationStatus.SENDING] -= 1
+            deltas[records.NOTIFICATION_PREFIX + o.status] += 1
+            fired: list[Any] = [
+                (
+                    NotificationDelivery(
+                        n.id, str(o.status), n.attempts, o.at, o.error, n.application_id, n.type
+                    ),
+                    None,
+                )
+            ]
+            if o.status is NotificationStatus.DEAD and n.type != ALERT_TYPE:
+                alert_ids = await self._alert_admins(conn, n, o.error, o.at)
                 if alert_ids:
-                    fired.append((NotificationsQueued(tuple(alert_ids), now), None))
-        fired.insert(
-            0,
-            (
-                NotificationDelivery(
-                    n.id, str(status), n.attempts, now, error, n.application_id, n.type
-                ),
-                None,
-            ),
-        )
-        fired.append((CountersChanged(now), None))
-        await self.gcx.fire(fired)
-        return status
+                    fired.append((NotificationsQueued(tuple(alert_ids), o.at), None))
+            fired.append((CountersChanged(o.at), None))
+            results.append(fired)
+        await records.bump_counters(conn, deltas)
+        return results
 
     async def _alert_admins(
         self, conn: AsyncConnection, n: Notification, error: str, now: datetime

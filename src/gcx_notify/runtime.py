@@ -165,10 +165,13 @@ class Notifier:
 
     async def sweep(self) -> int:
         """Kick every due row: retries whose time came, expired leases, anything never kicked."""
-        ids = await self.deliverer.due_ids()
-        for notification_id in ids:
-            await self.deliver_task.kiq(notification_id)
-        return len(ids)
+        kicked, after = 0, 0
+        while ids := await self.deliverer.due_ids(limit=1000, after=after):
+            for notification_id in ids:
+                await self.deliver_task.kiq(notification_id)
+            kicked += len(ids)
+            after = ids[-1]
+        return kicked
 
     async def cleanup(self) -> int:
         """Delete sent notifications older than the retention period; dead ones are kept."""

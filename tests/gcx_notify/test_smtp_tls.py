@@ -117,6 +117,7 @@ async def test_starttls_and_auth_with_a_reused_connection(tls_server):
     assert sessions[0].session.ssl is not None, "the session was upgraded with STARTTLS"
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 async def test_wrong_credentials_are_permanent():
     # Without TLS here: the point is the 535 reply, which must not be retried.
     creds = Credentials()

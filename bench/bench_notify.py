@@ -1,0 +1,159 @@
+"""Email delivery speed: GCX's outbox engine against a bare aiosmtplib loop, same sink, same run.
+
+    python bench/bench_notify.py [--messages 5000]
+
+The sink is aiosmtpd's discarding handler in its own process. "bare" sends prebuilt-per-message
+EmailMessages one after another over one aiosmtplib connection. "gcx" is one process in the
+embedded mode (SQLite, in-process broker): outbox rows are queued, then kicked, claimed,
+rendered from the templates, sent over the SMTP channel's connections and marked sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+import aiosmtplib
+import sqlalchemy as sa
+
+from gcx_core.context import Gcx
+from gcx_core.plugins import make_plugin_manager
+from gcx_core.settings import Settings, SmtpSettings
+from gcx_core.storage import records
+from gcx_core.storage.tables import notifications
+from gcx_notify import plugin as notify_plugin
+from gcx_notify.runtime import Notifier
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def line(name: str, value: float, unit: str, note: str = "") -> None:
+    print(f"{name:<48} {value:>10,.0f} {unit:<10} {note}", flush=True)
+
+
+async def bare_loop(port: int, count: int) -> float:
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+    await client.connect()
+    started = time.perf_counter()
+    for i in range(count):
+        msg = EmailMessage()
+        msg["From"] = "noreply@gcx.example"
+        msg["To"] = f"owner{i}@example.com"
+        msg["Subject"] = f"Message {i}"
+        msg["Message-ID"] = f"<bare.{i}@gcx.example>"
+        msg.set_content("text body\n")
+        msg.add_alternative("<p>html body</p>", subtype="html")
+        await client.send_message(msg)
+    elapsed = time.perf_counter() - started
+    await client.quit()
+    return count / elapsed
+
+
+async def gcx_engine(port: int, count: int) -> float:
+    settings = Settings(
+        data_dir=Path(tempfile.mkdtemp(prefix="gcx-bench-notify-")),
+        smtp=SmtpSettings("127.0.0.1", port, starttls=False),
+        mail_from="GCX <noreply@gcx.example>",
+    )
+    pm = make_plugin_manager(plugins=[notify_plugin], load_entry_points=False)
+    async with await Gcx.open(settings, plugin_manager=pm, migrate=True) as gcx:
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "type": "application_received",
+                "channel": "email",
+                "recipient": f"owner{i}@example.com",
+                "template": "application_received",
+                "context": {
+                    "business_name": f"Adom Farms {i}",
+                    "tracking_code": "GCX-AAAA-BBBB-CCCC",
+                    "application_id": None,
+                    "status": "pending_review",
+                },
+                "dedupe_key": f"bench-{i}",
+                "status": "pending",
+                "attempts": 0,
+                "max_attempts": 4,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for i in range(count)
+        ]
+        async with gcx.database.write() as conn:
+            await conn.execute(notifications.insert(), rows)
+            await records.bump_counters(conn, {"notifications:pending": count})
+        notifier = Notifier(gcx)
+        await notifier.start(run_scheduler=False, kick=False)
+        started = time.perf_counter()
+        await notifier.sweep()  # kicks every due row, as the minute sweep or a commit would
+        await notifier.broker.wait_all()
+        elapsed = time.perf_counter() - started
+        await notifier.stop()
+        async with gcx.database.read() as conn:
+            sent = (
+                await conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(notifications)
+                    .where(notifications.c.status == "sent")
+                )
+            ).scalar()
+        if sent != count:
+            raise SystemExit(f"only {sent} of {count} were sent")
+    return count / elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    count = 1000 if args.quick else args.messages
+    port = free_port()
+    sink = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            f"127.0.0.1:{port}",
+            "-c",
+            "aiosmtpd.handlers.Sink",
+        ]
+    )
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        bare = await bare_loop(port, count)
+        line("bare aiosmtplib loop, one connection", bare, "emails/s")
+        engine = await gcx_engine(port, count)
+        line(
+            "gcx outbox -> SMTP, one process",
+            engine,
+            "emails/s",
+            f"(target >= 1,000/s and >= 0.6x bare: {engine / bare:.2f}x)",
+        )
+    finally:
+        sink.terminate()
+        sink.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
