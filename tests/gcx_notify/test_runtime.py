@@ -1,0 +1,129 @@
+"""The notifier's life cycle, its events, and the status / retry commands."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+
+from gcx_core.entities import Actor
+from gcx_core.events import NotificationsQueued
+from gcx_core.plugins import hookimpl
+from gcx_core.samples import make_submission
+from gcx_core.services import applications
+from gcx_core.storage.tables import notifications
+from gcx_notify import plugin as notify_plugin
+from gcx_notify.events import NotificationDelivery
+from gcx_notify.runtime import Notifier
+
+SEEN: list[object] = []
+
+
+class Listener:
+    @hookimpl
+    async def gcx_handle_event(self, event):
+        if isinstance(event, NotificationsQueued | NotificationDelivery):
+            SEEN.append(event)
+
+
+@pytest.fixture(name="gcx_extra_plugins")
+def _plugins():
+    SEEN.clear()
+    return [notify_plugin, Listener()]
+
+
+async def test_queued_and_delivery_events_reach_plugins(gcx, notifier, smtp_sink):
+    smtp_sink.refuse("*", "451 later")
+    await applications.submit(gcx, make_submission(), Actor.applicant())
+    await notifier.broker.wait_all()
+    queued = [e for e in SEEN if isinstance(e, NotificationsQueued)]
+    deliveries = [e for e in SEEN if isinstance(e, NotificationDelivery)]
+    assert len(queued) == 1 and len(queued[0].notification_ids) == 1
+    assert [(d.status, d.attempts) for d in deliveries] == [("retrying", 1)]
+    assert "451" in deliveries[0].error
+
+
+async def test_stopping_waits_for_deliveries_under_way(gcx, smtp_sink):
+    notifier = Notifier(gcx)
+    await notifier.start(run_scheduler=False)
+    for _ in range(5):
+        await applications.submit(gcx, make_submission(), Actor.applicant())
+    await notifier.stop()  # right away: the tasks already kicked still finish
+    async with gcx.database.read() as conn:
+        statuses = [s for (s,) in await conn.execute(sa.select(notifications.c.status))]
+    assert statuses == ["sent"] * 5
+    assert len(smtp_sink.messages) == 5
+
+
+async def test_the_embedded_notifier_runs_its_scheduler(gcx):
+    notifier = Notifier(gcx)
+    await notifier.start()
+    assert notifier.embedded and notifier._scheduler_task is not None
+    await asyncio.sleep(0.2)
+    assert not notifier._scheduler_task.done()
+    await notifier.stop()
+    assert notifier._scheduler_task is None
+
+
+def run_gcx(tmp_path, *args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GCX_", "EMAIL_", "REDIS_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "gcx_core.cli", "--data-dir", str(tmp_path / "cli"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_status_and_retry_commands_on_the_embedded_database(tmp_path):
+    from datetime import UTC, datetime
+
+    from gcx_core.storage.database import Database
+
+    assert run_gcx(tmp_path, "migrate").returncode == 0
+    now = datetime.now(UTC)
+
+    async def add_dead() -> None:
+        db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'cli' / 'gcx.db'}")
+        async with db.write() as conn:
+            await conn.execute(
+                notifications.insert().values(
+                    type="status_changed",
+                    channel="email",
+                    recipient="x@example.com",
+                    template="status_changed",
+                    context={
+                        "business_name": "B",
+                        "status": "approved",
+                        "tracking_code": "GCX-AAAA-BBBB-CCCC",
+                    },
+                    dedupe_key="cli-1",
+                    status="dead",
+                    attempts=4,
+                    max_attempts=4,
+                    last_error="SMTP 550",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        await db.dispose()
+
+    asyncio.run(add_dead())
+    status = run_gcx(tmp_path, "status")
+    assert status.returncode == 0, status.stderr
+    assert "dead 1" in status.stdout and "in-process" in status.stdout
+    assert "last run of gcx.sweep: never" in status.stdout
+    bad = run_gcx(tmp_path, "retry-notifications", "99")
+    assert bad.returncode == 2 and "not found" in bad.stderr
+    retried = run_gcx(tmp_path, "retry-notifications", "--all-dead")
+    assert retried.returncode == 0, retried.stderr
+    assert "queued again: 1 notification(s) (1)" in retried.stdout
+    after = run_gcx(tmp_path, "status")
+    assert "sent 1" in after.stdout and "dead 0" in after.stdout  # captured: no SMTP set
+    worker = run_gcx(tmp_path, "worker")
+    assert worker.returncode == 2 and "needs GCX_REDIS_URL" in worker.stderr
