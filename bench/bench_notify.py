@@ -2,7 +2,8 @@
 
     python bench/bench_notify.py [--messages 5000]
 
-The sink is aiosmtpd's discarding handler in its own process. "bare" sends prebuilt-per-message
+The sink runs in its own process: first aiosmtpd's discarding handler (the target's sink), then
+a minimal sink (fast_sink.py) that shows the sender's own ceiling. "bare" sends prebuilt-per-message
 EmailMessages one after another over one aiosmtplib connection. "gcx" is one process in the
 embedded mode (SQLite, in-process broker): outbox rows are queued, then kicked, claimed,
 rendered from the templates, sent over the SMTP channel's connections and marked sent.
@@ -99,7 +100,7 @@ async def gcx_engine(port: int, count: int) -> float:
         await notifier.start(run_scheduler=False, kick=False)
         started = time.perf_counter()
         await notifier.sweep()  # kicks every due row, as the minute sweep or a commit would
-        await notifier.broker.wait_all()
+        await notifier.idle()
         elapsed = time.perf_counter() - started
         await notifier.stop()
         async with gcx.database.read() as conn:
@@ -115,15 +116,9 @@ async def gcx_engine(port: int, count: int) -> float:
     return count / elapsed
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--messages", type=int, default=5000)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    count = 1000 if args.quick else args.messages
-    port = free_port()
-    sink = subprocess.Popen(
-        [
+def start_sink(kind: str, port: int) -> subprocess.Popen[bytes]:
+    if kind == "aiosmtpd":
+        cmd = [
             sys.executable,
             "-m",
             "aiosmtpd",
@@ -133,26 +128,44 @@ async def main() -> None:
             "-c",
             "aiosmtpd.handlers.Sink",
         ]
-    )
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
-        bare = await bare_loop(port, count)
-        line("bare aiosmtplib loop, one connection", bare, "emails/s")
-        engine = await gcx_engine(port, count)
-        line(
-            "gcx outbox -> SMTP, one process",
-            engine,
-            "emails/s",
-            f"(target >= 1,000/s and >= 0.6x bare: {engine / bare:.2f}x)",
-        )
-    finally:
-        sink.terminate()
-        sink.wait()
+    else:
+        cmd = [sys.executable, str(Path(__file__).with_name("fast_sink.py")), str(port)]
+    return subprocess.Popen(cmd)
+
+
+async def wait_listening(port: int) -> None:
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise SystemExit(f"the sink never listened on {port}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    count = 1000 if args.quick else args.messages
+    for kind in ("aiosmtpd", "fast"):
+        port = free_port()
+        sink = start_sink(kind, port)
+        try:
+            await wait_listening(port)
+            bare = await bare_loop(port, count)
+            line(f"[{kind} sink] bare aiosmtplib loop, one connection", bare, "emails/s")
+            engine = await gcx_engine(port, count)
+            line(
+                f"[{kind} sink] gcx outbox -> SMTP, one process",
+                engine,
+                "emails/s",
+                f"(target >= 1,000/s and >= 0.6x bare: {engine / bare:.2f}x)",
+            )
+        finally:
+            sink.terminate()
+            sink.wait()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from email.message import EmailMessage
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import format_datetime, parseaddr
 from typing import Any, Protocol
 
@@ -53,19 +55,28 @@ class Channel(Protocol):
     async def close(self) -> None: ...
 
 
-def build_email(message: RenderedMessage) -> EmailMessage:
-    email = EmailMessage()
+def build_email(message: RenderedMessage) -> MIMEMultipart:
+    """multipart/alternative, text then HTML.
+
+    Built with the compat32 MIME classes: the policy-based EmailMessage parses every header
+    through the header registry, which cost more than the SMTP exchange itself.
+    """
+    email = MIMEMultipart("alternative")
     email["From"] = message.sent_from
     email["To"] = message.recipient
-    email["Subject"] = message.subject
+    email["Subject"] = (
+        Header(message.subject, "utf-8").encode()
+        if not message.subject.isascii()
+        else message.subject
+    )
     # Stable across retries, so a receiver that sees one message twice can drop the copy.
     email["Message-ID"] = message.message_id
     if message.at is not None:
         email["Date"] = format_datetime(message.at)
     email["Auto-Submitted"] = "auto-generated"
     email["X-GCX-Notification"] = str(message.notification_id)
-    email.set_content(message.text)
-    email.add_alternative(message.html, subtype="html")
+    email.attach(MIMEText(message.text, "plain", "utf-8"))
+    email.attach(MIMEText(message.html, "html", "utf-8"))
     return email
 
 

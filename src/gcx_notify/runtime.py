@@ -121,12 +121,20 @@ class Notifier:
         if self._started:
             self.gcx.plugins.unregister(self)
             self._started = False
-        if isinstance(self.broker, InMemoryBroker):
-            await self.broker.wait_all()
+        await self.idle()
         await self.broker.shutdown()
         for channel in self.channels.values():
             with contextlib.suppress(Exception):
                 await channel.close()
+
+    async def idle(self) -> None:
+        """Embedded mode: wait until no task runs, including tasks started while waiting."""
+        # A delivery can queue more (a dead letter alerts admins), so wait until none is left.
+        if not isinstance(self.broker, InMemoryBroker):
+            return
+        # Finished tasks leave the set only when the loop runs their callbacks: look at done().
+        while running := [t for t in self.broker._running_tasks if not t.done()]:
+            await asyncio.wait(running)
 
     @hookimpl
     async def gcx_handle_event(self, event: Any) -> None:

@@ -21,7 +21,7 @@ async def outbox(gcx):
 async def test_submission_mail_arrives_once_with_both_parts(gcx, gcx_staff, notifier, smtp_sink):
     reviewer, _ = await gcx_staff(Role.REVIEWER)
     app = await applications.submit(gcx, make_submission(), APPLICANT)
-    await notifier.broker.wait_all()
+    await notifier.idle()
     rows = await outbox(gcx)
     assert {r.status for r in rows} == {"sent"}
     mine = smtp_sink.by_recipient(app.contact.email)
@@ -50,7 +50,7 @@ async def test_temporary_failures_then_success_with_growing_backoff(
     data = make_submission()
     smtp_sink.refuse(data["contact"]["email"], "451 try again later", "452 mailbox busy")
     app = await applications.submit(gcx, data, APPLICANT)
-    await notifier.broker.wait_all()
+    await notifier.idle()
     (row,) = await outbox(gcx)
     assert (row.status, row.attempts) == ("retrying", 1)
     assert "451" in row.last_error
@@ -60,7 +60,7 @@ async def test_temporary_failures_then_success_with_growing_backoff(
     assert await notifier.sweep() == 0  # not due yet: nothing kicked
     gcx_clock.advance(seconds=first_wait + 1)
     assert await notifier.sweep() == 1
-    await notifier.broker.wait_all()
+    await notifier.idle()
     (row,) = await outbox(gcx)
     assert (row.status, row.attempts) == ("retrying", 2)
     second_wait = (row.next_attempt_at - gcx_clock()).total_seconds()
@@ -68,7 +68,7 @@ async def test_temporary_failures_then_success_with_growing_backoff(
 
     gcx_clock.advance(seconds=second_wait + 1)
     await notifier.sweep()
-    await notifier.broker.wait_all()
+    await notifier.idle()
     (row,) = await outbox(gcx)
     assert (row.status, row.attempts) == ("sent", 3)
     assert len(smtp_sink.by_recipient(app.contact.email)) == 1
@@ -81,8 +81,7 @@ async def test_permanent_failure_goes_dead_at_once_and_alerts_admins(
     data = make_submission()
     smtp_sink.refuse(data["contact"]["email"], "550 no such mailbox")
     app = await applications.submit(gcx, data, APPLICANT)
-    await notifier.broker.wait_all()
-    await notifier.broker.wait_all()
+    await notifier.idle()
     rows = await outbox(gcx)
     applicant_row = next(r for r in rows if r.recipient == app.contact.email)
     assert (applicant_row.status, applicant_row.attempts) == ("dead", 1)
@@ -99,10 +98,10 @@ async def test_retries_exhausted_go_dead(gcx, gcx_clock, gcx_staff, notifier, sm
     smtp_sink.refuse(data["contact"]["email"], *["421 closing"] * 50)
     app = await applications.submit(gcx, data, APPLICANT)
     for _ in range(gcx.settings.notification_max_attempts + 1):
-        await notifier.broker.wait_all()
+        await notifier.idle()
         gcx_clock.advance(hours=7)
         await notifier.sweep()
-    await notifier.broker.wait_all()
+    await notifier.idle()
     rows = await outbox(gcx)
     row = next(r for r in rows if r.recipient == app.contact.email)
     assert (row.status, row.attempts) == ("dead", gcx.settings.notification_max_attempts)

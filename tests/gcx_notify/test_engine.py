@@ -83,7 +83,7 @@ async def test_without_smtp_mail_is_captured(gcx_settings, gcx_clock):
         notifier = Notifier(gcx)
         await notifier.start(run_scheduler=False)
         app = await applications.submit(gcx, make_submission(), APPLICANT)
-        await notifier.broker.wait_all()
+        await notifier.idle()
         await notifier.stop()
         (message,) = await captured(gcx, app.contact.email)
         assert app.tracking_code in message["subject"] and app.tracking_code in message["text"]
@@ -181,7 +181,7 @@ async def test_a_missing_variable_is_a_permanent_failure(gcx, smtp_sink):
             )
         )
     await notifier.sweep()
-    await notifier.broker.wait_all()
+    await notifier.idle()
     await notifier.stop()
     (row,) = await rows(gcx)
     assert row.status == "dead" and "undefined" in row.last_error
@@ -256,8 +256,7 @@ async def test_retry_policy_per_type_and_retry_operations(gcx, gcx_staff, smtp_s
     notifier = Notifier(gcx)
     await notifier.start(run_scheduler=False)
     await applications.submit(gcx, make_submission(), APPLICANT)
-    await notifier.broker.wait_all()
-    await notifier.broker.wait_all()
+    await notifier.idle()
     by_kind = {}
     for r in await rows(gcx):
         by_kind.setdefault(r.type, []).append(r)
@@ -273,8 +272,7 @@ async def test_retry_policy_per_type_and_retry_operations(gcx, gcx_staff, smtp_s
     with pytest.raises(InvalidTransitionError):
         await outbox.retry_notifications(gcx, admin, [received])
     assert await outbox.retry_notifications(gcx, admin, dead) == dead
-    await notifier.broker.wait_all()
-    await notifier.broker.wait_all()
+    await notifier.idle()
     for r in await rows(gcx):
         if r.id in dead:
             assert r.status == "sent" and r.attempts == 1
@@ -291,13 +289,11 @@ async def test_retry_all_dead(gcx, gcx_staff, smtp_sink):
     notifier = Notifier(gcx)
     await notifier.start(run_scheduler=False)
     await applications.submit(gcx, make_submission(), APPLICANT)
-    for _ in range(3):
-        await notifier.broker.wait_all()
+    await notifier.idle()
     dead_before = [r.id for r in await rows(gcx) if r.status == "dead"]
     assert dead_before
     assert await outbox.retry_notifications(gcx, admin) == dead_before
-    for _ in range(3):
-        await notifier.broker.wait_all()
+    await notifier.idle()
     assert all(r.status == "sent" for r in await rows(gcx) if r.id in dead_before)
     assert await outbox.retry_notifications(gcx, admin) == []
     await notifier.stop()
@@ -307,10 +303,10 @@ async def test_cleanup_keeps_dead_and_recent(gcx, gcx_clock, smtp_sink):
     notifier = Notifier(gcx)
     await notifier.start(run_scheduler=False)
     await applications.submit(gcx, make_submission(), APPLICANT)
-    await notifier.broker.wait_all()
+    await notifier.idle()
     smtp_sink.refuse("*", "550 no")
     await applications.submit(gcx, make_submission(), APPLICANT)
-    await notifier.broker.wait_all()
+    await notifier.idle()
     gcx_clock.advance(days=gcx.settings.notification_retention_days - 1)
     assert await notifier.cleanup() == 0
     gcx_clock.advance(days=2)

@@ -114,7 +114,7 @@ async def test_a_plugin_channel_delivers_and_retries(gcx, gcx_clock, gateway, sm
     notifier = Notifier(gcx)
     await notifier.start(run_scheduler=False)
     app = await applications.submit(gcx, make_submission(), Actor.applicant())
-    await notifier.broker.wait_all()
+    await notifier.idle()
     async with gcx.database.read() as conn:
         sms = (
             await conn.execute(sa.select(notifications).where(notifications.c.channel == "sms"))
@@ -122,7 +122,7 @@ async def test_a_plugin_channel_delivers_and_retries(gcx, gcx_clock, gateway, sm
     assert sms.status == "retrying" and "503" in sms.last_error
     gcx_clock.advance(minutes=2)
     await notifier.sweep()
-    await notifier.broker.wait_all()
+    await notifier.idle()
     await notifier.stop()
     async with gcx.database.read() as conn:
         sms = (

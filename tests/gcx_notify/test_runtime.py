@@ -39,7 +39,7 @@ def _plugins():
 async def test_queued_and_delivery_events_reach_plugins(gcx, notifier, smtp_sink):
     smtp_sink.refuse("*", "451 later")
     await applications.submit(gcx, make_submission(), Actor.applicant())
-    await notifier.broker.wait_all()
+    await notifier.idle()
     queued = [e for e in SEEN if isinstance(e, NotificationsQueued)]
     deliveries = [e for e in SEEN if isinstance(e, NotificationDelivery)]
     assert len(queued) == 1 and len(queued[0].notification_ids) == 1
