@@ -120,3 +120,35 @@ async def test_an_address_that_is_not_one_is_permanent(gcx, notifier, smtp_sink)
     with pytest.raises(PermanentFailure):
         await channel.send(bad)
     assert smtp_sink.messages == []
+
+
+def test_built_messages_parse_back_and_refuse_header_injection():
+    from email import message_from_bytes, policy
+
+    import pytest
+
+    from gcx_notify.channels import PermanentFailure, RenderedMessage, build_email
+
+    message = RenderedMessage(
+        5,
+        "email",
+        "owner@example.com",
+        "Dɔ́ɔ́ — approuvé ✓",
+        "Texte été\n",
+        "<p>été &amp; ✓</p>",
+        "<gcx.notification.5@x.test>",
+        "Programme Ghana ✓ <noreply@x.test>",
+    )
+    parsed = message_from_bytes(build_email(message), policy=policy.default)
+    assert parsed["Subject"] == "Dɔ́ɔ́ — approuvé ✓"
+    assert parsed["From"].addresses[0].display_name == "Programme Ghana ✓"
+    assert parsed["From"].addresses[0].addr_spec == "noreply@x.test"
+    assert parsed["Message-ID"] == "<gcx.notification.5@x.test>"
+    assert parsed.get_content_type() == "multipart/alternative"
+    assert parsed.get_body(("plain",)).get_content() == "Texte été\n"
+    assert parsed.get_body(("html",)).get_content() == "<p>été &amp; ✓</p>"
+    evil = RenderedMessage(
+        6, "email", "a@b.c", "Hi\r\nBcc: everyone@example.com", "t", "h", "<x@y>", "noreply@x.test"
+    )
+    with pytest.raises(PermanentFailure):
+        build_email(evil)
