@@ -34,9 +34,13 @@ def ensure_venv(group: str) -> None:
         sys.exit(f"GCX needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
-    stamp = f"{group}:{(ROOT / 'pyproject.toml').stat().st_mtime_ns}"
-    if MARKER.exists() and MARKER.read_text() == stamp:
-        return
+    version = (ROOT / "pyproject.toml").stat().st_mtime_ns
+    if MARKER.exists():
+        installed, _, stamped = MARKER.read_text().partition(":")
+        # "dev" includes every other group, so it satisfies them all.
+        if stamped == str(version) and installed in (group, "dev"):
+            return
+    stamp = f"{group}:{version}"
     # Dependency groups (PEP 735) need pip >= 25.1.
     run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip>=25.1")
     run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".", "--group", group)

@@ -39,7 +39,8 @@ class Gcx:
     phone_format: PhoneFormat
     files: FileStore
     clock: Callable[[], datetime] = utcnow
-    # The queue that groups concurrent submissions (services.submit); made on first use.
+    # The GroupCommit that writes concurrent submissions together (services.submit); made on
+    # first use.
     submissions: Any = None
 
     @classmethod

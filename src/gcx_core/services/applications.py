@@ -99,7 +99,7 @@ async def act(
                 await app_rows.current_version(conn, before.id),
             )
         event = await effects.carry_out(gcx, conn, gcx.workflow.transitions[action], after, event)
-        fired = await record_many(gcx, conn, [Recorded(before, after, event, actor)])
+        (fired,) = await record_many(gcx, conn, [Recorded(before, after, event, actor)])
     await gcx.fire(fired)
     return after
 

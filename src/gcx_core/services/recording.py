@@ -66,8 +66,11 @@ def _audit_values(item: Recorded) -> tuple[dict[str, Any], dict[str, Any]]:
     return {k: old.get(k) for k in changed if k in old}, {k: new[k] for k in changed}
 
 
-async def record_many(gcx: Gcx, conn: AsyncConnection, items: list[Recorded]) -> Fired:
-    """Write the status change, audit entry, outbox rows and counters of each transition."""
+async def record_many(gcx: Gcx, conn: AsyncConnection, items: list[Recorded]) -> list[Fired]:
+    """Write the status change, audit entry, outbox rows and counters of each transition.
+
+    Returns, per transition, the events to fire once the transaction has committed.
+    """
     change_ids = await records.allocate_ids(conn, status_changes, len(items))
     await fast.insert_many(
         conn,
@@ -110,6 +113,7 @@ async def record_many(gcx: Gcx, conn: AsyncConnection, items: list[Recorded]) ->
 
     staff: list[User] = await user_rows.active_staff(conn)
     rows: list[dict[str, Any]] = []
+    per_item: list[int] = []  # how many outbox rows each transition added
     for i in items:
         drafts = [
             d
@@ -118,6 +122,7 @@ async def record_many(gcx: Gcx, conn: AsyncConnection, items: list[Recorded]) ->
             )
             for d in (found or [])
         ]
+        per_item.append(len(drafts))
         rows.extend(
             {
                 "type": d.type,
@@ -153,9 +158,14 @@ async def record_many(gcx: Gcx, conn: AsyncConnection, items: list[Recorded]) ->
             deltas[records.day_key(i.after.created_at)] += 1
     await records.bump_counters(conn, deltas)
 
-    at = items[-1].event.at
-    fired: Fired = [(i.event, i.after) for i in items]
-    if notification_ids:
-        fired.append((NotificationsQueued(tuple(notification_ids), at), None))
-    fired.append((CountersChanged(at), None))
+    fired: list[Fired] = []
+    start = 0
+    for i, count in zip(items, per_item, strict=True):
+        mine: Fired = [(i.event, i.after)]
+        if count:
+            ids = tuple(notification_ids[start : start + count])
+            mine.append((NotificationsQueued(ids, i.event.at), None))
+        mine.append((CountersChanged(i.event.at), None))
+        fired.append(mine)
+        start += count
     return fired
