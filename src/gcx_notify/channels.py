@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import secrets
 from email.header import Header
 from email.utils import format_datetime, formataddr, formatdate, parseaddr
@@ -69,14 +70,20 @@ def _body(subtype: str, text: str) -> str:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _sender(sent_from: str) -> tuple[str, str]:
+    """(envelope address, From header) of the configured sender, parsed once."""
+    name, address = parseaddr(sent_from)
+    return address, formataddr((name, address), charset="utf-8") if name else address
+
+
 def build_email(message: RenderedMessage) -> bytes:
     """The whole message as bytes: multipart/alternative, text then HTML, both base64 UTF-8.
 
     Written directly rather than through the email package, whose header handling cost more per
     message than the SMTP exchange; the tests parse what arrives with the email package.
     """
-    name, address = parseaddr(message.sent_from)
-    sender = formataddr((name, address), charset="utf-8") if name else address
+    sender = _sender(message.sent_from)[1]
     boundary = f"=_gcx_{message.notification_id}_{secrets.token_hex(8)}"
     headers = [
         ("From", _header(sender)),
@@ -129,7 +136,7 @@ class SmtpChannel:
         if not _valid_address(message.recipient):
             raise PermanentFailure(f"not an email address: {message.recipient!r}")
         data = build_email(message)
-        sender = parseaddr(message.sent_from)[1]
+        sender = _sender(message.sent_from)[0]
         async with self._slots:
             client = self._idle.pop() if self._idle else None
             try:

@@ -25,7 +25,7 @@ from gcx_core.entities import Notification, NotificationStatus, Role
 from gcx_core.events import CountersChanged, NotificationsQueued
 from gcx_core.plugins import first_async
 from gcx_core.storage import accounts as user_rows
-from gcx_core.storage import records
+from gcx_core.storage import fast, records
 from gcx_core.storage.batching import GroupCommit
 from gcx_core.storage.tables import notifications
 from gcx_notify.channels import PermanentFailure, TemporaryFailure
@@ -60,7 +60,37 @@ class RetryPolicy:
 DEFAULT_POLICY = RetryPolicy()
 
 
-@attrs.frozen
+def _mark(**values: Any) -> Any:
+    """An outcome UPDATE that only touches the row if it is still the attempt we claimed."""
+    return (
+        N.update()
+        .where(
+            N.c.id == sa.bindparam("b_id"),
+            N.c.status == NotificationStatus.SENDING,
+            N.c.attempts == sa.bindparam("b_attempts"),
+        )
+        .values(locked_until=None, updated_at=sa.bindparam("b_at"), **values)
+    )
+
+
+_MARK_SENT = fast.FastStatement(
+    lambda dialect: _mark(
+        status=NotificationStatus.SENT,
+        sent_at=sa.bindparam("b_at"),
+        provider_message_id=sa.bindparam("b_provider"),
+        next_attempt_at=None,
+    )
+)
+_MARK_FAILED = fast.FastStatement(
+    lambda dialect: _mark(
+        status=sa.bindparam("b_status"),
+        last_error=sa.bindparam("b_error"),
+        next_attempt_at=sa.bindparam("b_next"),
+    )
+)
+
+
+@attrs.frozen(eq=False)
 class _Outcome:
     notification: Notification
     status: NotificationStatus
@@ -223,23 +253,49 @@ class Deliverer:
         """Group-commit work: write several outcomes; None for a row another worker took over."""
         results: list[list[Any] | None] = []
         deltas: Counter[str] = Counter()
+        sent = [o for o in outcomes if o.status is NotificationStatus.SENT]
+        failed = [o for o in outcomes if o.status is not NotificationStatus.SENT]
+        counts = dict(
+            zip(
+                sent,
+                await _MARK_SENT.run_each(
+                    conn,
+                    [
+                        {
+                            "b_id": o.notification.id,
+                            "b_attempts": o.notification.attempts,
+                            "b_at": o.at,
+                            "b_provider": o.provider_id,
+                        }
+                        for o in sent
+                    ],
+                ),
+                strict=True,
+            )
+        )
+        counts.update(
+            zip(
+                failed,
+                await _MARK_FAILED.run_each(
+                    conn,
+                    [
+                        {
+                            "b_id": o.notification.id,
+                            "b_attempts": o.notification.attempts,
+                            "b_at": o.at,
+                            "b_status": str(o.status),
+                            "b_error": o.error[:2000],
+                            "b_next": o.retry_at,
+                        }
+                        for o in failed
+                    ],
+                ),
+                strict=True,
+            )
+        )
         for o in outcomes:
             n = o.notification
-            values: dict[str, Any] = {"status": o.status, "locked_until": None, "updated_at": o.at}
-            if o.status is NotificationStatus.SENT:
-                values.update(sent_at=o.at, provider_message_id=o.provider_id, next_attempt_at=None)
-            else:
-                values.update(last_error=o.error[:2000], next_attempt_at=o.retry_at)
-            result = await conn.execute(
-                N.update()
-                .where(
-                    N.c.id == n.id,
-                    N.c.status == NotificationStatus.SENDING,
-                    N.c.attempts == n.attempts,
-                )
-                .values(values)
-            )
-            if result.rowcount != 1:
+            if counts[o] != 1:
                 results.append(None)
                 continue
             deltas[records.NOTIFICATION_PREFIX + NotificationStatus.SENDING] -= 1

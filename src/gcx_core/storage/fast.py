@@ -48,6 +48,25 @@ class _Plan:
         )
 
 
+class _StatementPlan(_Plan):
+    """A plan whose statement also binds values of its own (a literal in SET, a LIMIT)."""
+
+    __slots__ = ("defaults",)
+
+    def __init__(self, stmt: Any, dialect: sa.Dialect) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        names = list(compiled.positiontup or [])
+        super().__init__(
+            compiled.string,
+            names,
+            [compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names],
+        )
+        self.defaults = dict(compiled.params)
+
+    def row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        return super().row({**self.defaults, **values})
+
+
 _insert_plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
 
 
@@ -74,21 +93,13 @@ async def insert_many(conn: AsyncConnection, table: sa.Table, rows: list[dict[st
     handle.executemany(plan.sql, [plan.row(r) for r in rows])
 
 
-class _SelectPlan(_Plan):
-    __slots__ = ("defaults", "keys", "results")
+class _SelectPlan(_StatementPlan):
+    __slots__ = ("keys", "results")
 
     def __init__(self, stmt: sa.Select[Any], dialect: sa.Dialect) -> None:
-        compiled = stmt.compile(dialect=dialect)
-        if "POSTCOMPILE" in compiled.string:
+        super().__init__(stmt, dialect)
+        if "POSTCOMPILE" in self.sql:
             raise ValueError("FastSelect cannot run an expanding IN; use SQLAlchemy for it")
-        names = list(compiled.positiontup or [])
-        super().__init__(
-            compiled.string,
-            names,
-            [compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names],
-        )
-        # Binds the caller does not name, such as a LIMIT, keep the value they were built with.
-        self.defaults = dict(compiled.params)
         columns = list(stmt.selected_columns)
         self.keys = tuple(str(c.key) for c in columns)
         self.results = tuple(
@@ -96,7 +107,7 @@ class _SelectPlan(_Plan):
         )
 
     def run(self, handle: Any, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        rows = handle.execute(self.sql, self.row({**self.defaults, **params})).fetchall()
+        rows = handle.execute(self.sql, self.row(params)).fetchall()
         return [
             {
                 k: (p(v) if p is not None else v)
@@ -156,24 +167,30 @@ class FastStatement:
             stmt = self._statements[dialect.name] = self._build(dialect.name)
         return stmt
 
+    def _plan(self, dialect: sa.Dialect) -> _Plan:
+        plan = self._plans.get(dialect.name)
+        if plan is None:
+            plan = self._plans[dialect.name] = _StatementPlan(self.statement(dialect), dialect)
+        return plan
+
     async def run_many(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        """One executemany for all rows."""
         if not rows:
             return
-        stmt = self.statement(conn.dialect)
         handle = await _inline_handle(conn)
         if handle is None:
-            await conn.execute(stmt, rows)
+            await conn.execute(self.statement(conn.dialect), rows)
             return
-        plan = self._plans.get(conn.dialect.name)
-        if plan is None:
-            compiled = stmt.compile(dialect=conn.dialect)
-            names = list(compiled.positiontup or [])
-            plan = self._plans[conn.dialect.name] = _Plan(
-                compiled.string,
-                names,
-                [
-                    compiled.binds[n].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-                    for n in names
-                ],
-            )
+        plan = self._plan(conn.dialect)
         handle.executemany(plan.sql, [plan.row(r) for r in rows])
+
+    async def run_each(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+        """Run once per row and return each row's rowcount (for conditional updates)."""
+        if not rows:
+            return []
+        handle = await _inline_handle(conn)
+        if handle is None:
+            stmt = self.statement(conn.dialect)
+            return [(await conn.execute(stmt, row)).rowcount for row in rows]
+        plan = self._plan(conn.dialect)
+        return [handle.execute(plan.sql, plan.row(row)).rowcount for row in rows]
