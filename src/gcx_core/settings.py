@@ -69,6 +69,7 @@ class SmtpSettings:
     password: str | None = attrs.field(default=None, repr=False)
     timeout: float = 30.0
     validate_certs: bool = True
+    connections: int = 10
 
 
 @attrs.frozen
@@ -126,6 +127,7 @@ class Settings:
                 username=_first(env, "GCX_SMTP_USERNAME", "EMAIL_HOST_USER"),
                 password=_first(env, "GCX_SMTP_PASSWORD", "EMAIL_HOST_PASSWORD"),
                 validate_certs=_bool(env, "GCX_SMTP_VALIDATE_CERTS", default=True),
+                connections=_int(env, "GCX_SMTP_CONNECTIONS", default=10, minimum=1),
             )
             if smtp.tls and smtp.starttls:
                 raise ConfigurationError(

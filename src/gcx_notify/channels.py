@@ -113,10 +113,11 @@ def _valid_address(address: str) -> bool:
 class SmtpChannel:
     """Email through one SMTP server, over a small pool of connections kept open between sends."""
 
-    def __init__(self, smtp: SmtpSettings, pool_size: int = 4) -> None:
+    def __init__(self, smtp: SmtpSettings) -> None:
         self.smtp = smtp
         self._idle: list[aiosmtplib.SMTP] = []
-        self._slots = asyncio.Semaphore(pool_size)
+        # Each SMTP exchange waits on round trips; parallel connections hide that latency.
+        self._slots = asyncio.Semaphore(smtp.connections)
 
     async def _connect(self) -> aiosmtplib.SMTP:
         client = aiosmtplib.SMTP(

@@ -36,6 +36,8 @@ class Renderer:
                 enabled_extensions=("html",), default_for_string=False
             ),
             keep_trailing_newline=False,
+            # Templates do not change under a running process; not checking saves a stat per use.
+            auto_reload=False,
         )
         domain = parseaddr(gcx.settings.mail_from)[1].rpartition("@")[2] or "gcx.invalid"
         self.domain = domain
