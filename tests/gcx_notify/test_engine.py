@@ -118,6 +118,23 @@ def sample_context(kind: str) -> dict:
     return {**base, **extra.get(kind, {})}
 
 
+def sample_notification(kind: str, now) -> Notification:
+    return Notification(
+        id=9,
+        type=kind,
+        channel="email",
+        recipient="to@example.com",
+        template=kind,
+        context=sample_context(kind),
+        dedupe_key="k",
+        status=NotificationStatus.SENDING,
+        attempts=1,
+        max_attempts=4,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 KINDS = [
     "application_received",
     "new_application",
@@ -135,21 +152,7 @@ KINDS = [
 @pytest.mark.parametrize("kind", KINDS)
 async def test_every_type_renders_with_its_context(gcx, kind):
     notifier = Notifier(gcx)
-    n = Notification(
-        id=9,
-        type=kind,
-        channel="email",
-        recipient="to@example.com",
-        template=kind,
-        context=sample_context(kind),
-        dedupe_key="k",
-        status=NotificationStatus.SENDING,
-        attempts=1,
-        max_attempts=4,
-        created_at=gcx.now(),
-        updated_at=gcx.now(),
-    )
-    message = notifier.renderer.render(n)
+    message = notifier.renderer.render(sample_notification(kind, gcx.now()))
     assert message.subject and "\n" not in message.subject
     assert message.text.strip() and message.html.strip()
     assert "Adom &lt;Farms&gt; &amp; Co" in message.html or kind == "notification_dead"
@@ -209,21 +212,7 @@ async def test_templates_are_overridden_by_plugins_and_the_deployment(gcx_settin
         async def go():
             async with await Gcx.open(settings, plugin_manager=make_pm(Branding(plugin_dir))) as g:
                 notifier = Notifier(g)
-                n = Notification(
-                    id=1,
-                    type=kind,
-                    channel="email",
-                    recipient="a@b.c",
-                    template=kind,
-                    context=sample_context(kind),
-                    dedupe_key="k",
-                    status=NotificationStatus.SENDING,
-                    attempts=1,
-                    max_attempts=4,
-                    created_at=g.now(),
-                    updated_at=g.now(),
-                )
-                subject = notifier.renderer.render(n).subject
+                subject = notifier.renderer.render(sample_notification(kind, g.now())).subject
                 await notifier.stop()
                 return subject
 

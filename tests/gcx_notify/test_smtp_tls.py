@@ -11,17 +11,16 @@ import pytest
 from aiosmtpd.smtp import SMTP, AuthResult
 
 from gcx_core.settings import SmtpSettings
+from gcx_core.testing import unavailable
 from gcx_notify.channels import PermanentFailure, RenderedMessage, SmtpChannel, TemporaryFailure
 
 from .conftest import Sink
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("openssl") is None, reason="openssl is needed to make a test certificate"
-)
-
 
 @pytest.fixture(name="tls_context", scope="module")
 def _tls_context(tmp_path_factory):
+    if shutil.which("openssl") is None:
+        unavailable("openssl is needed to make the test certificate (apt-get install openssl)")
     d = tmp_path_factory.mktemp("tls")
     subprocess.run(
         [
