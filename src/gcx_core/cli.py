@@ -27,11 +27,12 @@ DEFERRED: dict[str, str] = {
 }
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, with the global --data-dir/--database-url applied."""
     settings = Settings.from_env()
-    if args.data_dir:
+    if getattr(args, "data_dir", None):
         settings = attrs.evolve(settings, data_dir=args.data_dir)
-    if args.database_url:
+    if getattr(args, "database_url", None):
         settings = attrs.evolve(settings, database_url=args.database_url)
     return settings
 
@@ -41,7 +42,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from gcx_core.plugins import make_plugin_manager
     from gcx_core.storage.migrate import upgrade_sync
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     pm = make_plugin_manager(disabled=settings.disabled_plugins)
     upgrade_sync(settings.resolved_database_url, migration_locations(pm))
     print(f"database is up to date: {_safe_url(settings.resolved_database_url)}")
@@ -63,7 +64,7 @@ def cmd_create_user(args: argparse.Namespace) -> int:
             return 2
 
     async def run() -> tuple[Any, str | None]:
-        async with await Gcx.open(_settings(args), migrate=True) as gcx:
+        async with await Gcx.open(settings_from_args(args), migrate=True) as gcx:
             return await create_user(
                 gcx, args.email, args.role, Actor.system("cli"), name=args.name, password=password
             )
@@ -78,7 +79,7 @@ def cmd_create_user(args: argparse.Namespace) -> int:
 def cmd_plugins(args: argparse.Namespace) -> int:
     from gcx_core.plugins import describe_plugins, make_plugin_manager
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     pm = make_plugin_manager(disabled=settings.disabled_plugins)
     for info in describe_plugins(pm):
         print(f"{info.name}  {info.version}")
@@ -90,7 +91,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_seed_demo(args: argparse.Namespace) -> int:
     from gcx_core.seed import seed_demo
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     created = asyncio.run(
         seed_demo(settings, args.count, batch_size=args.batch_size, progress=not args.quiet)
     )

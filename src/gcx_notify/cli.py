@@ -10,8 +10,7 @@ import signal
 import sys
 from typing import Any
 
-import attrs
-
+from gcx_core.cli import settings_from_args
 from gcx_core.context import Gcx
 from gcx_core.entities import Actor
 from gcx_core.exceptions import ConfigurationError
@@ -34,15 +33,6 @@ def register(subparsers: Any) -> None:
     group.add_argument("ids", nargs="*", type=int, default=[], help="notification ids")
     group.add_argument("--all-dead", action="store_true", help="every dead notification")
     p.set_defaults(func=retry)
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings.from_env()
-    if getattr(args, "data_dir", None):
-        settings = attrs.evolve(settings, data_dir=args.data_dir)
-    if getattr(args, "database_url", None):
-        settings = attrs.evolve(settings, database_url=args.database_url)
-    return settings
 
 
 def _logging() -> None:
@@ -70,55 +60,48 @@ def _scale_out_only(settings: Settings, what: str) -> None:
 
 
 def worker(args: argparse.Namespace) -> int:
+    return _serve(args, "worker", run_scheduler=False, concurrency=args.concurrency)
+
+
+def scheduler(args: argparse.Namespace) -> int:
+    return _serve(args, "scheduler", run_scheduler=True, concurrency=None)
+
+
+def _serve(
+    args: argparse.Namespace, what: str, *, run_scheduler: bool, concurrency: int | None
+) -> int:
+    """Run a scale-out process until SIGINT/SIGTERM: a worker receives tasks, a scheduler sends."""
     from taskiq.acks import AcknowledgeType
     from taskiq.api import run_receiver_task
 
     from gcx_notify.runtime import Notifier
 
-    settings = _settings(args)
-    _scale_out_only(settings, "worker")
+    settings = settings_from_args(args)
+    _scale_out_only(settings, what)
     _logging()
 
     async def run() -> None:
         async with await Gcx.open(settings) as gcx:
             notifier = Notifier(gcx)
-            notifier.broker.is_worker_process = True
-            await notifier.start(run_scheduler=False, kick=False)
-            receiver = asyncio.create_task(
-                run_receiver_task(
-                    notifier.broker,
-                    max_async_tasks=args.concurrency,
-                    ack_time=AcknowledgeType.WHEN_EXECUTED,
+            notifier.broker.is_worker_process = concurrency is not None
+            await notifier.start(run_scheduler=run_scheduler, kick=False)
+            receiver = None
+            if concurrency is not None:
+                receiver = asyncio.create_task(
+                    run_receiver_task(
+                        notifier.broker,
+                        max_async_tasks=concurrency,
+                        ack_time=AcknowledgeType.WHEN_EXECUTED,
+                    )
                 )
-            )
-            log.info("worker ready (%s tasks at once)", args.concurrency)
+            log.info("%s ready", what)
             try:
                 await _until_stopped()
             finally:
-                receiver.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await receiver
-                await notifier.stop()
-
-    asyncio.run(run())
-    return 0
-
-
-def scheduler(args: argparse.Namespace) -> int:
-    from gcx_notify.runtime import Notifier
-
-    settings = _settings(args)
-    _scale_out_only(settings, "scheduler")
-    _logging()
-
-    async def run() -> None:
-        async with await Gcx.open(settings) as gcx:
-            notifier = Notifier(gcx)
-            await notifier.start(run_scheduler=True, kick=False)
-            log.info("scheduler ready")
-            try:
-                await _until_stopped()
-            finally:
+                if receiver is not None:
+                    receiver.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await receiver
                 await notifier.stop()
 
     asyncio.run(run())
@@ -128,7 +111,7 @@ def scheduler(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     from gcx_notify.runtime import SCHEDULES
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
 
     async def run() -> tuple[outbox.OutboxStatus, str]:
         async with await Gcx.open(settings) as gcx:
@@ -162,7 +145,7 @@ async def _queue_depth(settings: Settings) -> str:
 
 
 def retry(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from_args(args)
 
     async def run() -> list[int]:
         from gcx_notify.runtime import Notifier

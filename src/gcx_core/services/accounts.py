@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import timedelta
+from typing import Any
 
 import anyio
 import argon2
@@ -70,18 +71,9 @@ def _audit(
     user_id: int,
     before: dict[str, object],
     after: dict[str, object],
-    at: object,
-) -> dict[str, object]:
-    return {
-        "at": at,
-        "actor": actor.label or str(actor.kind),
-        "action": action,
-        "object_type": "user",
-        "object_id": str(user_id),
-        "before": before,
-        "after": after,
-        "client_address": actor.client_address,
-    }
+    at: Any,
+) -> dict[str, Any]:
+    return records.audit_row(actor, action, "user", user_id, at=at, before=before, after=after)
 
 
 async def create_user(

@@ -86,25 +86,19 @@ async def upload_document(
             "review_status": ReviewStatus.PENDING,
         }
         doc_id = await doc_rows.insert(conn, values)
+        after = {
+            "requirement": requirement_code,
+            "version": version,
+            "sha256": key,
+            "size": len(content),
+            "content_type": content_type,
+        }
         await records.add_audit(
             conn,
             [
-                {
-                    "at": now,
-                    "actor": actor.label or str(actor.kind),
-                    "action": "document.upload",
-                    "object_type": "application",
-                    "object_id": str(app.id),
-                    "before": {},
-                    "after": {
-                        "requirement": requirement_code,
-                        "version": version,
-                        "sha256": key,
-                        "size": len(content),
-                        "content_type": content_type,
-                    },
-                    "client_address": actor.client_address,
-                }
+                records.audit_row(
+                    actor, "document.upload", "application", app.id, at=now, after=after
+                )
             ],
         )
         document = await doc_rows.get(conn, doc_id)
@@ -145,16 +139,15 @@ async def review_document(
         await records.add_audit(
             conn,
             [
-                {
-                    "at": now,
-                    "actor": actor.label or str(actor.kind),
-                    "action": "document.review",
-                    "object_type": "document",
-                    "object_id": str(document_id),
-                    "before": {"review_status": str(document.review_status)},
-                    "after": {"review_status": str(status), "note": note},
-                    "client_address": actor.client_address,
-                }
+                records.audit_row(
+                    actor,
+                    "document.review",
+                    "document",
+                    document_id,
+                    at=now,
+                    before={"review_status": str(document.review_status)},
+                    after={"review_status": str(status), "note": note},
+                )
             ],
         )
         reviewed = await doc_rows.get(conn, document_id)

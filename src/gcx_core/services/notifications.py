@@ -83,16 +83,15 @@ async def retry_notifications(gcx: Gcx, actor: Actor, ids: list[int] | None = No
         await records.add_audit(
             conn,
             [
-                {
-                    "at": now,
-                    "actor": actor.label or str(actor.kind),
-                    "action": "notification.retry",
-                    "object_type": "notification",
-                    "object_id": str(i),
-                    "before": {"status": "dead"},
-                    "after": {"status": "pending"},
-                    "client_address": actor.client_address,
-                }
+                records.audit_row(
+                    actor,
+                    "notification.retry",
+                    "notification",
+                    i,
+                    at=now,
+                    before={"status": "dead"},
+                    after={"status": "pending"},
+                )
                 for i in chosen
             ],
         )

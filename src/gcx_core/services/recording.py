@@ -98,16 +98,15 @@ async def record_many(gcx: Gcx, conn: AsyncConnection, items: list[Recorded]) ->
     for i in items:
         old, new = _audit_values(i)
         audit.append(
-            {
-                "at": i.event.at,
-                "actor": i.actor.label or str(i.actor.kind),
-                "action": i.event.action,
-                "object_type": "application",
-                "object_id": str(i.after.id),
-                "before": old,
-                "after": new,
-                "client_address": i.actor.client_address,
-            }
+            records.audit_row(
+                i.actor,
+                i.event.action,
+                "application",
+                i.after.id,
+                at=i.event.at,
+                before=old,
+                after=new,
+            )
         )
     await records.add_audit(conn, audit)
 

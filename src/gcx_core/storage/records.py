@@ -10,7 +10,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gcx_core.entities import AuditEntry, Notification, NotificationStatus
+from gcx_core.entities import Actor, AuditEntry, Notification, NotificationStatus
 from gcx_core.storage import fast
 from gcx_core.storage.tables import audit_log, counters
 
@@ -18,6 +18,29 @@ from gcx_core.storage.tables import audit_log, counters
 STATUS_PREFIX = "status:"
 NOTIFICATION_PREFIX = "notifications:"
 SUBMITTED_PREFIX = "submitted:"
+
+
+def audit_row(
+    actor: Actor,
+    action: str,
+    object_type: str,
+    object_id: object,
+    *,
+    at: datetime,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One audit entry: who (and from where), did what, to which object, changing what."""
+    return {
+        "at": at,
+        "actor": actor.label or str(actor.kind),
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "before": dict(before or {}),
+        "after": dict(after or {}),
+        "client_address": actor.client_address,
+    }
 
 
 async def add_audit(conn: AsyncConnection, entries: Iterable[Mapping[str, Any]]) -> None:
