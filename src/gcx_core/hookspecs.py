@@ -140,3 +140,16 @@ def gcx_register_commands(subparsers: Any) -> None:
     :param subparsers: argparse sub-parsers: ``p = subparsers.add_parser(name, help=...)``, then
         ``p.set_defaults(func=handler)`` where ``handler(args)`` returns the exit status.
     """
+
+
+@hookspec
+def gcx_process_services(gcx: Any, role: str) -> Any:
+    """Return an async context manager to run for the life of a GCX process, or None.
+
+    gcx_notify uses it to run delivery inside ``gcx serve``; a plugin may run its own
+    background work the same way. Entered after the database opens, left before it closes.
+
+    :param gcx: the process's ``gcx_core.context.Gcx``.
+    :param role: ``"serve"`` (the embedded all-in-one process) or ``"web"`` (a scale-out web
+        process; workers and the scheduler run elsewhere).
+    """

@@ -57,3 +57,23 @@ def _capture(notifier: Any) -> Any:
     from gcx_notify.channels import CaptureChannel
 
     return CaptureChannel(notifier.gcx)
+
+
+@hookimpl
+def gcx_process_services(gcx: Any, role: str) -> Any:
+    """Deliver from the web process: everything in `serve`, only the kicks in scale-out `web`."""
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def running() -> Any:
+        from gcx_notify.runtime import Notifier
+
+        notifier = Notifier(gcx)
+        # In scale-out the web process only hands deliveries to the workers through Redis.
+        await notifier.start(run_scheduler=None if role == "serve" else False, kick=role == "serve")
+        try:
+            yield notifier
+        finally:
+            await notifier.stop()
+
+    return running()

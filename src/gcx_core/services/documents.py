@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import attrs
+
 from gcx_core.context import Gcx
-from gcx_core.entities import Actor, ActorKind, DocumentVersion, ReviewStatus
+from gcx_core.entities import (
+    Actor,
+    ActorKind,
+    Application,
+    DocumentRequirement,
+    DocumentVersion,
+    ReviewStatus,
+)
 from gcx_core.events import DocumentReviewed, DocumentUploaded
 from gcx_core.exceptions import (
     FileTooLargeError,
@@ -27,25 +36,30 @@ def _may_upload(actor: Actor) -> bool:
     return actor.kind in (ActorKind.APPLICANT, ActorKind.SYSTEM) or actor.can("review")
 
 
-async def upload_document(
-    gcx: Gcx,
-    ref: int | str,
-    requirement_code: str,
-    content: bytes,
-    filename: str,
-    actor: Actor,
-) -> DocumentVersion:
-    """Store a new version of a document; checks size and type by content, never by name."""
-    if not _may_upload(actor):
-        raise PermissionDeniedError("only the applicant or a reviewer may upload documents")
-    async with gcx.database.read() as conn:
-        app = await resolve(conn, ref)
+@attrs.frozen
+class CheckedUpload:
+    """A file that passed every check for one requirement, ready to store."""
+
+    requirement: DocumentRequirement
+    content: bytes
+    content_type: str
+    filename: str
+
+
+def _may_receive(gcx: Gcx, app: Application) -> bool:
+    state = gcx.workflow.state(app.status)
+    return not (state.terminal or not state.active or app.status == "approved")
+
+
+async def check_upload(
+    gcx: Gcx, app: Application, requirement_code: str, content: bytes, filename: str
+) -> CheckedUpload:
+    """Everything that can refuse a file before it is stored: requirement, state, size, type."""
     applicable = {r.code: r for r in gcx.requirements_for(app)}
     requirement = applicable.get(requirement_code)
     if requirement is None:
         raise ValidationError({"requirement": f"unknown document requirement {requirement_code!r}"})
-    state = gcx.workflow.state(app.status)
-    if state.terminal or not state.active or app.status == "approved":
+    if app.id and not _may_receive(gcx, app):
         raise InvalidTransitionError(app.status, "upload_document")
     limit = min(requirement.max_bytes, gcx.settings.max_upload_bytes)
     if len(content) > limit:
@@ -65,12 +79,29 @@ async def upload_document(
     )
     if refusal:
         raise ValidationError({"file": str(refusal)})
+    return CheckedUpload(requirement, content, content_type, name)
+
+
+async def upload_document(
+    gcx: Gcx,
+    ref: int | str,
+    requirement_code: str,
+    content: bytes,
+    filename: str,
+    actor: Actor,
+) -> DocumentVersion:
+    """Store a new version of a document; checks size and type by content, never by name."""
+    if not _may_upload(actor):
+        raise PermissionDeniedError("only the applicant or a reviewer may upload documents")
+    async with gcx.database.read() as conn:
+        app = await resolve(conn, ref)
+    checked = await check_upload(gcx, app, requirement_code, content, filename)
+    content_type, name = checked.content_type, checked.filename
     key = await gcx.files.put(content)
     now = gcx.now()
     async with gcx.database.write() as conn:
         app = await resolve(conn, app.id)  # re-read under the write lock: it may have moved on
-        state = gcx.workflow.state(app.status)
-        if state.terminal or not state.active or app.status == "approved":
+        if not _may_receive(gcx, app):
             raise InvalidTransitionError(app.status, "upload_document")
         version = await doc_rows.next_version(conn, app.id, requirement_code)
         values = {

@@ -1,0 +1,74 @@
+"""What an applicant sees of their application: status, timeline, what is still outstanding."""
+
+from __future__ import annotations
+
+import attrs
+
+from gcx_core.context import Gcx
+from gcx_core.entities import Actor, Application, DocumentRequirement, ReviewStatus
+from gcx_core.services.queries import TimelineItem, find_by_tracking_code, timeline
+from gcx_core.storage import documents as doc_rows
+from gcx_core.workflow import State
+
+
+@attrs.frozen
+class OutstandingItem:
+    """A document the application still needs, and why."""
+
+    requirement: DocumentRequirement
+    # "requested": a reviewer asked for it; "rejected": the latest version was refused;
+    # "missing": required before approval and never uploaded.
+    reason: str
+    note: str = ""
+
+
+@attrs.frozen
+class ApplicantView:
+    application: Application
+    state: State
+    timeline: list[TimelineItem]
+    outstanding: list[OutstandingItem]
+    request_message: str
+    can_withdraw: bool
+    can_resubmit: bool
+    accepts_uploads: bool
+
+
+async def applicant_view(gcx: Gcx, code: str) -> ApplicantView:
+    """The applicant's status page; raises NotFoundError for an unknown or malformed code."""
+    items = await timeline(gcx, code, for_applicant=True)
+    app = await find_by_tracking_code(gcx, code)
+    async with gcx.database.read() as conn:
+        versions = await doc_rows.versions_of(conn, app.id)
+        request = await doc_rows.open_request(conn, app.id)
+    state = gcx.workflow.state(app.status)
+    accepts = state.active and not state.terminal and app.status != "approved"
+    outstanding: list[OutstandingItem] = []
+    if accepts:
+        latest = doc_rows.latest_versions(versions)
+        requested = set(request.requirement_codes) if request else set()
+        since = (
+            {v.requirement_code for v in versions if v.uploaded_at >= request.requested_at}
+            if request
+            else set()
+        )
+        for requirement in gcx.requirements_for(app):
+            version = latest.get(requirement.code)
+            if requirement.code in requested and requirement.code not in since:
+                outstanding.append(OutstandingItem(requirement, "requested"))
+            elif version is not None and version.review_status is ReviewStatus.REJECTED:
+                outstanding.append(OutstandingItem(requirement, "rejected", version.review_note))
+            elif version is None and requirement.required:
+                outstanding.append(OutstandingItem(requirement, "missing"))
+    allowed = set(gcx.workflow.allowed_actions(app, Actor.applicant()))
+    return ApplicantView(
+        application=app,
+        state=state,
+        timeline=items,
+        outstanding=outstanding,
+        request_message=request.message if request else "",
+        can_withdraw="withdraw" in allowed,
+        can_resubmit="resubmit_documents" in allowed
+        and not any(o.reason == "requested" for o in outstanding),
+        accepts_uploads=accepts,
+    )

@@ -1,0 +1,266 @@
+"""The public JSON API: submit, follow, upload, withdraw (OpenAPI at /schema)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Router, get, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import HTTPException
+from litestar.params import Body, Parameter
+
+from gcx_core.entities import Actor, Application
+from gcx_core.exceptions import ValidationError
+from gcx_core.services import applications as app_service
+from gcx_core.services import documents as doc_service
+from gcx_core.services.applicant import applicant_view
+from gcx_core.services.queries import find_by_tracking_code
+from gcx_core.validation import validate_submission
+from gcx_web.errors import ErrorResponse
+from gcx_web.ratelimit import client_address, rate_limited
+from gcx_web.wire import (
+    ApplicationIn,
+    DocumentOut,
+    OutstandingList,
+    StatusOut,
+    SubmittedOut,
+    WithdrawIn,
+    as_submission,
+    outstanding_out,
+    status_out,
+)
+
+CODE = Annotated[str, Parameter(description="The tracking code, e.g. GCX-7K3Q-M9TD-X2HB")]
+ERRORS = {
+    400: "malformed request",
+    404: "unknown tracking code",
+    409: "not allowed in the current state",
+    413: "too large",
+    415: "unsupported file type",
+    422: "invalid fields",
+    429: "rate limited",
+}
+
+
+def _responses() -> dict[int, Any]:
+    from litestar.openapi.datastructures import ResponseSpec
+
+    return {code: ResponseSpec(ErrorResponse, description=text) for code, text in ERRORS.items()}
+
+
+def applicant(request: Request[Any, Any, Any]) -> Actor:
+    return Actor.applicant(client_address(request, request.app.state.trusted_proxies))
+
+
+def status_of(request: Request[Any, Any, Any], view: Any) -> StatusOut:
+    state = request.app.state
+    return status_out(view, state.requirement_titles, state.status_labels)
+
+
+def submitted(request: Request[Any, Any, Any], app: Application, docs: list[Any]) -> SubmittedOut:
+    return SubmittedOut(
+        tracking_code=app.tracking_code,
+        status=app.status,
+        status_url=f"/api/v1/applications/{app.tracking_code}",
+        submitted_at=app.created_at,
+        documents=[
+            DocumentOut(d.requirement_code, d.version, d.original_name, str(d.review_status))
+            for d in docs
+        ],
+    )
+
+
+@post(
+    "/",
+    status_code=201,
+    guards=[rate_limited("submit")],
+    responses=_responses(),
+    summary="Submit an application",
+)
+async def submit_application(request: Request[Any, Any, Any], data: ApplicationIn) -> SubmittedOut:
+    """Submit a new application as JSON; the answer holds its tracking code."""
+    gcx = request.app.state.gcx
+    app = await app_service.submit(gcx, as_submission(data), applicant(request))
+    return submitted(request, app, [])
+
+
+async def read_files(form: Any) -> dict[str, tuple[bytes, str]]:
+    files: dict[str, tuple[bytes, str]] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            if key in files:
+                raise ValidationError({key: "send one file per requirement"})
+            files[key] = (await value.read(), value.filename or "document")
+    return files
+
+
+@post(
+    "/with-documents",
+    status_code=201,
+    guards=[rate_limited("submit")],
+    responses=_responses(),
+    summary="Submit an application and its documents in one multipart request",
+)
+async def submit_with_documents(
+    request: Request[Any, Any, Any],
+    data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
+) -> SubmittedOut:
+    """Part `application` holds the JSON body; every file part is named by its requirement code.
+
+    The files are checked (type by content, size) before anything is stored, so a bad file
+    refuses the whole submission.
+    """
+    gcx = request.app.state.gcx
+    raw = data.get("application")
+    if isinstance(raw, UploadFile):
+        raw = await raw.read()
+    if not isinstance(raw, str | bytes) or not raw:
+        raise ValidationError({"application": "send the application as a JSON part"})
+    try:
+        body = msgspec.json.decode(raw, type=ApplicationIn)
+    except msgspec.ValidationError as exc:
+        raise ValidationError({"application": str(exc)}) from None
+    except msgspec.DecodeError:
+        raise ValidationError({"application": "is not valid JSON"}) from None
+    submission = as_submission(body)
+    files = {k: v for k, v in (await read_files_from(data)).items()}
+    draft = validate_submission(submission, phone_format=gcx.phone_format, now=gcx.now())
+    from gcx_core.services.submit import new_application
+
+    provisional = new_application(gcx, draft)
+    for code, (content, name) in files.items():
+        try:
+            await doc_service.check_upload(gcx, provisional, code, content, name)
+        except ValidationError as exc:
+            raise ValidationError(
+                {f"{code}.{k}" if k != code else k: v for k, v in exc.errors.items()}
+            ) from None
+    actor = applicant(request)
+    app = await app_service.submit(gcx, submission, actor)
+    docs = [
+        await doc_service.upload_document(gcx, app.id, code, content, name, actor)
+        for code, (content, name) in files.items()
+    ]
+    return submitted(request, app, docs)
+
+
+async def read_files_from(data: dict[str, Any]) -> dict[str, tuple[bytes, str]]:
+    files: dict[str, tuple[bytes, str]] = {}
+    for key, value in data.items():
+        if key == "application":
+            continue
+        if not isinstance(value, UploadFile):
+            raise ValidationError({key: "expected a file named after its requirement code"})
+        files[key] = (await value.read(), value.filename or "document")
+    return files
+
+
+@get(
+    "/{tracking_code:str}",
+    guards=[rate_limited("lookup")],
+    responses=_responses(),
+    summary="Status of an application",
+)
+async def application_status(request: Request[Any, Any, Any], tracking_code: CODE) -> StatusOut:
+    """Status in plain words, the applicant's timeline and what is outstanding."""
+    view = await applicant_view(request.app.state.gcx, tracking_code)
+    return status_of(request, view)
+
+
+@get(
+    "/{tracking_code:str}/outstanding",
+    guards=[rate_limited("lookup")],
+    responses=_responses(),
+    summary="Documents still needed",
+)
+async def outstanding(request: Request[Any, Any, Any], tracking_code: CODE) -> OutstandingList:
+    view = await applicant_view(request.app.state.gcx, tracking_code)
+    return OutstandingList(
+        tracking_code=view.application.tracking_code,
+        status=view.application.status,
+        message=view.request_message,
+        items=[outstanding_out(o) for o in view.outstanding],
+    )
+
+
+@post(
+    "/{tracking_code:str}/documents/{requirement:str}",
+    status_code=201,
+    guards=[rate_limited("upload")],
+    responses=_responses(),
+    summary="Upload a document (multipart, one part named `file`)",
+)
+async def upload(
+    request: Request[Any, Any, Any],
+    tracking_code: CODE,
+    requirement: Annotated[str, Parameter(description="A requirement code, e.g. tax_clearance")],
+) -> DocumentOut:
+    """Upload a new version of a document: PDF, PNG or JPEG by content, within its size limit."""
+    gcx = request.app.state.gcx
+    app = await find_by_tracking_code(gcx, tracking_code)  # unknown codes: 404 before the body
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise HTTPException(status_code=415, detail="send the file as multipart/form-data")
+    form = await request.form()
+    file = form.get("file")
+    if not isinstance(file, UploadFile):
+        raise ValidationError({"file": "attach the document as the part named `file`"})
+    content = await file.read()
+    doc = await doc_service.upload_document(
+        gcx, app.id, requirement, content, file.filename or "document", applicant(request)
+    )
+    return DocumentOut(doc.requirement_code, doc.version, doc.original_name, str(doc.review_status))
+
+
+@post(
+    "/{tracking_code:str}/withdraw",
+    status_code=200,
+    guards=[rate_limited("lookup")],
+    responses=_responses(),
+    summary="Withdraw an application",
+)
+async def withdraw(
+    request: Request[Any, Any, Any], tracking_code: CODE, data: WithdrawIn
+) -> StatusOut:
+    """Withdraw; the body must confirm it (`{"confirm": true}`)."""
+    gcx = request.app.state.gcx
+    await find_by_tracking_code(gcx, tracking_code)
+    if not data.confirm:
+        raise ValidationError({"confirm": "confirm the withdrawal with true"})
+    params = {"comment": data.comment} if data.comment else None
+    await app_service.act(gcx, tracking_code, "withdraw", applicant(request), params=params)
+    return status_of(request, await applicant_view(gcx, tracking_code))
+
+
+@post(
+    "/{tracking_code:str}/resubmit",
+    status_code=200,
+    guards=[rate_limited("lookup")],
+    responses=_responses(),
+    summary="Send the requested documents back for review",
+)
+async def resubmit(request: Request[Any, Any, Any], tracking_code: CODE) -> StatusOut:
+    """Once every requested document is uploaded, hand the application back to its reviewer."""
+    gcx = request.app.state.gcx
+    await app_service.act(gcx, tracking_code, "resubmit_documents", applicant(request))
+    return status_of(request, await applicant_view(gcx, tracking_code))
+
+
+def router(max_upload: int) -> Router:
+    upload_handler = upload
+    return Router(
+        "/api/v1/applications",
+        route_handlers=[
+            submit_application,
+            submit_with_documents,
+            application_status,
+            outstanding,
+            upload_handler,
+            withdraw,
+            resubmit,
+        ],
+        tags=["applicants"],
+        request_max_body_size=max_upload,
+    )

@@ -1,0 +1,191 @@
+"""`create_app`: the Litestar app of both modes (DESIGN §2), extended by plugins."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pluggy
+from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import ResponseHeader
+from litestar.middleware.session.server_side import ServerSideSessionConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.stores.file import FileStore
+from litestar.stores.memory import MemoryStore
+from litestar.template import TemplateConfig
+
+from gcx_core.context import Gcx
+from gcx_core.plugins import make_plugin_manager
+from gcx_core.settings import Settings
+from gcx_web import plugin as web_plugin
+from gcx_web.config import WebConfig
+from gcx_web.errors import EXCEPTION_HANDLERS
+from gcx_web.live import Publisher, make_channels
+from gcx_web.ratelimit import MemoryCounter, RateLimiter, RedisCounter, parse_networks
+
+HERE = Path(__file__).parent
+# No inline script anywhere: scripts and styles come from /static only.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS = [
+    ResponseHeader(name="Content-Security-Policy", value=CSP),
+    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+    ResponseHeader(name="Referrer-Policy", value="no-referrer"),
+    ResponseHeader(name="X-Frame-Options", value="DENY"),
+    ResponseHeader(name="Cross-Origin-Opener-Policy", value="same-origin"),
+]
+# Paths without cookies: the public API and machine endpoints need no session and no CSRF.
+COOKIELESS = ["^/api/v1/applications", "^/health", "^/schema", "^/static"]
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("gcx")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a tree
+        return "0"
+
+
+def ensure_web_plugin(pm: pluggy.PluginManager) -> None:
+    """Managers built without entry points (tests) still need gcx_web's hooks and pages."""
+    if pm.get_plugin("gcx_web") is None and not pm.is_registered(web_plugin):
+        pm.register(web_plugin, name="gcx_web")
+
+
+def template_engine(pm: pluggy.PluginManager, settings: Settings) -> JinjaTemplateEngine:
+    loaders: list[jinja2.BaseLoader] = []
+
+    def register(item: Any) -> None:
+        loaders.append(
+            item if isinstance(item, jinja2.BaseLoader) else jinja2.FileSystemLoader(str(item))
+        )
+
+    pm.hook.gcx_web_register_templates(register=register)
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=jinja2.select_autoescape(["html", "xml"], default_for_string=True),
+        undefined=jinja2.ChainableUndefined,
+        auto_reload=False,
+    )
+    env.globals["programme_name"] = settings.programme_name
+    return JinjaTemplateEngine.from_environment(env)
+
+
+def collect_routes(pm: pluggy.PluginManager) -> list[Any]:
+    handlers: list[Any] = []
+    pm.hook.gcx_web_register_routes(register=handlers.append)
+    return handlers
+
+
+def create_app(
+    settings: Settings | None = None,
+    plugin_manager: pluggy.PluginManager | None = None,
+    *,
+    gcx: Gcx | None = None,
+    role: str = "serve",
+    config: WebConfig | None = None,
+) -> Litestar:
+    """The web app. Pass `gcx` to serve an already open Gcx (tests); otherwise the app opens
+    one from `settings` in its lifespan (migrating an embedded SQLite database when serving)."""
+    if gcx is not None:
+        settings = gcx.settings
+        plugin_manager = gcx.plugins
+    settings = (settings or Settings.from_env()).with_secret_key()
+    pm = plugin_manager or make_plugin_manager(disabled=settings.disabled_plugins)
+    ensure_web_plugin(pm)
+    config = config or WebConfig.from_env(settings)
+    redis = None
+    if settings.redis_url:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(settings.redis_url)
+    channels = make_channels(redis)
+    trusted = parse_networks(settings.trusted_proxies)
+    counter: Any = RedisCounter(redis) if redis is not None else MemoryCounter()
+    if redis is not None:
+        from litestar.stores.redis import RedisStore
+
+        session_store: Any = RedisStore(redis, namespace="gcx:session")
+    else:
+        session_store = FileStore(settings.data_dir / "sessions", create_directories=True)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        own = gcx is None
+        running = gcx or await Gcx.open(
+            settings,
+            plugin_manager=pm,
+            migrate=role == "serve" and settings.resolved_database_url.startswith("sqlite"),
+        )
+        state = app.state
+        state.gcx = running
+        state.requirement_titles = {r.code: r.title for r in running.requirements.values()}
+        state.status_labels = {s.name: s.label for s in running.workflow.states.values()}
+        publisher = Publisher(channels)
+        pm.register(publisher, name=f"gcx_web.publisher.{id(publisher)}")
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for service in pm.hook.gcx_process_services(gcx=running, role=role):
+                    if service is not None:
+                        await stack.enter_async_context(service)
+                yield
+        finally:
+            pm.unregister(publisher)
+            if own:
+                await running.close()
+            if redis is not None:
+                await redis.aclose()
+
+    app = Litestar(
+        route_handlers=[
+            *collect_routes(pm),
+            create_static_files_router("/static", directories=[HERE / "static"]),
+        ],
+        lifespan=[lifespan],
+        plugins=[channels],
+        stores={"sessions": session_store, "memory": MemoryStore()},
+        middleware=[
+            ServerSideSessionConfig(
+                store="sessions",
+                key="gcx_session",
+                max_age=config.session_minutes * 60,
+                secure=config.secure_cookies,
+                samesite="lax",
+                exclude=COOKIELESS,
+            ).middleware
+        ],
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key,
+            cookie_name="gcx_csrf",
+            cookie_secure=config.secure_cookies,
+            cookie_samesite="strict",
+            exclude=COOKIELESS,
+        ),
+        template_config=TemplateConfig(instance=template_engine(pm, settings)),
+        openapi_config=OpenAPIConfig(
+            title=settings.programme_name,
+            version=_version(),
+            path="/schema",
+            render_plugins=[JsonRenderPlugin()],
+        ),
+        exception_handlers=EXCEPTION_HANDLERS,
+        response_headers=SECURITY_HEADERS,
+        request_max_body_size=config.max_body_bytes,
+        multipart_form_part_limit=config.max_parts,
+    )
+    app.state.settings = settings
+    app.state.config = config
+    app.state.trusted_proxies = trusted
+    app.state.rate_limiter = RateLimiter(config.rate_limits, counter, trusted)
+    app.state.channels = channels
+    return app

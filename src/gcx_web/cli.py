@@ -1,0 +1,169 @@
+"""`gcx serve`, `gcx web` and `gcx demo`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+from gcx_core.cli import settings_from_args
+from gcx_core.exceptions import ConfigurationError
+from gcx_core.plugins import hookimpl, make_plugin_manager
+from gcx_core.settings import Settings
+
+log = logging.getLogger("gcx_web")
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("serve", help="run everything in one process (embedded mode)")
+    _address(p)
+    p.set_defaults(func=serve)
+    p = subparsers.add_parser("web", help="run a web process (scale-out: needs Redis)")
+    _address(p)
+    p.set_defaults(func=web)
+    p = subparsers.add_parser("demo", help="load sample data and serve it, with an admin login")
+    _address(p)
+    p.add_argument("--count", type=int, default=500, help="sample applications (default 500)")
+    p.add_argument(
+        "--simulate",
+        action="store_true",
+        help="keep submitting and reviewing synthetic applications so the dashboard moves",
+    )
+    p.set_defaults(func=demo)
+
+
+def _address(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+
+
+def _run(settings: Settings, args: argparse.Namespace, role: str, pm: Any = None) -> int:
+    import uvicorn
+
+    from gcx_web.app import create_app
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app(settings, pm, role=role)
+    print(f"GCX is serving on http://{args.host}:{args.port}/ (Ctrl+C to stop)", flush=True)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        proxy_headers=False,  # proxies are trusted by GCX_TRUSTED_PROXIES, nothing else
+        server_header=False,
+        ws_max_size=64 * 1024,
+    )
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    return _run(settings_from_args(args), args, "serve")
+
+
+def web(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    if not settings.redis_url:
+        raise ConfigurationError(
+            "gcx web is for the scale-out mode and needs GCX_REDIS_URL; use `gcx serve` for "
+            "the embedded mode"
+        )
+    return _run(settings, args, "web")
+
+
+def demo(args: argparse.Namespace) -> int:
+    from gcx_core.context import Gcx
+    from gcx_core.entities import Actor, Role
+    from gcx_core.seed import seed_demo
+    from gcx_core.services.accounts import create_user
+
+    settings = settings_from_args(args).with_secret_key()
+
+    async def prepare() -> str | None:
+        async with await Gcx.open(settings, migrate=True) as gcx:
+            if args.count:
+                await seed_demo(settings, args.count, progress=sys.stderr.isatty())
+            email = f"admin-{secrets.token_hex(2)}@demo.gcx.invalid"
+            _, password = await create_user(gcx, email, Role.ADMIN, Actor.system("demo"))
+            return f"{email} / {password}"
+
+    login = asyncio.run(prepare())
+    print(f"Back office: http://{args.host}:{args.port}/backoffice/  sign in as {login}")
+    print("(the password is shown once; create more users with `gcx create-user`)")
+    pm = make_plugin_manager(disabled=settings.disabled_plugins)
+    if args.simulate:
+        pm.register(Simulator(), name="gcx_web.demo.simulator")
+    return _run(settings, args, "serve", pm)
+
+
+class Simulator:
+    """`gcx demo --simulate`: a steady trickle of submissions and review actions."""
+
+    @hookimpl
+    def gcx_process_services(self, gcx: Any, role: str) -> Any:
+        return self._running(gcx)
+
+    @contextlib.asynccontextmanager
+    async def _running(self, gcx: Any) -> AsyncIterator[None]:
+        task = asyncio.create_task(simulate(gcx))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def simulate(gcx: Any, *, pause: float = 1.0) -> None:
+    """Submit an application and move a random open one along, every `pause` seconds."""
+    from gcx_core.entities import Actor, Role
+    from gcx_core.exceptions import GcxError
+    from gcx_core.samples import make_submission
+    from gcx_core.services import applications as app_service
+    from gcx_core.services.accounts import create_user
+    from gcx_core.services.queries import ApplicationFilter, list_applications
+
+    rng = random.Random()  # noqa: S311 - picks demo actions, not secrets
+    reviewer, _ = await create_user(
+        gcx,
+        f"simulated-reviewer-{rng.randrange(10**6)}@demo.gcx.invalid",
+        Role.REVIEWER,
+        Actor.system("demo"),
+    )
+    actor = Actor.for_user(reviewer)
+    moves = {
+        "pending_review": [("start_review", {})],
+        "under_review": [
+            (
+                "request_documents",
+                {
+                    "requirement_codes": ["tax_clearance"],
+                    "message": "Please send a current certificate.",
+                },
+            ),
+            (
+                "reject",
+                {"reason_code": "ineligible", "message": "Outside the programme's criteria."},
+            ),
+        ],
+    }
+    while True:
+        try:
+            await app_service.submit(gcx, make_submission(), Actor.applicant())
+            status = rng.choice(list(moves))
+            page = await list_applications(gcx, ApplicationFilter(statuses=(status,), per_page=20))
+            if page.items:
+                app = rng.choice(page.items)
+                action, params = rng.choice(moves[status])
+                await app_service.act(gcx, app.id, action, actor, params=params)
+        except GcxError as exc:
+            log.info("simulation step refused: %s", exc)
+        await asyncio.sleep(pause)

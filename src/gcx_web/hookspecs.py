@@ -1,0 +1,30 @@
+"""The hooks of gcx_web: plugins add routes and template folders exactly as the built-ins do."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("gcx")
+
+
+@hookspec
+def gcx_web_register_routes(register: Callable[[Any], None]) -> None:
+    """Add Litestar route handlers, controllers or routers to the web app.
+
+    :param register: call ``register(handler)`` once per handler, ``Controller`` subclass or
+        ``Router``. Handlers receive the running ``Gcx`` as ``request.app.state.gcx``. The
+        built-in pages register ``tryfirst``; a plugin may add paths but not replace theirs.
+    """
+
+
+@hookspec
+def gcx_web_register_templates(register: Callable[[Any], None]) -> None:
+    """Add Jinja2 template folders or loaders, searched before the built-in templates.
+
+    :param register: call ``register(path_or_loader)`` with a folder (``str`` or ``Path``) or a
+        ``jinja2.BaseLoader``. Earlier registrations win, and the built-ins register ``trylast``,
+        so a plugin's ``apply/done.html`` replaces the default page.
+    """

@@ -1,0 +1,157 @@
+"""Live updates: domain events become channel messages; websockets subscribe to channels.
+
+Messages are ``{type, seq, at, data}`` (DESIGN §5). Channels: ``dashboard``,
+``application:{id}`` and ``notifications``. Embedded, the channels live in the process; in
+scale-out they go through Redis pub/sub, so every web process hears every other's events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.memory import MemoryChannelsBackend
+from litestar.connection import ASGIConnection
+
+from gcx_core.events import CountersChanged, DocumentReviewed, DocumentUploaded
+from gcx_core.plugins import hookimpl
+from gcx_core.workflow import TransitionEvent
+
+log = logging.getLogger(__name__)
+BACKLOG = 256  # per subscriber; the oldest messages go first when a client is slow
+
+
+class LiveMessage(msgspec.Struct):
+    type: str
+    seq: int
+    at: datetime
+    data: dict[str, Any] = {}
+
+
+def make_channels(redis: Any | None) -> ChannelsPlugin:
+    if redis is None:
+        backend: Any = MemoryChannelsBackend(history=0)
+    else:
+        from litestar.channels.backends.redis import RedisChannelsPubSubBackend
+
+        backend = RedisChannelsPubSubBackend(redis=redis)
+    return ChannelsPlugin(
+        backend,
+        arbitrary_channels_allowed=True,
+        subscriber_max_backlog=BACKLOG,
+        subscriber_backlog_strategy="dropleft",
+    )
+
+
+def describe_event(event: Any) -> tuple[str, dict[str, Any], list[str]] | None:
+    """The message type, data and channels for a committed event; None to stay silent."""
+    if isinstance(event, TransitionEvent):
+        data = {
+            "application_id": event.application_id,
+            "action": event.action,
+            "from": event.from_status,
+            "to": event.to_status,
+        }
+        return "transition", data, [f"application:{event.application_id}", "dashboard"]
+    if isinstance(event, DocumentUploaded | DocumentReviewed):
+        name = "document_uploaded" if isinstance(event, DocumentUploaded) else "document_reviewed"
+        data = {
+            "application_id": event.application_id,
+            "requirement": event.requirement_code,
+            "document_id": event.document_id,
+        }
+        return name, data, [f"application:{event.application_id}"]
+    if isinstance(event, CountersChanged):
+        return "counters", {}, ["dashboard"]
+    kind = type(event).__name__
+    if kind == "NotificationDelivery":  # gcx_notify's event; gcx_web must not import gcx_notify
+        app_id = getattr(event, "application_id", None)
+        data = {
+            "notification_id": getattr(event, "notification_id", None),
+            "status": str(getattr(event, "status", "")),
+            "application_id": app_id,
+        }
+        targets = ["notifications", "dashboard"]
+        if app_id is not None:
+            targets.append(f"application:{app_id}")
+        return "notification", data, targets
+    return None
+
+
+class Publisher:
+    """A plugin: publishes every committed event to the channels that care about it."""
+
+    def __init__(self, channels: ChannelsPlugin) -> None:
+        self.channels = channels
+        self._seq = itertools.count(1)
+
+    @hookimpl
+    def gcx_handle_event(self, event: Any) -> None:
+        described = describe_event(event)
+        if described is None:
+            return
+        kind, data, targets = described
+        message = LiveMessage(kind, next(self._seq), datetime.now(UTC), data)
+        try:
+            self.channels.publish(msgspec.json.encode(message), targets)
+        except Exception:  # a dead backend must not fail the request that committed
+            log.exception("could not publish %s", kind)
+
+
+def origin_allowed(
+    connection: ASGIConnection[Any, Any, Any, Any], allowed: tuple[str, ...]
+) -> bool:
+    """Refuse cross-site websocket upgrades: the Origin must be this site or an allowed one.
+
+    Browsers always send Origin on websocket upgrades; clients without one are not browsers
+    and cannot carry a victim's cookies.
+    """
+    origin = connection.headers.get("origin")
+    if origin is None:
+        return True
+    origin = origin.lower()
+    host = connection.headers.get("host", "").lower()
+    if host and origin in (f"http://{host}", f"https://{host}"):
+        return True
+    return origin in allowed
+
+
+async def follow(
+    socket: Any,
+    channels: ChannelsPlugin,
+    names: list[str],
+    render: Any,
+) -> None:
+    """Send `render()` now and after every message on `names`, until the client goes away.
+
+    `render` may return None to send nothing for a message. A reader task watches for the
+    client's disconnect, so a closed socket never keeps its subscription alive.
+    """
+    import anyio
+    from litestar.exceptions import WebSocketDisconnect
+
+    async with channels.start_subscription(names) as subscriber, anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            with contextlib.suppress(WebSocketDisconnect):
+                while True:
+                    await socket.receive_data(mode="text")
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        try:
+            first = await render(None)
+            if first is not None:
+                await socket.send_data(first)
+            async for event in subscriber.iter_events():
+                payload = await render(event)
+                if payload is not None:
+                    await socket.send_data(payload)
+        except (WebSocketDisconnect, anyio.ClosedResourceError, RuntimeError):
+            pass
+        tg.cancel_scope.cancel()

@@ -1,0 +1,260 @@
+"""`/apply`: the application as a multi-step form that works without JavaScript.
+
+The draft lives in the server-side session: each step is validated on its own (the domain
+validator's errors for that step's fields), files are checked by content when chosen and kept
+in the file store until the application is submitted.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.datastructures import UploadFile
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect, Template
+
+from gcx_core.exceptions import DocumentError, DuplicateApplicationError, ValidationError
+from gcx_core.reference import COMMODITIES_BY_CODE, REGIONS_BY_CODE
+from gcx_core.services import applications as app_service
+from gcx_core.services import documents as doc_service
+from gcx_core.validation import validate_submission
+from gcx_web.api import applicant
+from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
+from gcx_web.errors import describe
+from gcx_web.forms import (
+    STEPS,
+    STEPS_BY_SLUG,
+    Step,
+    errors_for,
+    first_incomplete,
+    form_values,
+    merge,
+    read_step,
+)
+from gcx_web.ratelimit import rate_limited
+
+DRAFT = "apply"
+
+
+def _draft(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    draft = request.session.get(DRAFT) if request.session else None
+    if not isinstance(draft, dict):
+        draft = {"data": {}, "files": {}, "done": []}
+    return draft
+
+
+def _save(request: Request[Any, Any, Any], draft: dict[str, Any]) -> None:
+    session = dict(request.session or {})
+    session[DRAFT] = draft
+    request.set_session(session)
+
+
+def _requirements(request: Request[Any, Any, Any], data: dict[str, Any]) -> list[Any]:
+    gcx = request.app.state.gcx
+    commodities = tuple(c for c in data.get("commodities", []) if isinstance(c, str))
+    return gcx.requirements_for(types.SimpleNamespace(commodities=commodities))
+
+
+def _step_page(
+    request: Request[Any, Any, Any],
+    step: Step,
+    draft: dict[str, Any],
+    errors: dict[str, list[str]] | None = None,
+    values: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Template:
+    index = STEPS.index(step)
+    return Template(
+        "apply/step.html",
+        context={
+            "step": step,
+            "steps": STEPS,
+            "index": index,
+            "done": set(draft["done"]),
+            "values": values if values is not None else form_values(step, draft["data"]),
+            "errors": errors or {},
+            "requirements": _requirements(request, draft["data"])
+            if step.slug == "documents"
+            else [],
+            "files": draft["files"],
+        },
+        status_code=status_code,
+    )
+
+
+@get("/", include_in_schema=False)
+async def home() -> Template:
+    return Template("home.html")
+
+
+@get("/apply", include_in_schema=False)
+async def apply_start(request: Request[Any, Any, Any]) -> Redirect:
+    step = first_incomplete(_draft(request)["done"])
+    return Redirect(f"/apply/{step.slug}" if step else "/apply/review", status_code=303)
+
+
+def _lookup_step(slug: str) -> Step:
+    step = STEPS_BY_SLUG.get(slug)
+    if step is None:
+        raise NotFoundException(f"no step {slug!r}")
+    return step
+
+
+@get("/apply/{slug:str}", include_in_schema=False)
+async def apply_step(request: Request[Any, Any, Any], slug: str) -> Template | Redirect:
+    if slug == "review":
+        return await _review(request)
+    step = _lookup_step(slug)
+    draft = _draft(request)
+    missing = first_incomplete(draft["done"])
+    if missing is not None and STEPS.index(missing) < STEPS.index(step):
+        return Redirect(f"/apply/{missing.slug}", status_code=303)
+    return _step_page(request, step, draft)
+
+
+@post(
+    "/apply/{slug:str}", include_in_schema=False, request_max_body_size=DEFAULT_MAX_UPLOAD_BODY * 3
+)
+async def apply_save(request: Request[Any, Any, Any], slug: str) -> Template | Redirect:
+    step = _lookup_step(slug)
+    draft = _draft(request)
+    form = await request.form()
+    if step.slug == "documents":
+        errors = await _take_files(request, draft, form)
+    else:
+        update = read_step(step, form, form.getall)
+        draft["data"] = merge(draft["data"], update)
+        errors = _step_errors(request, step, draft["data"])
+    if errors:
+        _save(request, draft)
+        values = form_values(step, draft["data"])
+        return _step_page(request, step, draft, errors, values, status_code=422)
+    if step.slug not in draft["done"]:
+        draft["done"].append(step.slug)
+    _save(request, draft)
+    following = first_incomplete(draft["done"])
+    return Redirect(f"/apply/{following.slug}" if following else "/apply/review", status_code=303)
+
+
+def _step_errors(
+    request: Request[Any, Any, Any], step: Step, data: dict[str, Any]
+) -> dict[str, list[str]]:
+    gcx = request.app.state.gcx
+    try:
+        validate_submission(_complete(data), phone_format=gcx.phone_format, now=gcx.now())
+    except ValidationError as exc:
+        return errors_for(step, exc.errors)
+    return {}
+
+
+def _complete(data: dict[str, Any]) -> dict[str, Any]:
+    """Sections of later steps are empty objects, so their absence is not this step's error."""
+    full = {"business": {}, "contact": {}, "next_of_kin": {}, "declaration": {}}
+    full.update(data)
+    full.setdefault("bank_accounts", {"primary": {}})
+    return full
+
+
+async def _take_files(
+    request: Request[Any, Any, Any], draft: dict[str, Any], form: Any
+) -> dict[str, list[str]]:
+    gcx = request.app.state.gcx
+    errors: dict[str, list[str]] = {}
+    commodities = tuple(c for c in draft["data"].get("commodities", []) if isinstance(c, str))
+    holder = types.SimpleNamespace(id=0, commodities=commodities, status="")
+    for requirement in _requirements(request, draft["data"]):
+        field = f"documents.{requirement.code}"
+        if form.get(f"remove.{requirement.code}"):
+            draft["files"].pop(requirement.code, None)
+        upload = form.get(field)
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            continue
+        content = await upload.read()
+        if not content:
+            continue
+        try:
+            checked = await doc_service.check_upload(
+                gcx, holder, requirement.code, content, upload.filename
+            )
+        except (DocumentError, ValidationError) as exc:
+            body, _ = describe(exc)
+            messages = [m for msgs in body.fields.values() for m in msgs] or [body.message]
+            errors[field] = messages
+            continue
+        key = await gcx.files.put(content)
+        draft["files"][requirement.code] = {
+            "key": key,
+            "name": checked.filename,
+            "size": len(content),
+            "type": checked.content_type,
+        }
+    return errors
+
+
+async def _review(
+    request: Request[Any, Any, Any],
+    errors: dict[str, list[str]] | None = None,
+    message: str = "",
+    status_code: int = 200,
+) -> Template | Redirect:
+    draft = _draft(request)
+    missing = first_incomplete(draft["done"])
+    if missing is not None:
+        return Redirect(f"/apply/{missing.slug}", status_code=303)
+    errors = errors or {}
+    return Template(
+        "apply/review.html",
+        context={
+            "steps": STEPS,
+            "data": draft["data"],
+            "files": draft["files"],
+            "requirements": {r.code: r for r in _requirements(request, draft["data"])},
+            "regions": REGIONS_BY_CODE,
+            "commodities": COMMODITIES_BY_CODE,
+            "errors": errors,
+            "step_errors": {s.slug: errors_for(s, errors) for s in STEPS},
+            "message": message,
+        },
+        status_code=status_code,
+    )
+
+
+@post("/apply/submit", include_in_schema=False, guards=[rate_limited("submit")])
+async def apply_submit(request: Request[Any, Any, Any]) -> Template | Redirect:
+    gcx = request.app.state.gcx
+    draft = _draft(request)
+    if first_incomplete(draft["done"]) is not None:
+        return Redirect("/apply", status_code=303)
+    actor = applicant(request)
+    try:
+        app = await app_service.submit(gcx, _complete(draft["data"]), actor)
+    except (ValidationError, DuplicateApplicationError) as exc:
+        body, _ = describe(exc)
+        return await _review(request, body.fields, body.message, status_code=body.status)
+    uploaded = []
+    for code, info in draft["files"].items():
+        content = await gcx.files.get(info["key"])
+        uploaded.append(
+            await doc_service.upload_document(gcx, app.id, code, content, info["name"], actor)
+        )
+    session = dict(request.session or {})
+    session.pop(DRAFT, None)
+    request.set_session(session)
+    return Template(
+        "apply/done.html",
+        context={"application": app, "documents": uploaded, "email": app.contact.email},
+        status_code=201,
+    )
+
+
+@post("/apply/restart", include_in_schema=False)
+async def apply_restart(request: Request[Any, Any, Any]) -> Redirect:
+    session = dict(request.session or {})
+    session.pop(DRAFT, None)
+    request.set_session(session)
+    return Redirect("/apply", status_code=303)
+
+
+HANDLERS = [home, apply_start, apply_step, apply_submit, apply_restart, apply_save]

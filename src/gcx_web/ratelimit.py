@@ -1,0 +1,117 @@
+"""Per-client rate limits in fixed windows, and the client's address as seen through proxies.
+
+Embedded: counters live in the process. Scale-out: in Redis (INCR + EXPIRE), shared by every web
+process, so the limit holds across instances.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import TooManyRequestsException
+
+from gcx_web.config import Rate
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(v, strict=False) for v in values)
+
+
+def client_address(
+    connection: ASGIConnection[Any, Any, Any, Any], trusted: tuple[Network, ...]
+) -> str:
+    """The client's address: the peer, or, when the peer is a trusted proxy, the nearest address
+    in X-Forwarded-For that is not itself a trusted proxy."""
+    peer = connection.client.host if connection.client else "unknown"
+    if not trusted or not _is_trusted(peer, trusted):
+        return peer
+    forwarded = connection.headers.get("x-forwarded-for", "")
+    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _is_trusted(address: str, trusted: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in trusted)
+
+
+class MemoryCounter:
+    """Fixed-window counters in this process; old windows are pruned as new ones start."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._counts: dict[tuple[str, int], int] = {}
+        self._window: dict[int, int] = {}
+
+    async def hit(self, key: str, seconds: int) -> tuple[int, float]:
+        now = self._clock()
+        window = int(now // seconds)
+        if self._window.get(seconds) != window:
+            self._window[seconds] = window
+            stale = [k for k in self._counts if k[1] < window and k[0].endswith(f"/{seconds}")]
+            for k in stale:
+                del self._counts[k]
+        slot = (f"{key}/{seconds}", window)
+        count = self._counts.get(slot, 0) + 1
+        self._counts[slot] = count
+        return count, (window + 1) * seconds - now
+
+
+class RedisCounter:
+    def __init__(self, redis: Any) -> None:
+        self._redis = redis
+
+    async def hit(self, key: str, seconds: int) -> tuple[int, float]:
+        now = time.time()
+        window = int(now // seconds)
+        name = f"gcx:rl:{key}:{seconds}:{window}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(name)
+            pipe.expire(name, seconds + 1)
+            count, _ = await pipe.execute()
+        return int(count), (window + 1) * seconds - now
+
+
+class RateLimiter:
+    def __init__(
+        self, limits: dict[str, Rate | None], counter: Any, trusted: tuple[Network, ...]
+    ) -> None:
+        self.limits = limits
+        self.counter = counter
+        self.trusted = trusted
+
+    async def check(self, bucket: str, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+        """Count one request; raise 429 with Retry-After once the client's budget is spent."""
+        rate = self.limits.get(bucket)
+        if rate is None:
+            return
+        who = client_address(connection, self.trusted)
+        count, reset = await self.counter.hit(f"{bucket}:{who}", rate.seconds)
+        if count > rate.requests:
+            raise TooManyRequestsException(
+                detail=f"too many requests; try again in {math.ceil(reset)} seconds",
+                headers={"Retry-After": str(max(1, math.ceil(reset)))},
+            )
+
+
+def rate_limited(bucket: str) -> Callable[..., Any]:
+    """A guard that spends one request of `bucket` for the calling client."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: Any) -> None:
+        await connection.app.state.rate_limiter.check(bucket, connection)
+
+    guard.__name__ = f"rate_limited_{bucket}"
+    return guard

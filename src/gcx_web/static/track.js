@@ -1,0 +1,63 @@
+// Live status for the applicant's tracking page: text only, never HTML from data.
+(function () {
+  "use strict";
+  var root = document.getElementById("live");
+  if (!root || !window.WebSocket) { return; }
+  var code = root.dataset.code;
+  var state = document.getElementById("live-state");
+  var delay = 1000;
+  var maxDelay = 30000;
+
+  function setState(on) {
+    state.textContent = on ? "Live" : "Reconnecting…";
+    state.className = "live-state " + (on ? "on" : "off");
+  }
+
+  function render(status) {
+    var outstanding = status.outstanding.map(function (o) { return o.requirement; }).join(",");
+    var flags = String(status.can_withdraw) + String(status.can_resubmit) + String(status.accepts_uploads);
+    flags = flags.replace(/true/g, "True").replace(/false/g, "False");
+    if (outstanding !== root.dataset.outstanding || flags !== root.dataset.flags) {
+      // The forms on the page depend on these: load the page again for fresh forms.
+      window.location.reload();
+      return;
+    }
+    root.dataset.version = status.version;
+    document.getElementById("status-label").textContent = status.status_label;
+    document.getElementById("status-text").textContent = status.status_text;
+    var list = document.getElementById("timeline");
+    while (list.firstChild) { list.removeChild(list.firstChild); }
+    status.timeline.slice().reverse().forEach(function (entry) {
+      var li = document.createElement("li");
+      var time = document.createElement("time");
+      time.dateTime = entry.at;
+      time.textContent = new Date(entry.at).toUTCString();
+      var title = document.createElement("strong");
+      title.textContent = " " + entry.title;
+      li.appendChild(time);
+      li.appendChild(title);
+      if (entry.detail) {
+        var detail = document.createElement("span");
+        detail.textContent = " " + entry.detail;
+        li.appendChild(detail);
+      }
+      list.appendChild(li);
+    });
+  }
+
+  function connect() {
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new WebSocket(scheme + window.location.host + "/ws/track/" + encodeURIComponent(code));
+    socket.onopen = function () { delay = 1000; setState(true); };
+    socket.onmessage = function (event) {
+      var message = JSON.parse(event.data);
+      if (message.type === "status") { render(message.data); }
+    };
+    socket.onclose = function () {
+      setState(false);
+      setTimeout(connect, delay);
+      delay = Math.min(delay * 2, maxDelay);
+    };
+  }
+  connect();
+})();

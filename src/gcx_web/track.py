@@ -1,0 +1,210 @@
+"""`/track`: the applicant's status page, uploads and withdrawal, and its live socket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, WebSocket, get, post, websocket
+from litestar.datastructures import UploadFile
+from litestar.response import Redirect, Template
+
+from gcx_core.exceptions import GcxError, NotFoundError
+from gcx_core.services import applications as app_service
+from gcx_core.services import documents as doc_service
+from gcx_core.services.applicant import applicant_view
+from gcx_core.tracking import normalise_tracking_code
+from gcx_web.api import applicant, status_of
+from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
+from gcx_web.errors import describe
+from gcx_web.live import follow, origin_allowed
+from gcx_web.ratelimit import rate_limited
+
+
+@get("/track", include_in_schema=False)
+async def track_form() -> Template:
+    return Template("track/find.html", context={"code": "", "error": ""})
+
+
+@post("/track", include_in_schema=False, guards=[rate_limited("lookup")])
+async def track_find(request: Request[Any, Any, Any]) -> Template | Redirect:
+    form = await request.form()
+    raw = form.get("code")
+    code = normalise_tracking_code(raw) if isinstance(raw, str) else None
+    if code is not None:
+        try:
+            await applicant_view(request.app.state.gcx, code)
+        except NotFoundError:
+            code = None
+    if code is None:
+        return Template(
+            "track/find.html",
+            context={
+                "code": raw if isinstance(raw, str) else "",
+                "error": "No application has this tracking code. Check it and try again.",
+            },
+            status_code=404,
+        )
+    return Redirect(f"/track/{code}", status_code=303)
+
+
+async def _status_page(
+    request: Request[Any, Any, Any],
+    code: str,
+    *,
+    errors: dict[str, list[str]] | None = None,
+    notice: str = "",
+    status_code: int = 200,
+) -> Template:
+    view = await applicant_view(request.app.state.gcx, code)
+    return Template(
+        "track/status.html",
+        context={
+            "view": view,
+            "status": status_of(request, view),
+            "errors": errors or {},
+            "notice": notice,
+        },
+        status_code=status_code,
+    )
+
+
+@get("/track/{code:str}", include_in_schema=False, guards=[rate_limited("lookup")])
+async def track_status(request: Request[Any, Any, Any], code: str) -> Template:
+    notice = {
+        "uploaded": "Thank you: the document was received.",
+        "withdrawn": "Your application was withdrawn.",
+        "resubmitted": "Your documents were sent to the reviewer.",
+    }.get(request.query_params.get("done", ""), "")
+    return await _status_page(request, code, notice=notice)
+
+
+@post(
+    "/track/{code:str}/documents/{requirement:str}",
+    include_in_schema=False,
+    guards=[rate_limited("upload")],
+    request_max_body_size=DEFAULT_MAX_UPLOAD_BODY,
+)
+async def track_upload(
+    request: Request[Any, Any, Any], code: str, requirement: str
+) -> Template | Redirect:
+    gcx = request.app.state.gcx
+    view = await applicant_view(gcx, code)  # unknown codes: 404 before anything else
+    form = await request.form()
+    upload = form.get("file")
+    field = f"documents.{requirement}"
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return await _status_page(
+            request, code, errors={field: ["Choose a file to upload."]}, status_code=422
+        )
+    try:
+        await doc_service.upload_document(
+            gcx,
+            view.application.id,
+            requirement,
+            await upload.read(),
+            upload.filename,
+            applicant(request),
+        )
+    except GcxError as exc:
+        body, _ = describe(exc)
+        messages = [m for msgs in body.fields.values() for m in msgs] or [body.message]
+        return await _status_page(request, code, errors={field: messages}, status_code=body.status)
+    return Redirect(f"/track/{view.application.tracking_code}?done=uploaded", status_code=303)
+
+
+@get("/track/{code:str}/withdraw", include_in_schema=False, guards=[rate_limited("lookup")])
+async def track_withdraw_confirm(request: Request[Any, Any, Any], code: str) -> Template:
+    view = await applicant_view(request.app.state.gcx, code)
+    return Template("track/withdraw.html", context={"view": view})
+
+
+@post("/track/{code:str}/withdraw", include_in_schema=False, guards=[rate_limited("lookup")])
+async def track_withdraw(request: Request[Any, Any, Any], code: str) -> Template | Redirect:
+    gcx = request.app.state.gcx
+    view = await applicant_view(gcx, code)
+    form = await request.form()
+    if form.get("confirm") != "yes":
+        return Template(
+            "track/withdraw.html",
+            context={"view": view, "error": "Tick the box to confirm."},
+            status_code=422,
+        )
+    comment = form.get("comment")
+    params = {"comment": comment} if isinstance(comment, str) and comment.strip() else None
+    await app_service.act(
+        gcx,
+        view.application.id,
+        "withdraw",
+        applicant(request),
+        expected_version=_version(form),
+        params=params,
+    )
+    return Redirect(f"/track/{view.application.tracking_code}?done=withdrawn", status_code=303)
+
+
+def _version(form: Any) -> int | None:
+    raw = form.get("version")
+    return int(raw) if isinstance(raw, str) and raw.isdigit() else None
+
+
+@post("/track/{code:str}/resubmit", include_in_schema=False, guards=[rate_limited("lookup")])
+async def track_resubmit(request: Request[Any, Any, Any], code: str) -> Template | Redirect:
+    gcx = request.app.state.gcx
+    view = await applicant_view(gcx, code)
+    form = await request.form()
+    try:
+        await app_service.act(
+            gcx,
+            view.application.id,
+            "resubmit_documents",
+            applicant(request),
+            expected_version=_version(form),
+        )
+    except GcxError as exc:
+        body, _ = describe(exc)
+        if body.status == 404:
+            raise
+        return await _status_page(request, code, notice=body.message, status_code=body.status)
+    return Redirect(f"/track/{view.application.tracking_code}?done=resubmitted", status_code=303)
+
+
+@websocket("/ws/track/{code:str}")
+async def track_socket(socket: WebSocket[Any, Any, Any], code: str) -> None:
+    """The applicant's live status: the status view now, then again after every change."""
+    app_state = socket.app.state
+    if not origin_allowed(socket, app_state.config.allowed_origins):
+        await socket.close(code=4403, reason="origin not allowed")
+        return
+    try:
+        await app_state.rate_limiter.check("lookup", socket)
+    except Exception:
+        await socket.close(code=4429, reason="too many requests")
+        return
+    gcx = app_state.gcx
+    try:
+        view = await applicant_view(gcx, code)
+    except NotFoundError:
+        await socket.close(code=4404, reason="not found")
+        return
+    await socket.accept()
+    encoder = msgspec.json.Encoder()
+
+    async def render(_: Any) -> bytes:
+        # The event itself may carry staff-only detail: send the applicant's view instead.
+        current = await applicant_view(gcx, code)
+        return encoder.encode({"type": "status", "data": status_of(socket, current)})
+
+    await follow(socket, app_state.channels, [f"application:{view.application.id}"], render)
+
+
+HANDLERS = [
+    track_form,
+    track_find,
+    track_status,
+    track_upload,
+    track_withdraw_confirm,
+    track_withdraw,
+    track_resubmit,
+    track_socket,
+]

@@ -1,0 +1,222 @@
+"""Wire formats of the public API and the applicant's live channel (msgspec Structs).
+
+Request fields default to empty so that one request reports every missing field at once (422
+from the domain validator); wrong types and unknown fields are refused while decoding (400).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from gcx_core.services.applicant import ApplicantView
+from gcx_core.services.queries import TimelineItem
+
+Text = Annotated[str, msgspec.Meta(max_length=5000)]
+
+
+class _In(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    pass
+
+
+class BusinessIn(_In):
+    name: Text = ""
+    business_type: Annotated[str, msgspec.Meta(description="e.g. limited_company")] = ""
+    registration_number: Text = ""
+    tin: Annotated[str, msgspec.Meta(description="Taxpayer identification number")] = ""
+    address: Text = ""
+    city: Text = ""
+    region: Annotated[str, msgspec.Meta(description="Region code (AA) or name")] = ""
+    postal_code: Text = ""
+    country: Text = "GH"
+
+
+class ContactIn(_In):
+    telephone: Text = ""
+    email: Text = ""
+
+
+class TeamMemberIn(_In):
+    full_name: Text = ""
+    role: Text = ""
+    telephone: Text = ""
+    email: Text = ""
+    id_number: Text = ""
+
+
+class NextOfKinIn(_In):
+    full_name: Text = ""
+    relationship: Text = ""
+    telephone: Text = ""
+    address: Text = ""
+
+
+class BankAccountIn(_In):
+    bank_name: Text = ""
+    account_name: Annotated[str, msgspec.Meta(description="Must match the business name")] = ""
+    account_number: Text = ""
+    branch: Text = ""
+
+
+class BankAccountsIn(_In):
+    primary: BankAccountIn | None = None
+    secondary: BankAccountIn | None = None
+
+
+class DeclarationIn(_In):
+    agreed: bool = False
+    data_consent: bool = False
+    signer_name: Text = ""
+    signer_designation: Text = ""
+
+
+class ApplicationIn(_In):
+    """A new application. Documents are uploaded afterwards, or in the same multipart request."""
+
+    business: BusinessIn | None = None
+    contact: ContactIn | None = None
+    commodities: Annotated[
+        list[Text], msgspec.Meta(description="Catalogue codes or free-text names")
+    ] = []
+    warehouse_location: Text = ""
+    team_members: list[TeamMemberIn] = []
+    next_of_kin: NextOfKinIn | None = None
+    bank_accounts: BankAccountsIn | None = None
+    declaration: DeclarationIn | None = None
+
+
+def as_submission(data: ApplicationIn) -> dict[str, Any]:
+    """The mapping the domain validator reads; absent sections become empty objects."""
+    out: dict[str, Any] = msgspec.to_builtins(data)
+    for key in ("business", "contact", "next_of_kin", "declaration"):
+        out.setdefault(key, {})
+    accounts = out.setdefault("bank_accounts", {})
+    accounts.setdefault("primary", {})
+    out.setdefault("commodities", [])
+    out.setdefault("team_members", [])
+    return out
+
+
+class DocumentOut(msgspec.Struct):
+    requirement: str
+    version: int
+    name: str
+    review_status: str
+
+
+class SubmittedOut(msgspec.Struct):
+    tracking_code: str
+    status: str
+    status_url: str
+    submitted_at: datetime
+    documents: list[DocumentOut] = []
+
+
+class TimelineEntry(msgspec.Struct):
+    at: datetime
+    kind: str
+    title: str
+    detail: str = ""
+
+
+class OutstandingOut(msgspec.Struct):
+    requirement: str
+    title: str
+    reason: str
+    description: str = ""
+    note: str = ""
+    max_bytes: int = 0
+    content_types: list[str] = []
+
+
+class StatusOut(msgspec.Struct):
+    """What an applicant may know about their application."""
+
+    tracking_code: str
+    status: str
+    status_label: str
+    status_text: str
+    business_name: str
+    submitted_at: datetime
+    updated_at: datetime
+    version: int
+    outstanding: list[OutstandingOut]
+    request_message: str
+    can_withdraw: bool
+    can_resubmit: bool
+    accepts_uploads: bool
+    timeline: list[TimelineEntry]
+
+
+class OutstandingList(msgspec.Struct):
+    tracking_code: str
+    status: str
+    message: str
+    items: list[OutstandingOut]
+
+
+class WithdrawIn(_In):
+    confirm: Annotated[bool, msgspec.Meta(description="Must be true")] = False
+    comment: Text = ""
+
+
+def describe_timeline(
+    item: TimelineItem, requirement_titles: dict[str, str], labels: dict[str, str]
+) -> TimelineEntry:
+    data = item.data
+    if item.kind == "status_change":
+        to = labels.get(data["to"], data["to"])
+        title = "Application submitted" if data["action"] == "submit" else f"Status: {to}"
+        detail = ""
+        if data.get("reason_code"):
+            from gcx_core.reference import REJECTION_REASONS
+
+            detail = REJECTION_REASONS.get(data["reason_code"], data["reason_code"])
+        return TimelineEntry(item.at, item.kind, title, detail)
+    if item.kind == "document_request":
+        names = ", ".join(requirement_titles.get(c, c) for c in data["requirements"])
+        return TimelineEntry(
+            item.at, item.kind, "Documents requested", f"{names}. {data['message']}".strip()
+        )
+    if item.kind == "document":
+        title = requirement_titles.get(data["requirement"], data["requirement"])
+        detail = f"version {data['version']}: {data['name']} ({data['review_status']})"
+        if data.get("review_note"):
+            detail += f" - {data['review_note']}"
+        return TimelineEntry(item.at, item.kind, f"Uploaded {title}", detail)
+    return TimelineEntry(item.at, item.kind, item.kind.replace("_", " ").capitalize())
+
+
+def status_out(view: ApplicantView, titles: dict[str, str], labels: dict[str, str]) -> StatusOut:
+    app = view.application
+    return StatusOut(
+        tracking_code=app.tracking_code,
+        status=app.status,
+        status_label=view.state.label,
+        status_text=view.state.public_label or view.state.label,
+        business_name=app.business.name,
+        submitted_at=app.created_at,
+        updated_at=app.updated_at,
+        version=app.version,
+        outstanding=[outstanding_out(o) for o in view.outstanding],
+        request_message=view.request_message,
+        can_withdraw=view.can_withdraw,
+        can_resubmit=view.can_resubmit,
+        accepts_uploads=view.accepts_uploads,
+        timeline=[describe_timeline(i, titles, labels) for i in view.timeline],
+    )
+
+
+def outstanding_out(item: Any) -> OutstandingOut:
+    r = item.requirement
+    return OutstandingOut(
+        requirement=r.code,
+        title=r.title,
+        reason=item.reason,
+        description=r.description,
+        note=item.note,
+        max_bytes=r.max_bytes,
+        content_types=list(r.content_types),
+    )
