@@ -9,7 +9,7 @@ from litestar import Request, Router, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException
-from litestar.params import Body, Parameter
+from litestar.params import Body, JSONBody, PathParameter
 
 from gcx_core.entities import Actor, Application
 from gcx_core.exceptions import ValidationError
@@ -18,6 +18,7 @@ from gcx_core.services import documents as doc_service
 from gcx_core.services.applicant import applicant_view
 from gcx_core.services.queries import find_by_tracking_code
 from gcx_core.validation import validate_submission
+from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
 from gcx_web.errors import ErrorResponse
 from gcx_web.ratelimit import client_address, rate_limited
 from gcx_web.wire import (
@@ -32,7 +33,8 @@ from gcx_web.wire import (
     status_out,
 )
 
-CODE = Annotated[str, Parameter(description="The tracking code, e.g. GCX-7K3Q-M9TD-X2HB")]
+CODE = Annotated[str, PathParameter(description="The tracking code, e.g. GCX-7K3Q-M9TD-X2HB")]
+REQUIREMENT = Annotated[str, PathParameter(description="A requirement code, e.g. tax_clearance")]
 ERRORS = {
     400: "malformed request",
     404: "unknown tracking code",
@@ -79,26 +81,19 @@ def submitted(request: Request[Any, Any, Any], app: Application, docs: list[Any]
     responses=_responses(),
     summary="Submit an application",
 )
-async def submit_application(request: Request[Any, Any, Any], data: ApplicationIn) -> SubmittedOut:
+async def submit_application(
+    request: Request[Any, Any, Any], data: JSONBody[ApplicationIn]
+) -> SubmittedOut:
     """Submit a new application as JSON; the answer holds its tracking code."""
     gcx = request.app.state.gcx
     app = await app_service.submit(gcx, as_submission(data), applicant(request))
     return submitted(request, app, [])
 
 
-async def read_files(form: Any) -> dict[str, tuple[bytes, str]]:
-    files: dict[str, tuple[bytes, str]] = {}
-    for key, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            if key in files:
-                raise ValidationError({key: "send one file per requirement"})
-            files[key] = (await value.read(), value.filename or "document")
-    return files
-
-
 @post(
     "/with-documents",
     status_code=201,
+    request_max_body_size=DEFAULT_MAX_UPLOAD_BODY * 5,
     guards=[rate_limited("submit")],
     responses=_responses(),
     summary="Submit an application and its documents in one multipart request",
@@ -188,6 +183,7 @@ async def outstanding(request: Request[Any, Any, Any], tracking_code: CODE) -> O
 @post(
     "/{tracking_code:str}/documents/{requirement:str}",
     status_code=201,
+    request_max_body_size=DEFAULT_MAX_UPLOAD_BODY,
     guards=[rate_limited("upload")],
     responses=_responses(),
     summary="Upload a document (multipart, one part named `file`)",
@@ -195,7 +191,7 @@ async def outstanding(request: Request[Any, Any, Any], tracking_code: CODE) -> O
 async def upload(
     request: Request[Any, Any, Any],
     tracking_code: CODE,
-    requirement: Annotated[str, Parameter(description="A requirement code, e.g. tax_clearance")],
+    requirement: REQUIREMENT,
 ) -> DocumentOut:
     """Upload a new version of a document: PDF, PNG or JPEG by content, within its size limit."""
     gcx = request.app.state.gcx
@@ -222,7 +218,7 @@ async def upload(
     summary="Withdraw an application",
 )
 async def withdraw(
-    request: Request[Any, Any, Any], tracking_code: CODE, data: WithdrawIn
+    request: Request[Any, Any, Any], tracking_code: CODE, data: JSONBody[WithdrawIn]
 ) -> StatusOut:
     """Withdraw; the body must confirm it (`{"confirm": true}`)."""
     gcx = request.app.state.gcx
@@ -248,8 +244,7 @@ async def resubmit(request: Request[Any, Any, Any], tracking_code: CODE) -> Stat
     return status_of(request, await applicant_view(gcx, tracking_code))
 
 
-def router(max_upload: int) -> Router:
-    upload_handler = upload
+def router() -> Router:
     return Router(
         "/api/v1/applications",
         route_handlers=[
@@ -257,10 +252,9 @@ def router(max_upload: int) -> Router:
             submit_with_documents,
             application_status,
             outstanding,
-            upload_handler,
+            upload,
             withdraw,
             resubmit,
         ],
         tags=["applicants"],
-        request_max_body_size=max_upload,
     )

@@ -12,7 +12,6 @@ import jinja2
 import pluggy
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
-from litestar.datastructures import ResponseHeader
 from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
@@ -39,12 +38,32 @@ CSP = (
     "frame-ancestors 'none'"
 )
 SECURITY_HEADERS = [
-    ResponseHeader(name="Content-Security-Policy", value=CSP),
-    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
-    ResponseHeader(name="Referrer-Policy", value="no-referrer"),
-    ResponseHeader(name="X-Frame-Options", value="DENY"),
-    ResponseHeader(name="Cross-Origin-Opener-Policy", value="same-origin"),
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
 ]
+
+
+def security_headers(app: Any) -> Any:
+    """ASGI middleware: every HTTP response, errors and static files included, gets them."""
+
+    async def middleware(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+    return middleware
+
+
 # Paths without cookies: the public API and machine endpoints need no session and no CSRF.
 COOKIELESS = ["^/api/v1/applications", "^/health", "^/schema", "^/static"]
 
@@ -155,6 +174,7 @@ def create_app(
         plugins=[channels],
         stores={"sessions": session_store, "memory": MemoryStore()},
         middleware=[
+            security_headers,
             ServerSideSessionConfig(
                 store="sessions",
                 key="gcx_session",
@@ -162,7 +182,7 @@ def create_app(
                 secure=config.secure_cookies,
                 samesite="lax",
                 exclude=COOKIELESS,
-            ).middleware
+            ).middleware,
         ],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
@@ -179,7 +199,6 @@ def create_app(
             render_plugins=[JsonRenderPlugin()],
         ),
         exception_handlers=EXCEPTION_HANDLERS,
-        response_headers=SECURITY_HEADERS,
         request_max_body_size=config.max_body_bytes,
         multipart_form_part_limit=config.max_parts,
     )

@@ -93,7 +93,7 @@ def _fields(exc: Exception) -> dict[str, list[str]]:
     if isinstance(exc, ex.ValidationError):
         return exc.errors
     if isinstance(exc, ex.DuplicateApplicationError):
-        names = {"email": "contact.email", "tin": "business.tin"}
+        names = {"email": "contact.email", "tin": "business.tin", "TIN": "business.tin"}
         return {
             names.get(f, f): ["an active application already uses this value"] for f in exc.fields
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import types
 from typing import Any
 
+from litestar.params import FromPath
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import NotFoundException
@@ -103,7 +104,7 @@ def _lookup_step(slug: str) -> Step:
 
 
 @get("/apply/{slug:str}", include_in_schema=False)
-async def apply_step(request: Request[Any, Any, Any], slug: str) -> Template | Redirect:
+async def apply_step(request: Request[Any, Any, Any], slug: FromPath[str]) -> Template | Redirect:
     if slug == "review":
         return await _review(request)
     step = _lookup_step(slug)
@@ -117,7 +118,7 @@ async def apply_step(request: Request[Any, Any, Any], slug: str) -> Template | R
 @post(
     "/apply/{slug:str}", include_in_schema=False, request_max_body_size=DEFAULT_MAX_UPLOAD_BODY * 3
 )
-async def apply_save(request: Request[Any, Any, Any], slug: str) -> Template | Redirect:
+async def apply_save(request: Request[Any, Any, Any], slug: FromPath[str]) -> Template | Redirect:
     step = _lookup_step(slug)
     draft = _draft(request)
     form = await request.form()

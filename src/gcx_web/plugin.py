@@ -26,9 +26,8 @@ def gcx_add_hookspecs(plugin_manager: pluggy.PluginManager) -> None:
 @hookimpl(tryfirst=True)
 def gcx_web_register_routes(register: Callable[[Any], None]) -> None:
     from gcx_web import api, health, pages, track
-    from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
 
-    register(api.router(DEFAULT_MAX_UPLOAD_BODY))
+    register(api.router())
     for handler in (*pages.HANDLERS, *track.HANDLERS, *health.HANDLERS):
         register(handler)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from litestar.params import FromPath
 from litestar import Request, WebSocket, get, post, websocket
 from litestar.datastructures import UploadFile
 from litestar.response import Redirect, Template
@@ -70,7 +71,7 @@ async def _status_page(
 
 
 @get("/track/{code:str}", include_in_schema=False, guards=[rate_limited("lookup")])
-async def track_status(request: Request[Any, Any, Any], code: str) -> Template:
+async def track_status(request: Request[Any, Any, Any], code: FromPath[str]) -> Template:
     notice = {
         "uploaded": "Thank you: the document was received.",
         "withdrawn": "Your application was withdrawn.",
@@ -86,7 +87,7 @@ async def track_status(request: Request[Any, Any, Any], code: str) -> Template:
     request_max_body_size=DEFAULT_MAX_UPLOAD_BODY,
 )
 async def track_upload(
-    request: Request[Any, Any, Any], code: str, requirement: str
+    request: Request[Any, Any, Any], code: FromPath[str], requirement: FromPath[str]
 ) -> Template | Redirect:
     gcx = request.app.state.gcx
     view = await applicant_view(gcx, code)  # unknown codes: 404 before anything else
@@ -114,13 +115,15 @@ async def track_upload(
 
 
 @get("/track/{code:str}/withdraw", include_in_schema=False, guards=[rate_limited("lookup")])
-async def track_withdraw_confirm(request: Request[Any, Any, Any], code: str) -> Template:
+async def track_withdraw_confirm(request: Request[Any, Any, Any], code: FromPath[str]) -> Template:
     view = await applicant_view(request.app.state.gcx, code)
     return Template("track/withdraw.html", context={"view": view})
 
 
 @post("/track/{code:str}/withdraw", include_in_schema=False, guards=[rate_limited("lookup")])
-async def track_withdraw(request: Request[Any, Any, Any], code: str) -> Template | Redirect:
+async def track_withdraw(
+    request: Request[Any, Any, Any], code: FromPath[str]
+) -> Template | Redirect:
     gcx = request.app.state.gcx
     view = await applicant_view(gcx, code)
     form = await request.form()
@@ -149,7 +152,9 @@ def _version(form: Any) -> int | None:
 
 
 @post("/track/{code:str}/resubmit", include_in_schema=False, guards=[rate_limited("lookup")])
-async def track_resubmit(request: Request[Any, Any, Any], code: str) -> Template | Redirect:
+async def track_resubmit(
+    request: Request[Any, Any, Any], code: FromPath[str]
+) -> Template | Redirect:
     gcx = request.app.state.gcx
     view = await applicant_view(gcx, code)
     form = await request.form()
@@ -170,7 +175,7 @@ async def track_resubmit(request: Request[Any, Any, Any], code: str) -> Template
 
 
 @websocket("/ws/track/{code:str}")
-async def track_socket(socket: WebSocket[Any, Any, Any], code: str) -> None:
+async def track_socket(socket: WebSocket[Any, Any, Any], code: FromPath[str]) -> None:
     """The applicant's live status: the status view now, then again after every change."""
     app_state = socket.app.state
     if not origin_allowed(socket, app_state.config.allowed_origins):

@@ -1,0 +1,330 @@
+"""The public JSON API through the ASGI app, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from gcx_core.context import Gcx
+from gcx_core.entities import Role
+from gcx_core.samples import make_submission
+from gcx_core.services import applications as app_service
+from gcx_core.storage.tables import applications, audit_log, documents
+from gcx_web.config import WebConfig, parse_rate_limits
+from tests.gcx_core.pdfs import HTML, PDF, PNG
+from tests.gcx_web.conftest import submit_json
+
+UNKNOWN = "GCX-0000-0000-0000"
+
+
+@pytest.fixture(name="gcx_database_url", params=["sqlite", "postgresql"])
+def _every_database(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        return request.getfixturevalue("gcx_sqlite_database_url")
+    return request.getfixturevalue("gcx_postgres_database_url")
+
+
+async def count(gcx: Gcx, table: sa.Table) -> int:
+    async with gcx.database.read() as conn:
+        return int((await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one())
+
+
+def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["status"] == status
+    assert body["error"]["message"]
+    return body["error"]
+
+
+async def test_submit_then_status(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v1/applications", json=make_submission())
+    assert response.status_code == 201
+    body = response.json()
+    code = body["tracking_code"]
+    assert body["status"] == "pending_review"
+    assert body["status_url"] == f"/api/v1/applications/{code}"
+
+    status = (await client.get(f"/api/v1/applications/{code}")).json()
+    assert status["status"] == "pending_review"
+    assert status["status_text"] == "Received, waiting for a reviewer"
+    assert status["timeline"][0]["title"] == "Application submitted"
+    assert status["can_withdraw"] is True
+    # Every required document is outstanding until uploaded; FDA only for processed food.
+    outstanding = {o["requirement"]: o["reason"] for o in status["outstanding"]}
+    assert outstanding and set(outstanding.values()) == {"missing"}
+    assert "fda_certificate" not in outstanding
+    # Lower case and without dashes is the same code.
+    again = await client.get(f"/api/v1/applications/{code.lower().replace('-', '')}")
+    assert again.status_code == 200
+
+
+async def test_outstanding_lists_requested_documents(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any
+) -> None:
+    code = await submit_json(client, make_submission())
+    _, reviewer = await gcx_staff(Role.REVIEWER)
+    await app_service.act(gcx, code, "start_review", reviewer)
+    await app_service.act(
+        gcx,
+        code,
+        "request_documents",
+        reviewer,
+        params={"requirement_codes": ["tax_clearance"], "message": "Send the 2026 one"},
+    )
+    body = (await client.get(f"/api/v1/applications/{code}/outstanding")).json()
+    assert body["status"] == "documents_requested"
+    assert body["message"] == "Send the 2026 one"
+    requested = [i for i in body["items"] if i["reason"] == "requested"]
+    assert [i["requirement"] for i in requested] == ["tax_clearance"]
+
+    refused = await client.post(f"/api/v1/applications/{code}/resubmit")
+    assert error_of(refused, 409)["code"] == "refused"
+    uploaded = await client.post(
+        f"/api/v1/applications/{code}/documents/tax_clearance",
+        files={"file": ("tax.pdf", PDF, "application/pdf")},
+    )
+    assert uploaded.status_code == 201
+    resubmitted = await client.post(f"/api/v1/applications/{code}/resubmit")
+    assert resubmitted.status_code == 200
+    assert resubmitted.json()["status"] == "under_review"
+
+
+async def test_internal_comments_never_reach_the_applicant(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any
+) -> None:
+    code = await submit_json(client, make_submission())
+    _, reviewer = await gcx_staff(Role.REVIEWER)
+    await app_service.act(
+        gcx, code, "start_review", reviewer, params={"comment": "INTERNAL: looks dodgy"}
+    )
+    text = (await client.get(f"/api/v1/applications/{code}")).text
+    assert "INTERNAL" not in text
+    assert reviewer.label not in text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/applications/{code}",
+        "/api/v1/applications/{code}/outstanding",
+    ],
+)
+@pytest.mark.parametrize("code", [UNKNOWN, "not-a-code", "GCX-0000"])
+async def test_unknown_codes_are_404_on_reads(
+    client: httpx.AsyncClient, path: str, code: str
+) -> None:
+    body = error_of(await client.get(path.format(code=code)), 404)
+    assert body["code"] == "not_found"
+
+
+async def test_unknown_codes_are_404_on_writes(client: httpx.AsyncClient, gcx: Gcx) -> None:
+    before = await count(gcx, audit_log)
+    base = f"/api/v1/applications/{UNKNOWN}"
+    upload = await client.post(
+        f"{base}/documents/tax_clearance", files={"file": ("a.pdf", PDF, "application/pdf")}
+    )
+    error_of(upload, 404)
+    # Even a request that is wrong in other ways says only "not found" for an unknown code.
+    error_of(await client.post(f"{base}/documents/nonsense", content=b"x"), 404)
+    error_of(await client.post(f"{base}/withdraw", json={"confirm": True}), 404)
+    error_of(await client.post(f"{base}/resubmit"), 404)
+    error_of(await client.get(f"{base}/nothing-here"), 404)
+    assert await count(gcx, audit_log) == before
+    assert await count(gcx, documents) == 0
+
+
+async def test_malformed_json_is_400(client: httpx.AsyncClient, gcx: Gcx) -> None:
+    response = await client.post(
+        "/api/v1/applications", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert error_of(response, 400)["code"] == "bad_request"
+    assert await count(gcx, applications) == 0
+
+
+async def test_unknown_fields_are_400_with_their_path(client: httpx.AsyncClient, gcx: Gcx) -> None:
+    body = make_submission()
+    body["business"]["favourite_colour"] = "green"
+    error = error_of(await client.post("/api/v1/applications", json=body), 400)
+    assert "business" in error["fields"]
+    assert "favourite_colour" in error["fields"]["business"][0]
+    body = make_submission()
+    body["extra"] = 1
+    error = error_of(await client.post("/api/v1/applications", json=body), 400)
+    assert any("extra" in m for msgs in error["fields"].values() for m in msgs)
+    assert await count(gcx, applications) == 0
+
+
+async def test_wrong_types_are_400(client: httpx.AsyncClient) -> None:
+    body = make_submission()
+    body["commodities"] = "maize"
+    error = error_of(await client.post("/api/v1/applications", json=body), 400)
+    assert "commodities" in error["fields"]
+
+
+async def test_every_invalid_field_is_reported_at_once(client: httpx.AsyncClient, gcx: Gcx) -> None:
+    body = make_submission(
+        **{"contact.email": "not-an-email", "business.tin": "", "declaration.agreed": False}
+    )
+    body["bank_accounts"]["primary"]["account_name"] = "Someone Else"
+    error = error_of(await client.post("/api/v1/applications", json=body), 422)
+    assert error["code"] == "invalid"
+    assert set(error["fields"]) >= {
+        "contact.email",
+        "business.tin",
+        "declaration.agreed",
+        "bank_accounts.primary.account_name",
+    }
+    empty = error_of(await client.post("/api/v1/applications", json={}), 422)
+    assert "business.name" in empty["fields"] and "warehouse_location" in empty["fields"]
+    assert await count(gcx, applications) == 0
+
+
+async def test_duplicate_submission_is_409_naming_the_fields(
+    client: httpx.AsyncClient, gcx: Gcx
+) -> None:
+    first = make_submission()
+    await submit_json(client, first)
+    again = make_submission(**{"contact.email": first["contact"]["email"].upper()})
+    error = error_of(await client.post("/api/v1/applications", json=again), 409)
+    assert error["code"] == "duplicate"
+    assert "contact.email" in error["fields"]
+    same_tin = make_submission(**{"business.tin": first["business"]["tin"]})
+    assert (
+        "business.tin"
+        in error_of(await client.post("/api/v1/applications", json=same_tin), 409)["fields"]
+    )
+    assert await count(gcx, applications) == 1
+
+
+async def test_upload_is_typed_by_content(client: httpx.AsyncClient, gcx: Gcx) -> None:
+    code = await submit_json(client, make_submission())
+    url = f"/api/v1/applications/{code}/documents/tax_clearance"
+    # A PDF named .png is a PDF: accepted, and stored as what it is.
+    renamed = await client.post(url, files={"file": ("scan.png", PDF, "image/png")})
+    assert renamed.status_code == 201, renamed.text
+    assert renamed.json() == {
+        "requirement": "tax_clearance",
+        "version": 1,
+        "name": "scan.png",
+        "review_status": "pending",
+    }
+    async with gcx.database.read() as conn:
+        stored = (await conn.execute(sa.select(documents.c.content_type))).scalar_one()
+    assert stored == "application/pdf"
+    # An HTML file named .pdf is refused: 415, nothing stored.
+    html = await client.post(url, files={"file": ("cert.pdf", HTML, "application/pdf")})
+    error = error_of(html, 415)
+    assert error["code"] == "unsupported_type"
+    png = await client.post(url, files={"file": ("photo.png", PNG, "image/png")})
+    assert png.json()["version"] == 2
+    assert await count(gcx, documents) == 2
+
+
+async def test_upload_errors(client: httpx.AsyncClient, gcx: Gcx) -> None:
+    code = await submit_json(client, make_submission())
+    base = f"/api/v1/applications/{code}/documents"
+    unknown = await client.post(
+        f"{base}/nonsense", files={"file": ("a.pdf", PDF, "application/pdf")}
+    )
+    assert "requirement" in error_of(unknown, 422)["fields"]
+    # FDA is not required without processed food, and so not accepted either.
+    error_of(await client.post(f"{base}/fda_certificate", files={"file": ("a.pdf", PDF)}), 422)
+    not_multipart = await client.post(f"{base}/tax_clearance", content=PDF)
+    error_of(not_multipart, 415)
+    no_file = await client.post(f"{base}/tax_clearance", files={"other": ("a.pdf", PDF)})
+    assert "file" in error_of(no_file, 422)["fields"]
+    empty = await client.post(f"{base}/tax_clearance", files={"file": ("a.pdf", b"")})
+    assert "file" in error_of(empty, 422)["fields"]
+    assert await count(gcx, documents) == 0
+
+
+async def test_oversize_body_is_413(client: httpx.AsyncClient) -> None:
+    body = make_submission(warehouse_location="x" * 2_000_000)
+    error_of(await client.post("/api/v1/applications", json=body), 413)
+
+
+async def test_submit_with_documents_in_one_request(client: httpx.AsyncClient, gcx: Gcx) -> None:
+    body = make_submission()
+    response = await client.post(
+        "/api/v1/applications/with-documents",
+        data={"application": json.dumps(body)},
+        files={"tax_clearance": ("tax.pdf", PDF), "proof_of_office": ("office.png", PNG)},
+    )
+    assert response.status_code == 201, response.text
+    docs = {d["requirement"]: d["version"] for d in response.json()["documents"]}
+    assert docs == {"tax_clearance": 1, "proof_of_office": 1}
+
+
+async def test_a_bad_file_refuses_the_whole_submission(client: httpx.AsyncClient, gcx: Gcx) -> None:
+    response = await client.post(
+        "/api/v1/applications/with-documents",
+        data={"application": json.dumps(make_submission())},
+        files={"tax_clearance": ("tax.pdf", PDF), "proof_of_office": ("x.pdf", HTML)},
+    )
+    error_of(response, 415)
+    bad_json = await client.post(
+        "/api/v1/applications/with-documents",
+        data={"application": "{nope"},
+        files={"tax_clearance": ("tax.pdf", PDF)},
+    )
+    assert "application" in error_of(bad_json, 422)["fields"]
+    missing = await client.post(
+        "/api/v1/applications/with-documents", files={"tax_clearance": ("tax.pdf", PDF)}
+    )
+    error_of(missing, 422)
+    assert await count(gcx, applications) == 0
+    assert await count(gcx, documents) == 0
+
+
+async def test_withdraw(client: httpx.AsyncClient, gcx: Gcx) -> None:
+    code = await submit_json(client, make_submission())
+    url = f"/api/v1/applications/{code}/withdraw"
+    assert "confirm" in error_of(await client.post(url, json={}), 422)["fields"]
+    error_of(await client.post(url, json={"confirm": True, "surprise": 1}), 400)
+    done = await client.post(url, json={"confirm": True, "comment": "found another buyer"})
+    assert done.status_code == 200
+    assert done.json()["status"] == "withdrawn"
+    assert done.json()["can_withdraw"] is False
+    assert error_of(await client.post(url, json={"confirm": True}), 409)["code"] == (
+        "invalid_transition"
+    )
+    # A withdrawn application takes no more documents.
+    upload = await client.post(
+        f"/api/v1/applications/{code}/documents/tax_clearance", files={"file": ("a.pdf", PDF)}
+    )
+    error_of(upload, 409)
+
+
+async def test_security_headers(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/applications/" + UNKNOWN)
+    headers = response.headers
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert "unsafe-inline" not in headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+
+
+async def test_openapi_is_served_offline(client: httpx.AsyncClient) -> None:
+    response = await client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    schema = response.json()
+    paths = schema["paths"]
+    assert "/api/v1/applications" in paths
+    assert "/api/v1/applications/{tracking_code}/documents/{requirement}" in paths
+    assert "ApplicationIn" in json.dumps(schema["components"])
+    assert "ErrorResponse" in json.dumps(schema["components"])
+    assert "unpkg" not in response.text and "jsdelivr" not in response.text
+
+
+async def test_health(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/health/live")).json() == {"status": "ok"}
+    ready = await client.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok"}

@@ -1,0 +1,52 @@
+"""Size and rate limits: 413 for files over their limit, 429 with Retry-After."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from gcx_core.context import Gcx
+from gcx_core.samples import make_submission
+from gcx_core.storage.tables import applications, documents
+from gcx_web.config import WebConfig, parse_rate_limits
+from tests.gcx_core.pdfs import PDF
+from tests.gcx_web.conftest import submit_json
+from tests.gcx_web.test_api import UNKNOWN, count, error_of
+
+
+@pytest.fixture(name="gcx_settings")
+def _small_uploads(gcx_settings: Any) -> Any:
+    import attrs
+
+    return attrs.evolve(gcx_settings, max_upload_bytes=4096)
+
+
+async def test_oversize_upload_is_413(client: httpx.AsyncClient, gcx: Gcx) -> None:
+    code = await submit_json(client, make_submission())
+    big = PDF + b"0" * 5000
+    response = await client.post(
+        f"/api/v1/applications/{code}/documents/tax_clearance", files={"file": ("big.pdf", big)}
+    )
+    error = error_of(response, 413)
+    assert "4096" in error["message"]
+    assert await count(gcx, documents) == 0
+
+
+@pytest.fixture(name="web_config")
+def _tight_limits() -> WebConfig:
+    return WebConfig(rate_limits=parse_rate_limits("submit=2/minute,lookup=3/minute,upload=1/hour"))
+
+
+async def test_rate_limits_answer_429_with_retry_after(client: httpx.AsyncClient, gcx: Gcx) -> None:
+    for _ in range(2):
+        await submit_json(client, make_submission())
+    limited = await client.post("/api/v1/applications", json=make_submission())
+    error = error_of(limited, 429)
+    assert error["code"] == "rate_limited"
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert await count(gcx, applications) == 2
+    for _ in range(3):
+        await client.get(f"/api/v1/applications/{UNKNOWN}")
+    error_of(await client.get(f"/api/v1/applications/{UNKNOWN}"), 429)
