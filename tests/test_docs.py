@@ -10,11 +10,12 @@ import pytest
 
 from gcx_core import hookspecs
 from gcx_notify import hookspecs as notify_hookspecs
+from gcx_web import hookspecs as web_hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS = {
     name: fn
-    for module in (hookspecs, notify_hookspecs)
+    for module in (hookspecs, notify_hookspecs, web_hookspecs)
     for name, fn in inspect.getmembers(module, inspect.isfunction)
     if name.startswith("gcx_")
 }

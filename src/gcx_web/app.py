@@ -113,9 +113,11 @@ def create_app(
     gcx: Gcx | None = None,
     role: str = "serve",
     config: WebConfig | None = None,
+    migrate: bool | None = None,
 ) -> Litestar:
     """The web app. Pass `gcx` to serve an already open Gcx (tests); otherwise the app opens
-    one from `settings` in its lifespan (migrating an embedded SQLite database when serving)."""
+    one from `settings` in its lifespan, migrating an embedded SQLite database when serving
+    (`migrate` overrides that)."""
     if gcx is not None:
         settings = gcx.settings
         plugin_manager = gcx.plugins
@@ -144,7 +146,9 @@ def create_app(
         running = gcx or await Gcx.open(
             settings,
             plugin_manager=pm,
-            migrate=role == "serve" and settings.resolved_database_url.startswith("sqlite"),
+            migrate=migrate
+            if migrate is not None
+            else role == "serve" and settings.resolved_database_url.startswith("sqlite"),
         )
         state = app.state
         state.gcx = running

@@ -10,10 +10,10 @@ from __future__ import annotations
 import types
 from typing import Any
 
-from litestar.params import FromPath
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from gcx_core.exceptions import DocumentError, DuplicateApplicationError, ValidationError

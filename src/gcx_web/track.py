@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar.params import FromPath
 from litestar import Request, WebSocket, get, post, websocket
 from litestar.datastructures import UploadFile
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from gcx_core.exceptions import GcxError, NotFoundError

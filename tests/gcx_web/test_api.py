@@ -14,7 +14,6 @@ from gcx_core.entities import Role
 from gcx_core.samples import make_submission
 from gcx_core.services import applications as app_service
 from gcx_core.storage.tables import applications, audit_log, documents
-from gcx_web.config import WebConfig, parse_rate_limits
 from tests.gcx_core.pdfs import HTML, PDF, PNG
 from tests.gcx_web.conftest import submit_json
 

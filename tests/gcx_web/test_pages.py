@@ -1,0 +1,272 @@
+"""The applicant's pages without JavaScript: the multi-step form, tracking, upload, withdraw."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from gcx_core.context import Gcx
+from gcx_core.entities import Role
+from gcx_core.samples import make_submission
+from gcx_core.services import applications as app_service
+from gcx_core.storage.tables import applications, documents, notifications
+from tests.gcx_core.pdfs import HTML, PDF
+from tests.gcx_web.conftest import csrf_of, field_errors, submit_json
+
+
+def step_form(data: dict[str, Any], step: str) -> dict[str, Any]:
+    """The fields a person would type into one step, from a sample submission."""
+    b, c = data["business"], data["contact"]
+    if step == "business":
+        return {f"business.{k}": v for k, v in b.items() if k != "country"}
+    if step == "contact":
+        return {
+            "contact.telephone": c["telephone"],
+            "contact.email": c["email"],
+            "warehouse_location": data["warehouse_location"],
+        }
+    if step == "commodities":
+        return {"commodities": data["commodities"], "commodities_other": "Dried mango"}
+    if step == "team":
+        return {f"team_members[0].{k}": v for k, v in data["team_members"][0].items()}
+    if step == "next_of_kin":
+        return {f"next_of_kin.{k}": v for k, v in data["next_of_kin"].items()}
+    if step == "bank":
+        return {
+            f"bank_accounts.primary.{k}": v for k, v in data["bank_accounts"]["primary"].items()
+        }
+    if step == "declaration":
+        d = data["declaration"]
+        return {
+            "declaration.agreed": "true",
+            "declaration.data_consent": "true",
+            "declaration.signer_name": d["signer_name"],
+            "declaration.signer_designation": d["signer_designation"],
+        }
+    return {}
+
+
+async def post_step(
+    client: httpx.AsyncClient, step: str, fields: dict[str, Any], files: Any = None
+) -> httpx.Response:
+    page = await client.get(f"/apply/{step}")
+    assert page.status_code == 200, page.text
+    return await client.post(
+        f"/apply/{step}", data={"_csrf_token": csrf_of(page.text), **fields}, files=files
+    )
+
+
+async def count(gcx: Gcx, table: sa.Table) -> int:
+    async with gcx.database.read() as conn:
+        return int((await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one())
+
+
+async def test_the_whole_form(client: httpx.AsyncClient, gcx: Gcx) -> None:
+    data = make_submission()
+    start = await client.get("/apply")
+    assert start.status_code == 303 and start.headers["location"] == "/apply/business"
+    # A later step is not reachable before the earlier ones are done.
+    early = await client.get("/apply/bank")
+    assert early.headers["location"] == "/apply/business"
+
+    # A mistake: the errors are next to the fields, and what was typed is kept.
+    wrong = step_form(data, "business") | {"business.tin": "??", "business.region": ""}
+    response = await post_step(client, "business", wrong)
+    assert response.status_code == 422
+    assert 'id="business.tin-error"' in response.text
+    assert 'id="business.region-error"' in response.text
+    assert f'value="{data["business"]["name"]}"' in response.text
+    assert 'aria-invalid="true"' in response.text
+    assert "contact" not in " ".join(field_errors(response.text))  # later steps: no errors yet
+
+    response = await post_step(client, "business", step_form(data, "business"))
+    assert response.headers["location"] == "/apply/contact"
+    for step, following in [
+        ("contact", "commodities"),
+        ("commodities", "team"),
+        ("team", "next_of_kin"),
+        ("next_of_kin", "bank"),
+        ("bank", "documents"),
+    ]:
+        response = await post_step(client, step, step_form(data, step))
+        assert response.status_code == 303, field_errors(response.text)
+        assert response.headers["location"] == f"/apply/{following}"
+
+    # Documents: checked by content when chosen.
+    bad = await post_step(
+        client,
+        "documents",
+        {},
+        files={"documents.tax_clearance": ("tax.pdf", HTML, "application/pdf")},
+    )
+    assert bad.status_code == 422
+    assert any("accepted" in e for e in field_errors(bad.text))
+    good = await post_step(
+        client,
+        "documents",
+        {},
+        files={"documents.tax_clearance": ("tax.pdf", PDF, "application/pdf")},
+    )
+    assert good.headers["location"] == "/apply/declaration"
+    unticked = step_form(data, "declaration")
+    del unticked["declaration.agreed"]
+    response = await post_step(client, "declaration", unticked)
+    assert response.status_code == 422
+    response = await post_step(client, "declaration", step_form(data, "declaration"))
+    assert response.headers["location"] == "/apply/review"
+
+    review = await client.get("/apply/review")
+    assert data["business"]["name"] in review.text
+    assert "Dried mango" in review.text
+    assert "tax.pdf" in review.text
+    assert await count(gcx, applications) == 0  # nothing is stored before the final submit
+
+    done = await client.post("/apply/submit", data={"_csrf_token": csrf_of(review.text)})
+    assert done.status_code == 201
+    code = re.search(r'id="tracking-code">([^<]+)<', done.text).group(1)  # type: ignore[union-attr]
+    assert data["contact"]["email"] in done.text
+    async with gcx.database.read() as conn:
+        row = (await conn.execute(sa.select(applications))).one()
+        types = set((await conn.execute(sa.select(notifications.c.type))).scalars())
+    assert row.tracking_code == code
+    assert "application_received" in types  # the confirmation email is queued
+    assert await count(gcx, documents) == 1
+    # The draft is gone: a new application starts afresh.
+    assert (await client.get("/apply")).headers["location"] == "/apply/business"
+    status = await client.get(f"/track/{code}")
+    assert status.status_code == 200
+    assert "Pending review" in status.text
+
+
+async def test_a_duplicate_is_explained_on_the_review_page(
+    client: httpx.AsyncClient, gcx: Gcx
+) -> None:
+    data = make_submission()
+    await submit_json(client, data)
+    for step in (
+        "business",
+        "contact",
+        "commodities",
+        "team",
+        "next_of_kin",
+        "bank",
+        "documents",
+        "declaration",
+    ):
+        response = await post_step(client, step, step_form(data, step))
+        assert response.status_code == 303, (step, field_errors(response.text))
+    review = await client.get("/apply/review")
+    again = await client.post("/apply/submit", data={"_csrf_token": csrf_of(review.text)})
+    assert again.status_code == 409
+    assert "already" in again.text
+    assert await count(gcx, applications) == 1
+
+
+async def test_forms_need_the_csrf_token(client: httpx.AsyncClient, gcx: Gcx) -> None:
+    await client.get("/apply/business")  # sets the CSRF cookie
+    response = await client.post("/apply/business", data={"business.name": "X"})
+    assert response.status_code == 403
+    code = await submit_json(client, make_submission())
+    refused = await client.post(f"/track/{code}/withdraw", data={"confirm": "yes"})
+    assert refused.status_code == 403
+    assert (await client.get(f"/api/v1/applications/{code}")).json()["status"] == "pending_review"
+
+
+async def test_track_by_code(client: httpx.AsyncClient) -> None:
+    code = await submit_json(client, make_submission())
+    form = await client.get("/track")
+    found = await client.post(
+        "/track", data={"_csrf_token": csrf_of(form.text), "code": code.lower()}
+    )
+    assert found.status_code == 303 and found.headers["location"] == f"/track/{code}"
+    missing = await client.post(
+        "/track", data={"_csrf_token": csrf_of(form.text), "code": "GCX-0000-0000-0000"}
+    )
+    assert missing.status_code == 404
+    assert "No application has this tracking code" in missing.text
+    page = await client.get("/track/GCX-0000-0000-0000", headers={"accept": "text/html"})
+    assert page.status_code == 404
+    assert "Not found" in page.text
+
+
+async def test_requested_documents_are_uploaded_from_the_status_page(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any
+) -> None:
+    code = await submit_json(client, make_submission())
+    _, reviewer = await gcx_staff(Role.REVIEWER)
+    await app_service.act(gcx, code, "start_review", reviewer, params={"comment": "SECRET NOTE"})
+    await app_service.act(
+        gcx,
+        code,
+        "request_documents",
+        reviewer,
+        params={
+            "requirement_codes": ["tax_clearance"],
+            "message": "Please send the <b>current</b> one",
+        },
+    )
+    page = await client.get(f"/track/{code}")
+    assert "Documents requested" in page.text
+    assert "SECRET NOTE" not in page.text
+    assert "&lt;b&gt;current&lt;/b&gt;" in page.text  # escaped, never HTML
+    assert f'action="/track/{code}/documents/tax_clearance"' in page.text
+
+    wrong = await client.post(
+        f"/track/{code}/documents/tax_clearance",
+        data={"_csrf_token": csrf_of(page.text)},
+        files={"file": ("tax.pdf", HTML, "application/pdf")},
+    )
+    assert wrong.status_code == 415
+    assert any("accepted" in e for e in field_errors(wrong.text))
+    uploaded = await client.post(
+        f"/track/{code}/documents/tax_clearance",
+        data={"_csrf_token": csrf_of(page.text)},
+        files={"file": ("tax.pdf", PDF, "application/pdf")},
+    )
+    assert uploaded.status_code == 303
+    page = await client.get(uploaded.headers["location"])
+    assert "the document was received" in page.text
+    assert "Send documents to the reviewer" in page.text
+    sent = await client.post(
+        f"/track/{code}/resubmit",
+        data={
+            "_csrf_token": csrf_of(page.text),
+            "version": re.search(r'name="version" value="(\d+)"', page.text).group(1),
+        },  # type: ignore[union-attr]
+    )
+    assert sent.status_code == 303
+    assert "Under review" in (await client.get(f"/track/{code}")).text
+
+
+async def test_withdraw_needs_confirmation(client: httpx.AsyncClient) -> None:
+    code = await submit_json(client, make_submission())
+    confirm = await client.get(f"/track/{code}/withdraw")
+    token = csrf_of(confirm.text)
+    version = re.search(r'name="version" value="(\d+)"', confirm.text).group(1)  # type: ignore[union-attr]
+    unconfirmed = await client.post(
+        f"/track/{code}/withdraw", data={"_csrf_token": token, "version": version}
+    )
+    assert unconfirmed.status_code == 422
+    stale = await client.post(
+        f"/track/{code}/withdraw", data={"_csrf_token": token, "confirm": "yes", "version": "99"}
+    )
+    assert stale.status_code == 409
+    done = await client.post(
+        f"/track/{code}/withdraw", data={"_csrf_token": token, "confirm": "yes", "version": version}
+    )
+    assert done.status_code == 303
+    page = await client.get(done.headers["location"])
+    assert "Withdrawn" in page.text
+    assert "Withdraw this application" not in page.text
+
+
+async def test_pages_carry_no_inline_script(client: httpx.AsyncClient) -> None:
+    code = await submit_json(client, make_submission())
+    for path in ("/", "/apply/business", "/track", f"/track/{code}"):
+        page = await client.get(path)
+        assert page.status_code == 200
+        assert re.search(r"<script(?![^>]*\bsrc=)", page.text) is None, path
+        assert " on" + "click=" not in page.text

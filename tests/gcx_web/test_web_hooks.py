@@ -1,0 +1,113 @@
+"""gcx_web's hooks, used by throwaway plugins the way a third party would."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jinja2
+import pytest
+from litestar import Request, get
+from litestar.response import Template
+
+from gcx_core.context import Gcx
+from gcx_core.plugins import hookimpl
+from gcx_core.samples import make_submission
+from gcx_web.app import create_app
+from gcx_web.config import WebConfig, parse_rate_limits
+from tests.gcx_web.conftest import running
+
+
+@get("/programme/faq")
+async def faq(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    return {"programme": request.app.state.gcx.settings.programme_name}
+
+
+@get("/programme/page", include_in_schema=False)
+async def page() -> Template:
+    return Template("programme.html", context={"title": "Deadlines"})
+
+
+class WebPlugin:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.events: list[str] = []
+
+    @hookimpl
+    def gcx_web_register_routes(self, register: Any) -> None:
+        register(faq)
+        register(page)
+
+    @hookimpl
+    def gcx_web_register_templates(self, register: Any) -> None:
+        register(self.folder)
+        register(
+            jinja2.DictLoader({"programme.html": "<p>{{ title }} of {{ programme_name }}</p>"})
+        )
+
+    @hookimpl
+    def gcx_process_services(self, gcx: Gcx, role: str) -> Any:
+        @contextlib.asynccontextmanager
+        async def service() -> AsyncIterator[None]:
+            self.events.append(f"start:{role}")
+            yield
+            self.events.append("stop")
+
+        return service()
+
+
+@pytest.fixture(name="plugin")
+def _plugin(tmp_path: Path) -> WebPlugin:
+    folder = tmp_path / "templates" / "apply"
+    folder.mkdir(parents=True)
+    (folder / "done.html").write_text(
+        '{% extends "base.html" %}{% block main %}<p id="tracking-code">{{ application.tracking_code }}</p>'
+        "<p>Custom thanks from the plugin</p>{% endblock %}"
+    )
+    return WebPlugin(tmp_path / "templates")
+
+
+@pytest.fixture(name="gcx_extra_plugins")
+def _extra(plugin: WebPlugin) -> list[object]:
+    from gcx_web import plugin as web_plugin
+
+    # The manager is built without entry points: gcx_web's own plugin brings its hookspecs.
+    return [web_plugin, plugin]
+
+
+async def test_plugins_add_routes_templates_and_services(gcx: Gcx, plugin: WebPlugin) -> None:
+    app = create_app(gcx=gcx, config=WebConfig(rate_limits=parse_rate_limits("off")))
+    async with running(app):
+        assert plugin.events == ["start:serve"]
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            assert (await client.get("/programme/faq")).json() == {
+                "programme": gcx.settings.programme_name
+            }
+            assert "Deadlines of" in (await client.get("/programme/page")).text
+            # The plugin's apply/done.html replaces the built-in page.
+            html = (await client.get("/apply/business")).text
+            from tests.gcx_web.conftest import csrf_of
+            from tests.gcx_web.test_pages import post_step, step_form
+
+            data = make_submission()
+            for step in (
+                "business",
+                "contact",
+                "commodities",
+                "team",
+                "next_of_kin",
+                "bank",
+                "documents",
+                "declaration",
+            ):
+                await post_step(client, step, step_form(data, step))
+            done = await client.post("/apply/submit", data={"_csrf_token": csrf_of(html)})
+            assert done.status_code == 201
+            assert "Custom thanks from the plugin" in done.text
+            # ...while the built-in pages are still there.
+            assert (await client.get("/track")).status_code == 200
+    assert plugin.events == ["start:serve", "stop"]
