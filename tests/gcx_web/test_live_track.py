@@ -54,15 +54,20 @@ def test_an_allowed_origin_may_connect(client: TestClient) -> None:  # type: ign
 
 def test_foreign_origins_are_refused(client: TestClient) -> None:  # type: ignore[type-arg]
     code = client.post("/api/v1/applications", json=make_submission()).json()["tracking_code"]
-    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect(
-        f"/ws/track/{code}", headers={"origin": "https://evil.example"}
-    ) as ws:
+    with (
+        pytest.raises(WebSocketDisconnect) as refused,
+        client.websocket_connect(
+            f"/ws/track/{code}", headers={"origin": "https://evil.example"}
+        ) as ws,
+    ):
         ws.receive_json(timeout=5)
     assert refused.value.code == 4403
 
 
 def test_unknown_codes_are_refused(client: TestClient) -> None:  # type: ignore[type-arg]
-    with pytest.raises(WebSocketDisconnect) as refused:
-        with client.websocket_connect("/ws/track/GCX-0000-0000-0000") as ws:
-            ws.receive_json(timeout=5)
+    with (
+        pytest.raises(WebSocketDisconnect) as refused,
+        client.websocket_connect("/ws/track/GCX-0000-0000-0000") as ws,
+    ):
+        ws.receive_json(timeout=5)
     assert refused.value.code == 4404

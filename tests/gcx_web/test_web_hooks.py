@@ -64,7 +64,8 @@ def _plugin(tmp_path: Path) -> WebPlugin:
     folder = tmp_path / "templates" / "apply"
     folder.mkdir(parents=True)
     (folder / "done.html").write_text(
-        '{% extends "base.html" %}{% block main %}<p id="tracking-code">{{ application.tracking_code }}</p>'
+        '{% extends "base.html" %}{% block main %}'
+        '<p id="tracking-code">{{ application.tracking_code }}</p>'
         "<p>Custom thanks from the plugin</p>{% endblock %}"
     )
     return WebPlugin(tmp_path / "templates")
