@@ -76,6 +76,7 @@ def _step_page(
             "done": set(draft["done"]),
             "values": values if values is not None else form_values(step, draft["data"]),
             "errors": errors or {},
+            "labels": {f.name: f.label for f in step.fields},
             "requirements": _requirements(request, draft["data"])
             if step.slug == "documents"
             else [],

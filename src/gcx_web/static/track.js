@@ -6,6 +6,9 @@
   var code = root.dataset.code;
   var state = document.getElementById("live-state");
   var delay = 1000;
+  var leaving = false;
+  // A form being sent navigates anyway; a reload now would race it and lose its answer.
+  document.addEventListener("submit", function () { leaving = true; });
   var maxDelay = 30000;
 
   function setState(on) {
@@ -17,6 +20,7 @@
     var outstanding = status.outstanding.map(function (o) { return o.requirement; }).join(",");
     var flags = String(status.can_withdraw) + String(status.can_resubmit) + String(status.accepts_uploads);
     flags = flags.replace(/true/g, "True").replace(/false/g, "False");
+    if (leaving) { return; }
     if (outstanding !== root.dataset.outstanding || flags !== root.dataset.flags) {
       // The forms on the page depend on these: load the page again for fresh forms.
       window.location.reload();
