@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -39,6 +40,13 @@ class Server:
 
 @pytest.fixture(name="server")
 def _server(tmp_path: Path) -> Iterator[Server]:
+    with start_server(tmp_path) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def start_server(tmp_path: Path) -> Iterator[Server]:
+    """`gcx serve` on a free port with its own data directory, until the block ends."""
     port = free_port()
     data_dir = tmp_path / "data"
     env = {
