@@ -18,9 +18,9 @@ from gcx_core.settings import Settings
 # Entry points other packages fill through `gcx_register_commands`; until one does, the
 # command exists and says what is missing.
 DEFERRED: dict[str, str] = {
-    "serve": "the embedded web server (gcx_web) is not built yet",
-    "web": "the scale-out web process (gcx_web) is not built yet",
-    "demo": "the demo needs the web back office (gcx_web), not built yet",
+    "serve": "the embedded web server needs gcx_web (pip install 'gcx[web]')",
+    "web": "the scale-out web process needs gcx_web (pip install 'gcx[web]')",
+    "demo": "the demo needs the web back office, gcx_web (pip install 'gcx[web]')",
     "worker": "the notification worker needs gcx_notify (pip install 'gcx[notify]')",
     "scheduler": "the notification scheduler needs gcx_notify (pip install 'gcx[notify]')",
     "status": "queue status needs gcx_notify (pip install 'gcx[notify]')",

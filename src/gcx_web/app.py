@@ -46,8 +46,9 @@ SECURITY_HEADERS = [
 ]
 
 
-def security_headers(app: Any) -> Any:
-    """ASGI middleware: every HTTP response, errors and static files included, gets them."""
+def http_middleware(app: Any) -> Any:
+    """ASGI middleware: every HTTP response, errors and static files included, gets the
+    security headers."""
 
     async def middleware(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -178,7 +179,7 @@ def create_app(
         plugins=[channels],
         stores={"sessions": session_store, "memory": MemoryStore()},
         middleware=[
-            security_headers,
+            http_middleware,
             ServerSideSessionConfig(
                 store="sessions",
                 key="gcx_session",

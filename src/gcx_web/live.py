@@ -99,6 +99,10 @@ class Publisher:
         message = LiveMessage(kind, next(self._seq), datetime.now(UTC), data)
         try:
             self.channels.publish(msgspec.json.encode(message), targets)
+        except RuntimeError:
+            # The channels stopped first at shutdown; late events (deliveries finishing) have
+            # nobody left to reach.
+            log.debug("channels stopped; %s not published", kind)
         except Exception:  # a dead backend must not fail the request that committed
             log.exception("could not publish %s", kind)
 

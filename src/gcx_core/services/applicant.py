@@ -5,10 +5,22 @@ from __future__ import annotations
 import attrs
 
 from gcx_core.context import Gcx
-from gcx_core.entities import Actor, Application, DocumentRequirement, ReviewStatus
-from gcx_core.services.queries import TimelineItem, find_by_tracking_code, timeline
+from gcx_core.entities import (
+    Actor,
+    Application,
+    DocumentRequirement,
+    ReviewStatus,
+    StatusChange,
+)
+from gcx_core.exceptions import NotFoundError
+from gcx_core.services.queries import TimelineItem, build_timeline
+from gcx_core.storage import applications as app_rows
 from gcx_core.storage import documents as doc_rows
+from gcx_core.storage import fast
+from gcx_core.tracking import normalise_tracking_code
 from gcx_core.workflow import State
+
+_VIEW = app_rows.view_by_code()
 
 
 @attrs.frozen
@@ -36,11 +48,21 @@ class ApplicantView:
 
 async def applicant_view(gcx: Gcx, code: str) -> ApplicantView:
     """The applicant's status page; raises NotFoundError for an unknown or malformed code."""
-    items = await timeline(gcx, code, for_applicant=True)
-    app = await find_by_tracking_code(gcx, code)
-    async with gcx.database.read() as conn:
-        versions = await doc_rows.versions_of(conn, app.id)
-        request = await doc_rows.open_request(conn, app.id)
+    normal = normalise_tracking_code(code)
+    if normal is None:
+        raise NotFoundError("application", code)
+    # One snapshot, so the parts of the page agree with each other.
+    found, change_rows, version_rows, request_rows = await fast.select_together(
+        gcx.database, _VIEW, code=normal
+    )
+    if not found:
+        raise NotFoundError("application", code)
+    app = app_rows.to_application(found[0])
+    changes = [StatusChange(**r) for r in change_rows]
+    versions = [doc_rows.to_document(r) for r in version_rows]
+    requests = [doc_rows.to_request(r) for r in request_rows]
+    items = build_timeline(changes, versions, requests, [], for_applicant=True)
+    request = next((r for r in reversed(requests) if r.fulfilled_at is None), None)
     state = gcx.workflow.state(app.status)
     accepts = state.active and not state.terminal and app.status != "approved"
     outstanding: list[OutstandingItem] = []

@@ -9,7 +9,14 @@ import attrs
 import sqlalchemy as sa
 
 from gcx_core.context import Gcx
-from gcx_core.entities import Application, AuditEntry, DocumentVersion, Notification
+from gcx_core.entities import (
+    Application,
+    AuditEntry,
+    DocumentRequest,
+    DocumentVersion,
+    Notification,
+    StatusChange,
+)
 from gcx_core.exceptions import NotFoundError, ValidationError
 from gcx_core.services.applications import resolve
 from gcx_core.storage import applications as app_rows
@@ -149,6 +156,17 @@ async def timeline(gcx: Gcx, ref: int | str, *, for_applicant: bool = False) -> 
                 )
             ]
         )
+    return build_timeline(changes, versions, requests, notes, for_applicant=for_applicant)
+
+
+def build_timeline(
+    changes: list[StatusChange],
+    versions: list[DocumentVersion],
+    requests: list[DocumentRequest],
+    notes: list[Notification],
+    *,
+    for_applicant: bool,
+) -> list[TimelineItem]:
     items = []
     for c in changes:
         data: dict[str, Any] = {"action": c.action, "from": c.from_status, "to": c.to_status}

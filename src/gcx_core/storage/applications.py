@@ -136,13 +136,15 @@ async def insert_status_change(conn: AsyncConnection, change: dict[str, Any]) ->
     return int(result.scalar_one())
 
 
+_CHANGES_OF = fast.FastSelect(
+    sa.select(status_changes)
+    .where(status_changes.c.application_id == sa.bindparam("app_id"))
+    .order_by(status_changes.c.at, status_changes.c.id)
+)
+
+
 async def status_changes_of(conn: AsyncConnection, app_id: int) -> list[StatusChange]:
-    rows = await conn.execute(
-        sa.select(status_changes)
-        .where(status_changes.c.application_id == app_id)
-        .order_by(status_changes.c.at, status_changes.c.id)
-    )
-    return [StatusChange(**dict(r._mapping)) for r in rows]
+    return [StatusChange(**r) for r in await _CHANGES_OF.all(conn, app_id=app_id)]
 
 
 def search_condition(term: str) -> sa.ColumnElement[bool]:
@@ -170,3 +172,34 @@ def commodity_condition(codes: Iterable[str]) -> sa.ColumnElement[bool]:
 
 def page(rows: Sequence[Any]) -> list[Application]:
     return [to_application(r) for r in rows]
+
+
+def _of_code(table: sa.Table) -> sa.ColumnElement[bool]:
+    by_code = sa.select(applications.c.id).where(
+        applications.c.tracking_code == sa.bindparam("code")
+    )
+    return table.c.application_id == by_code.scalar_subquery()
+
+
+def view_by_code() -> tuple[fast.FastSelect, ...]:
+    """The application, its status changes, documents and requests, all by tracking code."""
+    from gcx_core.storage.tables import document_requests, documents
+
+    return (
+        _BY_CODE,
+        fast.FastSelect(
+            sa.select(status_changes)
+            .where(_of_code(status_changes))
+            .order_by(status_changes.c.at, status_changes.c.id)
+        ),
+        fast.FastSelect(
+            sa.select(documents)
+            .where(_of_code(documents))
+            .order_by(documents.c.requirement_code, documents.c.version)
+        ),
+        fast.FastSelect(
+            sa.select(document_requests)
+            .where(_of_code(document_requests))
+            .order_by(document_requests.c.id)
+        ),
+    )

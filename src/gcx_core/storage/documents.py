@@ -8,28 +8,40 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gcx_core.entities import DocumentRequest, DocumentVersion, ReviewStatus
+from gcx_core.storage import fast
 from gcx_core.storage.tables import document_requests, documents
 
 
+def _mapping(row: Any) -> dict[str, Any]:
+    return dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
+
+
 def to_document(row: Any) -> DocumentVersion:
-    data = dict(row._mapping)
+    data = _mapping(row)
     data["review_status"] = ReviewStatus(data["review_status"])
     return DocumentVersion(**data)
 
 
 def to_request(row: Any) -> DocumentRequest:
-    data = dict(row._mapping)
+    data = _mapping(row)
     data["requirement_codes"] = tuple(data["requirement_codes"])
     return DocumentRequest(**data)
 
 
+_VERSIONS_OF = fast.FastSelect(
+    sa.select(documents)
+    .where(documents.c.application_id == sa.bindparam("app_id"))
+    .order_by(documents.c.requirement_code, documents.c.version)
+)
+_REQUESTS_OF = fast.FastSelect(
+    sa.select(document_requests)
+    .where(document_requests.c.application_id == sa.bindparam("app_id"))
+    .order_by(document_requests.c.id)
+)
+
+
 async def versions_of(conn: AsyncConnection, app_id: int) -> list[DocumentVersion]:
-    rows = await conn.execute(
-        sa.select(documents)
-        .where(documents.c.application_id == app_id)
-        .order_by(documents.c.requirement_code, documents.c.version)
-    )
-    return [to_document(r) for r in rows]
+    return [to_document(r) for r in await _VERSIONS_OF.all(conn, app_id=app_id)]
 
 
 def latest_versions(versions: list[DocumentVersion]) -> dict[str, DocumentVersion]:
@@ -77,9 +89,4 @@ async def open_request(conn: AsyncConnection, app_id: int) -> DocumentRequest | 
 
 
 async def requests_of(conn: AsyncConnection, app_id: int) -> list[DocumentRequest]:
-    rows = await conn.execute(
-        sa.select(document_requests)
-        .where(document_requests.c.application_id == app_id)
-        .order_by(document_requests.c.id)
-    )
-    return [to_request(r) for r in rows]
+    return [to_request(r) for r in await _REQUESTS_OF.all(conn, app_id=app_id)]

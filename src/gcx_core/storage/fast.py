@@ -150,6 +150,27 @@ class FastSelect:
         return rows[0] if rows else None
 
 
+async def select_together(
+    database: Database, selects: Sequence[FastSelect], **params: Any
+) -> list[list[dict[str, Any]]]:
+    """Several SELECTs that must agree, in one snapshot; each takes what it needs of `params`.
+
+    On inline SQLite they run back to back on the read-only handle inside BEGIN/COMMIT, with
+    no await in between, so no other task can use the handle meanwhile; elsewhere they share
+    one read transaction.
+    """
+    handle = database.inline_reader()
+    if handle is None:
+        async with database.read() as conn:
+            return [await s.all(conn, **params) for s in selects]
+    dialect = database.engine.dialect
+    handle.execute("BEGIN")
+    try:
+        return [s._plan(dialect).run(handle, params) for s in selects]
+    finally:
+        handle.execute("COMMIT")
+
+
 class FastStatement:
     """A write statement with named binds, built and compiled once per dialect, run for many rows.
 
