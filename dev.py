@@ -49,12 +49,7 @@ def ensure_venv(group: str) -> None:
 
 def demo(args: list[str]) -> int:
     ensure_venv("test")
-    gcx = BIN / "gcx"
-    if run(gcx, "demo", *args, check=False) != 3:  # 3: the web back office is not built yet
-        return 0
-    print("The web back office is not built yet; showing the demo data in the terminal.")
-    run(gcx, "seed-demo", "--count", "500")
-    return run(BIN / "python", "-m", "gcx_core.summary")
+    return run(BIN / "gcx", "demo", *args, check=False)
 
 
 def test(args: list[str]) -> int:

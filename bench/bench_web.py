@@ -60,14 +60,27 @@ def prepare(data_dir: Path) -> None:
         )
         async with await Gcx.open(settings, migrate=True) as gcx:
             for i in range(3):
-                await create_user(gcx, f"reviewer{i}@bench.example", Role.REVIEWER, Actor.system("bench"))
+                await create_user(
+                    gcx, f"reviewer{i}@bench.example", Role.REVIEWER, Actor.system("bench")
+                )
 
     asyncio.run(run())
 
 
-def wrk(url: str, script: str, duration: int, connections: int, env: dict[str, str]) -> dict[str, float]:
-    out = subprocess.run(  # noqa: S603
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(HERE / "wrk" / script), url],
+def wrk(
+    url: str, script: str, duration: int, connections: int, env: dict[str, str]
+) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(HERE / "wrk" / script),
+            url,
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, **env},
@@ -86,7 +99,9 @@ def wrk(url: str, script: str, duration: int, connections: int, env: dict[str, s
 
 
 def serve(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wait_for_port(port, proc)
     return proc
 
@@ -116,14 +131,21 @@ def main() -> int:
         "GCX_SECRET_KEY": "bench-secret",
         "GCX_RATE_LIMITS": "off",
         "GCX_BASE_URL": f"http://127.0.0.1:{port}",
-        **({"GCX_DISABLE_PLUGINS": os.environ["GCX_DISABLE_PLUGINS"]} if "GCX_DISABLE_PLUGINS" in os.environ else {}),
+        **(
+            {"GCX_DISABLE_PLUGINS": os.environ["GCX_DISABLE_PLUGINS"]}
+            if "GCX_DISABLE_PLUGINS" in os.environ
+            else {}
+        ),
     }
     gcx = serve([sys.executable, "-m", "gcx_core.cli", "serve", "--port", str(port)], gcx_env, port)
     results: dict[str, dict[str, float]] = {}
     try:
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base) as client:
-            codes = [client.post("/api/v1/applications", json=make_submission()).json()["tracking_code"] for _ in range(500)]
+            codes = [
+                client.post("/api/v1/applications", json=make_submission()).json()["tracking_code"]
+                for _ in range(500)
+            ]
             status_body = client.get(f"/api/v1/applications/{codes[0]}").text
         (work / "codes.txt").write_text("\n".join(codes) + "\n")
         env = {"BENCH_RUN": "G", "BENCH_CODES": str(work / "codes.txt")}
@@ -132,7 +154,17 @@ def main() -> int:
     finally:
         stop(gcx)
     bare = serve(
-        [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(bare_port), "--log-level", "warning", "--no-server-header"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bare_app:app",
+            "--port",
+            str(bare_port),
+            "--log-level",
+            "warning",
+            "--no-server-header",
+        ],
         {"PYTHONPATH": str(HERE), "BARE_STATUS_BODY": status_body},
         bare_port,
     )
