@@ -50,3 +50,13 @@ async def test_rate_limits_answer_429_with_retry_after(client: httpx.AsyncClient
     for _ in range(3):
         await client.get(f"/api/v1/applications/{UNKNOWN}")
     error_of(await client.get(f"/api/v1/applications/{UNKNOWN}"), 429)
+
+
+async def test_too_many_multipart_parts_is_413(client: httpx.AsyncClient, gcx: Gcx) -> None:
+    code = await submit_json(client, make_submission())
+    files = [(f"part{i}", (f"f{i}.pdf", PDF)) for i in range(60)]
+    response = await client.post(
+        f"/api/v1/applications/{code}/documents/tax_clearance", files=files
+    )
+    error_of(response, 413)
+    assert await count(gcx, documents) == 0
