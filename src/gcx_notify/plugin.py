@@ -77,3 +77,36 @@ def gcx_process_services(gcx: Any, role: str) -> Any:
             await notifier.stop()
 
     return running()
+
+
+# The back office's ports; optional, so gcx_notify loads where gcx_web is not installed.
+@hookimpl(optionalhook=True)
+def gcx_web_notification_preview(gcx: Any, notification: Any) -> dict[str, str] | None:
+    import re
+
+    from gcx_notify.render import Renderer
+
+    dirs = [d for found in gcx.plugins.hook.gcx_notify_template_dirs() for d in (found or [])]
+    try:
+        message = Renderer(gcx, dirs).render(notification)
+    except Exception as exc:  # a broken template is what the preview must show
+        return {"subject": "(cannot render)", "text": str(exc), "html": ""}
+    redact = re.compile(r"(/activate/|/reset/)[A-Za-z0-9_\-]+")
+    return {
+        "subject": message.subject,
+        "text": redact.sub(r"\1…", message.text),
+        "html": redact.sub(r"\1…", message.html),
+    }
+
+
+@hookimpl(optionalhook=True)
+async def gcx_web_captured_mail(gcx: Any, limit: int) -> list[dict[str, Any]] | None:
+    import sqlalchemy as sa
+
+    from gcx_notify.storage import captured_messages as cm
+
+    if gcx.settings.smtp is not None:
+        return None
+    async with gcx.database.read() as conn:
+        rows = await conn.execute(sa.select(cm).order_by(cm.c.id.desc()).limit(limit))
+        return [dict(r._mapping) for r in rows]

@@ -15,6 +15,7 @@ from litestar.config.csrf import CSRFConfig
 from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.stores.file import FileStore
@@ -67,6 +68,8 @@ def http_middleware(app: Any) -> Any:
 
 # Paths without cookies: the public API and machine endpoints need no session and no CSRF.
 COOKIELESS = ["^/api/v1/applications", "^/health", "^/schema", "^/static"]
+# The staff API checks CSRF itself (only for calls authenticated by session, not by token).
+NO_CSRF = [*COOKIELESS, "^/api/v1/staff"]
 
 
 def _version() -> str:
@@ -155,7 +158,7 @@ def create_app(
         state.gcx = running
         state.requirement_titles = {r.code: r.title for r in running.requirements.values()}
         state.status_labels = {s.name: s.label for s in running.workflow.states.values()}
-        publisher = Publisher(channels)
+        publisher = Publisher(channels, running)
         pm.register(publisher, name=f"gcx_web.publisher.{id(publisher)}")
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -165,6 +168,7 @@ def create_app(
                 yield
         finally:
             pm.unregister(publisher)
+            await publisher.close()
             if own:
                 await running.close()
             if redis is not None:
@@ -194,7 +198,7 @@ def create_app(
             cookie_name="gcx_csrf",
             cookie_secure=config.secure_cookies,
             cookie_samesite="strict",
-            exclude=COOKIELESS,
+            exclude=NO_CSRF,
         ),
         template_config=TemplateConfig(instance=template_engine(pm, settings)),
         openapi_config=OpenAPIConfig(
@@ -202,6 +206,15 @@ def create_app(
             version=_version(),
             path="/schema",
             render_plugins=[JsonRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    "apiToken": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="A staff API token (created by an admin, shown once)",
+                    )
+                }
+            ),
         ),
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=config.max_body_bytes,

@@ -118,14 +118,19 @@ def _decode_error(exc: ValidationException) -> ErrorBody:
 
 
 def wants_html(request: Request[Any, Any, Any]) -> bool:
-    path = request.url.path
-    if path.startswith(("/api/", "/schema", "/health")):
-        return False
-    return "text/html" in request.headers.get("accept", "")
+    """Pages answer errors with pages; the API, schema and health endpoints with JSON."""
+    return not request.url.path.startswith(("/api/", "/schema", "/health"))
 
 
 def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     body, headers = describe(exc)
+    if body.status == 401 and wants_html(request):
+        from urllib.parse import quote
+
+        from litestar.response import Redirect
+
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return Redirect(f"/login?next={quote(target, safe='')}", status_code=303)
     if body.status >= 500:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     if wants_html(request):

@@ -28,3 +28,23 @@ def gcx_web_register_templates(register: Callable[[Any], None]) -> None:
         ``jinja2.BaseLoader``. Earlier registrations win, and the built-ins register ``trylast``,
         so a plugin's ``apply/done.html`` replaces the default page.
     """
+
+
+@hookspec
+def gcx_web_notification_preview(gcx: Any, notification: Any) -> dict[str, str] | None:
+    """Render a notification for the back office: ``{"subject", "text", "html"}``, or None.
+
+    gcx_notify answers with its templates; links carrying a token are shown redacted.
+
+    :param gcx: the running ``Gcx``.
+    :param notification: a ``gcx_core.entities.Notification``.
+    """
+
+
+@hookspec
+def gcx_web_captured_mail(gcx: Any, limit: int) -> list[dict[str, Any]] | None:
+    """Return the newest captured messages (embedded mode without SMTP), or None if none exist.
+
+    :param gcx: the running ``Gcx``.
+    :param limit: how many, newest first.
+    """

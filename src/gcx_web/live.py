@@ -7,6 +7,7 @@ scale-out they go through Redis pub/sub, so every web process hears every other'
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import logging
@@ -84,11 +85,20 @@ def describe_event(event: Any) -> tuple[str, dict[str, Any], list[str]] | None:
 
 
 class Publisher:
-    """A plugin: publishes every committed event to the channels that care about it."""
+    """A plugin: publishes every committed event to the channels that care about it.
 
-    def __init__(self, channels: ChannelsPlugin) -> None:
+    Events that move the dashboard also schedule one fresh snapshot on the `dashboard`
+    channel; a burst of events within `DEBOUNCE` seconds shares one snapshot, computed once
+    for every subscriber.
+    """
+
+    DEBOUNCE = 0.05
+
+    def __init__(self, channels: ChannelsPlugin, gcx: Any = None) -> None:
         self.channels = channels
+        self.gcx = gcx
         self._seq = itertools.count(1)
+        self._refresh: asyncio.Task[None] | None = None
 
     @hookimpl
     def gcx_handle_event(self, event: Any) -> None:
@@ -96,6 +106,33 @@ class Publisher:
         if described is None:
             return
         kind, data, targets = described
+        self.publish(kind, data, targets)
+        if "dashboard" in targets and self.gcx is not None:
+            self.schedule_snapshot()
+
+    def schedule_snapshot(self) -> None:
+        if self._refresh is None or self._refresh.done():
+            self._refresh = asyncio.get_running_loop().create_task(self._snapshot_soon())
+
+    async def _snapshot_soon(self) -> None:
+        from gcx_core.services.dashboard import snapshot
+        from gcx_web.wire import dashboard_out
+
+        await asyncio.sleep(self.DEBOUNCE)
+        try:
+            snap = dashboard_out(await snapshot(self.gcx))
+        except Exception:
+            log.exception("could not compute the dashboard snapshot")
+            return
+        self.publish("dashboard", msgspec.to_builtins(snap), ["dashboard"])
+
+    async def close(self) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresh
+
+    def publish(self, kind: str, data: dict[str, Any], targets: list[str]) -> None:
         message = LiveMessage(kind, next(self._seq), datetime.now(UTC), data)
         try:
             self.channels.publish(msgspec.json.encode(message), targets)

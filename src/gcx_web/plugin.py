@@ -25,10 +25,19 @@ def gcx_add_hookspecs(plugin_manager: pluggy.PluginManager) -> None:
 
 @hookimpl(tryfirst=True)
 def gcx_web_register_routes(register: Callable[[Any], None]) -> None:
-    from gcx_web import api, health, pages, track
+    from gcx_web import account, admin, api, backoffice, health, pages, staff_api, staff_live, track
 
     register(api.router())
-    for handler in (*pages.HANDLERS, *track.HANDLERS, *health.HANDLERS):
+    register(staff_api.router())
+    for handler in (
+        *pages.HANDLERS,
+        *track.HANDLERS,
+        *health.HANDLERS,
+        *account.HANDLERS,
+        *backoffice.HANDLERS,
+        *admin.HANDLERS,
+        *staff_live.HANDLERS,
+    ):
         register(handler)
 
 

@@ -220,3 +220,48 @@ def outstanding_out(item: Any) -> OutstandingOut:
         max_bytes=r.max_bytes,
         content_types=list(r.content_types),
     )
+
+
+class StatusFigureOut(msgspec.Struct):
+    status: str
+    label: str
+    count: int
+    percent: float
+
+
+class RecentOut(msgspec.Struct):
+    id: int
+    tracking_code: str
+    business_name: str
+    status: str
+    created_at: datetime
+
+
+class DayOut(msgspec.Struct):
+    day: str
+    count: int
+
+
+class DashboardOut(msgspec.Struct):
+    total: int
+    statuses: list[StatusFigureOut]
+    recent: list[RecentOut]
+    notifications: dict[str, int]
+    per_day: list[DayOut]
+    oldest_waiting: dict[str, datetime | None]
+    at: datetime
+
+
+def dashboard_out(snap: Any) -> DashboardOut:
+    return DashboardOut(
+        total=snap.total,
+        statuses=[StatusFigureOut(s.status, s.label, s.count, s.percent) for s in snap.statuses],
+        recent=[
+            RecentOut(r.id, r.tracking_code, r.business_name, r.status, r.created_at)
+            for r in snap.recent
+        ],
+        notifications=dict(snap.notifications),
+        per_day=[DayOut(d.isoformat(), n) for d, n in snap.per_day],
+        oldest_waiting=dict(snap.oldest_waiting),
+        at=snap.at,
+    )

@@ -36,6 +36,38 @@ async def get_notification(gcx: Gcx, notification_id: int) -> Notification:
     return records.to_notification(row)
 
 
+async def list_notifications(
+    gcx: Gcx,
+    *,
+    status: str = "",
+    type: str = "",
+    channel: str = "",
+    application_id: int | None = None,
+    page: int = 1,
+    per_page: int = 50,
+) -> tuple[list[Notification], int]:
+    """Newest first, filtered; returns one page and the total."""
+    where = []
+    for column, value in ((N.c.status, status), (N.c.type, type), (N.c.channel, channel)):
+        if value:
+            where.append(column == value)
+    if application_id is not None:
+        where.append(N.c.application_id == application_id)
+    async with gcx.database.read() as conn:
+        rows = await conn.execute(
+            sa.select(N)
+            .where(*where)
+            .order_by(N.c.id.desc())
+            .limit(per_page)
+            .offset((max(page, 1) - 1) * per_page)
+        )
+        items = [records.to_notification(r) for r in rows]
+        total = (
+            await conn.execute(sa.select(sa.func.count()).select_from(N).where(*where))
+        ).scalar_one()
+    return items, int(total)
+
+
 async def retry_notifications(gcx: Gcx, actor: Actor, ids: list[int] | None = None) -> list[int]:
     """Send dead notifications again with a fresh attempt budget: these ids, or all dead ones.
 

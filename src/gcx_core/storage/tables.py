@@ -99,6 +99,19 @@ user_tokens = sa.Table(
     sa.Column("used_at", UTCDateTime),
 )
 
+# Per-user API tokens for integrations: only a hash is stored; revoked tokens stay for the audit.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    _id(),
+    sa.Column("user_id", BigInt, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_used_at", UTCDateTime),
+    sa.Column("revoked_at", UTCDateTime),
+)
+
 applications = sa.Table(
     "applications",
     metadata,

@@ -1,0 +1,239 @@
+"""Back office: notifications (and the captured-mail outbox), audit log, users, plugins."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+
+from gcx_core.entities import STAFF_ROLES
+from gcx_core.exceptions import GcxError, ValidationError
+from gcx_core.plugins import describe_plugins, first_async
+from gcx_core.services import notifications as outbox
+from gcx_core.services import staff
+from gcx_core.services.accounts import create_user
+from gcx_core.services.queries import AuditFilter, audit_entries
+from gcx_web.auth import current_actor, requires
+from gcx_web.errors import describe
+
+VIEW = [requires("view")]
+ADMIN = [requires("admin")]
+
+
+async def _context(request: Request[Any, Any, Any], **extra: Any) -> dict[str, Any]:
+    user, actor = await current_actor(request)
+    return {"user": user, "actor": actor, "nav": request.url.path, **extra}
+
+
+def _int(value: Any, name: str, default: int | None = None) -> int | None:
+    if value in (None, ""):
+        return default
+    if not str(value).isdigit():
+        raise ValidationError({name: "must be a whole number"})
+    return int(value)
+
+
+@get("/backoffice/notifications", guards=VIEW, include_in_schema=False)
+async def notifications_page(request: Request[Any, Any, Any]) -> Template:
+    q = request.query_params
+    page = _int(q.get("page"), "page", 1) or 1
+    items, total = await outbox.list_notifications(
+        request.app.state.gcx,
+        status=q.get("status", ""),
+        type=q.get("type", ""),
+        channel=q.get("channel", ""),
+        application_id=_int(q.get("application"), "application"),
+        page=page,
+    )
+    return Template(
+        "backoffice/notifications.html",
+        context=await _context(request, items=items, total=total, page=page, params=q, per_page=50),
+    )
+
+
+@get("/backoffice/notifications/{notification_id:int}", guards=VIEW, include_in_schema=False)
+async def notification_page(
+    request: Request[Any, Any, Any], notification_id: FromPath[int]
+) -> Template:
+    gcx = request.app.state.gcx
+    item = await outbox.get_notification(gcx, notification_id)
+    preview = await first_async(
+        gcx.plugins.hook.gcx_web_notification_preview, gcx=gcx, notification=item
+    )
+    return Template(
+        "backoffice/notification.html", context=await _context(request, item=item, preview=preview)
+    )
+
+
+@post("/backoffice/notifications/retry", guards=ADMIN, include_in_schema=False)
+async def notifications_retry(request: Request[Any, Any, Any]) -> Redirect:
+    gcx = request.app.state.gcx
+    _, actor = await current_actor(request)
+    form = await request.form()
+    ids = [int(v) for v in form.getall("id", []) if str(v).isdigit()]
+    await outbox.retry_notifications(gcx, actor, ids or None)
+    return Redirect(
+        str(form.get("back") or "/backoffice/notifications")
+        if str(form.get("back") or "").startswith("/backoffice/")
+        else "/backoffice/notifications",
+        status_code=303,
+    )
+
+
+@get("/backoffice/outbox", guards=ADMIN, include_in_schema=False)
+async def captured_outbox(request: Request[Any, Any, Any]) -> Template:
+    gcx = request.app.state.gcx
+    messages = await first_async(gcx.plugins.hook.gcx_web_captured_mail, gcx=gcx, limit=100)
+    return Template("backoffice/outbox.html", context=await _context(request, messages=messages))
+
+
+@get("/backoffice/audit", guards=[requires("admin")], include_in_schema=False)
+async def audit_page(request: Request[Any, Any, Any]) -> Template:
+    q = request.query_params
+
+    def day(name: str, shift: int = 0) -> datetime | None:
+        value = q.get(name, "")
+        if not value:
+            return None
+        try:
+            return datetime.combine(
+                datetime.strptime(value, "%Y-%m-%d").date(), time(), tzinfo=UTC
+            ) + timedelta(days=shift)
+        except ValueError:
+            raise ValidationError({name: "must be a date like 2026-11-28"}) from None
+
+    flt = AuditFilter(
+        actor=q.get("actor", ""),
+        action=q.get("action", ""),
+        object_type=q.get("object_type", ""),
+        object_id=q.get("object_id", ""),
+        since=day("from"),
+        until=day("to", 1),
+        page=_int(q.get("page"), "page", 1) or 1,
+    )
+    page = await audit_entries(request.app.state.gcx, flt)
+    return Template("backoffice/audit.html", context=await _context(request, page=page, params=q))
+
+
+@get("/backoffice/users", guards=ADMIN, include_in_schema=False)
+async def users_page(request: Request[Any, Any, Any]) -> Template:
+    return await _users(request)
+
+
+async def _users(
+    request: Request[Any, Any, Any],
+    *,
+    errors: dict[str, list[str]] | None = None,
+    notice: str = "",
+    secret: str = "",
+    status_code: int = 200,
+) -> Template:
+    gcx = request.app.state.gcx
+    _, actor = await current_actor(request)
+    users = await staff.list_users(gcx, actor)
+    tokens = await staff.list_api_tokens(gcx, actor)
+    return Template(
+        "backoffice/users.html",
+        context=await _context(
+            request,
+            users=users,
+            tokens=tokens,
+            roles=sorted(str(r) for r in STAFF_ROLES),
+            errors=errors or {},
+            notice=notice,
+            secret=secret,
+        ),
+        status_code=status_code,
+    )
+
+
+@post("/backoffice/users", guards=ADMIN, include_in_schema=False)
+async def user_create(request: Request[Any, Any, Any]) -> Template:
+    gcx = request.app.state.gcx
+    _, actor = await current_actor(request)
+    form = await request.form()
+    try:
+        user, password = await create_user(
+            gcx,
+            str(form.get("email") or ""),
+            str(form.get("role") or ""),
+            actor,
+            name=str(form.get("name") or ""),
+        )
+    except GcxError as exc:
+        body, _ = describe(exc)
+        return await _users(
+            request, errors=body.fields or {"email": [body.message]}, status_code=body.status
+        )
+    return await _users(
+        request,
+        notice=f"Created {user.email}. Their password is shown once:",
+        secret=password or "",
+        status_code=201,
+    )
+
+
+@post("/backoffice/users/{user_id:int}", guards=ADMIN, include_in_schema=False)
+async def user_update(
+    request: Request[Any, Any, Any], user_id: FromPath[int]
+) -> Template | Redirect:
+    gcx = request.app.state.gcx
+    _, actor = await current_actor(request)
+    form = await request.form()
+    active = {"yes": True, "no": False}.get(str(form.get("active") or ""))
+    role = str(form.get("role") or "") or None
+    try:
+        await staff.update_user(gcx, user_id, actor, role=role, active=active)
+    except ValidationError as exc:
+        return await _users(request, errors=exc.errors, status_code=422)
+    return Redirect("/backoffice/users", status_code=303)
+
+
+@post("/backoffice/users/{user_id:int}/tokens", guards=ADMIN, include_in_schema=False)
+async def token_create(request: Request[Any, Any, Any], user_id: FromPath[int]) -> Template:
+    gcx = request.app.state.gcx
+    _, actor = await current_actor(request)
+    form = await request.form()
+    try:
+        token, secret = await staff.create_api_token(
+            gcx, user_id, str(form.get("name") or ""), actor
+        )
+    except ValidationError as exc:
+        return await _users(request, errors=exc.errors, status_code=422)
+    return await _users(
+        request,
+        notice=f"API token {token.name!r} created. It is shown once:",
+        secret=secret,
+        status_code=201,
+    )
+
+
+@post("/backoffice/tokens/{token_id:int}/revoke", guards=ADMIN, include_in_schema=False)
+async def token_revoke(request: Request[Any, Any, Any], token_id: FromPath[int]) -> Redirect:
+    _, actor = await current_actor(request)
+    await staff.revoke_api_token(request.app.state.gcx, token_id, actor)
+    return Redirect("/backoffice/users", status_code=303)
+
+
+@get("/backoffice/plugins", guards=ADMIN, include_in_schema=False)
+async def plugins_page(request: Request[Any, Any, Any]) -> Template:
+    infos = describe_plugins(request.app.state.gcx.plugins)
+    return Template("backoffice/plugins.html", context=await _context(request, plugins=infos))
+
+
+HANDLERS = [
+    notifications_page,
+    notification_page,
+    notifications_retry,
+    captured_outbox,
+    audit_page,
+    users_page,
+    user_create,
+    user_update,
+    token_create,
+    token_revoke,
+    plugins_page,
+]

@@ -1,0 +1,73 @@
+"""Query parameters of the application list (pages, CSV export and the staff API alike)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from gcx_core.exceptions import ValidationError
+from gcx_core.services.queries import MAX_PER_PAGE, SORTS, ApplicationFilter
+
+
+def _many(params: Any, name: str) -> tuple[str, ...]:
+    values = params.getall(name, []) if hasattr(params, "getall") else params.get(name, [])
+    if isinstance(values, str):
+        values = [values]
+    return tuple(v for part in values for v in str(part).split(",") if v.strip())
+
+
+def _date(value: str, name: str, errors: dict[str, str]) -> datetime | None:
+    if not value:
+        return None
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        errors[name] = "must be a date like 2026-11-28"
+        return None
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def parse_filter(params: Mapping[str, Any], *, per_page: int = 25) -> ApplicationFilter:
+    """An ApplicationFilter from query parameters; malformed values are field errors."""
+    errors: dict[str, str] = {}
+
+    def one(name: str) -> str:
+        value = params.get(name)
+        return str(value).strip() if value is not None else ""
+
+    created_from = _date(one("from"), "from", errors)
+    created_to = _date(one("to"), "to", errors)
+    if created_to is not None:
+        created_to += timedelta(days=1)  # "to" is inclusive
+    reviewer = one("reviewer")
+    if reviewer and not reviewer.isdigit():
+        errors["reviewer"] = "must be a user id"
+    sort = one("sort") or "-created_at"
+    if sort.lstrip("-") not in SORTS:
+        errors["sort"] = "must be one of " + ", ".join(SORTS)
+    numbers = {}
+    for name, default, top in (("page", 1, 10**6), ("per_page", per_page, MAX_PER_PAGE)):
+        raw = one(name) or str(default)
+        if not raw.isdigit() or not 1 <= int(raw) <= top:
+            errors[name] = f"must be a whole number from 1 to {top}"
+            numbers[name] = default
+        else:
+            numbers[name] = int(raw)
+    search = one("q")
+    if len(search) > 200:
+        errors["q"] = "must be at most 200 characters"
+    if errors:
+        raise ValidationError(errors)
+    return ApplicationFilter(
+        search=search,
+        statuses=_many(params, "status"),
+        regions=_many(params, "region"),
+        commodities=_many(params, "commodity"),
+        created_from=created_from,
+        created_to=created_to,
+        assigned_reviewer_id=int(reviewer) if reviewer else None,
+        sort=sort,
+        page=numbers["page"],
+        per_page=numbers["per_page"],
+    )

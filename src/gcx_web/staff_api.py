@@ -1,0 +1,269 @@
+"""The staff JSON API for integrations: session or `Authorization: Bearer <API token>`.
+
+Role checks are the pages' own. A session-authenticated call must also send the CSRF cookie's
+value in `X-CSRFToken` (double submit); token calls carry no cookies and need none.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Router, get, post
+from litestar.connection import ASGIConnection
+from litestar.exceptions import PermissionDeniedException
+from litestar.params import JSONBody, PathParameter
+
+from gcx_core.services import applications as app_service
+from gcx_core.services import documents as doc_service
+from gcx_core.services import notifications as outbox
+from gcx_core.services.queries import documents_of, get_application, list_applications
+from gcx_web.api import _responses
+from gcx_web.auth import current_actor, requires
+from gcx_web.filters import parse_filter
+
+AppId = Annotated[int, PathParameter(description="The application's id")]
+DocId = Annotated[int, PathParameter(description="A document version's id")]
+
+
+async def csrf_for_sessions(connection: ASGIConnection[Any, Any, Any, Any], _: Any) -> None:
+    if connection.scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+        return
+    if connection.headers.get("authorization"):
+        return
+    cookie = connection.cookies.get("gcx_csrf", "")
+    header = connection.headers.get("x-csrftoken", "")
+    if not cookie or not hmac.compare_digest(cookie, header):
+        raise PermissionDeniedException("send the CSRF token in X-CSRFToken")
+
+
+class Summary(msgspec.Struct):
+    id: int
+    tracking_code: str
+    business_name: str
+    status: str
+    version: int
+    created_at: Any
+    assigned_reviewer_id: int | None
+
+
+class Page(msgspec.Struct):
+    items: list[Summary]
+    total: int
+    page: int
+    per_page: int
+
+
+class DocumentVersionOut(msgspec.Struct):
+    id: int
+    requirement: str
+    version: int
+    name: str
+    content_type: str
+    size: int
+    review_status: str
+    review_note: str
+
+
+class Detail(msgspec.Struct):
+    id: int
+    tracking_code: str
+    status: str
+    version: int
+    application: dict[str, Any]
+    documents: list[DocumentVersionOut]
+    actions: list[str]
+
+
+class ActionIn(msgspec.Struct, forbid_unknown_fields=True):
+    version: Annotated[int, msgspec.Meta(description="The version you saw; a stale one is 409")]
+    message: str | None = None
+    comment: str | None = None
+    reason_code: str | None = None
+    requirement_codes: list[str] | None = None
+
+
+class ReviewIn(msgspec.Struct, forbid_unknown_fields=True):
+    note: str = ""
+
+
+class RetryIn(msgspec.Struct, forbid_unknown_fields=True):
+    ids: list[int] = []
+    all_dead: bool = False
+
+
+class Retried(msgspec.Struct):
+    retried: list[int]
+
+
+def _summary(a: Any) -> Summary:
+    return Summary(
+        a.id,
+        a.tracking_code,
+        a.business.name,
+        a.status,
+        a.version,
+        a.created_at,
+        a.assigned_reviewer_id,
+    )
+
+
+VIEW = [requires("view", tokens=True)]
+REVIEW = [requires("review", tokens=True)]
+ADMIN = [requires("admin", tokens=True)]
+
+
+@get("/applications", guards=VIEW, responses=_responses(), summary="Search and filter applications")
+async def staff_list(request: Request[Any, Any, Any]) -> Page:
+    """Query: q, status, region, commodity (repeatable), from, to, reviewer, sort, page."""
+    page = await list_applications(request.app.state.gcx, parse_filter(request.query_params))
+    return Page([_summary(a) for a in page.items], page.total, page.page, page.per_page)
+
+
+async def _detail(request: Request[Any, Any, Any], app_id: int) -> Detail:
+    gcx = request.app.state.gcx
+    _, actor = await current_actor(request, tokens=True)
+    app = await get_application(gcx, app_id)
+    versions = await documents_of(gcx, app.id)
+    data = msgspec.to_builtins(app)
+    return Detail(
+        app.id,
+        app.tracking_code,
+        app.status,
+        app.version,
+        data,
+        [
+            DocumentVersionOut(
+                v.id,
+                v.requirement_code,
+                v.version,
+                v.original_name,
+                v.content_type,
+                v.size,
+                str(v.review_status),
+                v.review_note,
+            )
+            for v in versions
+        ],
+        gcx.workflow.allowed_actions(app, actor),
+    )
+
+
+@get(
+    "/applications/{app_id:int}",
+    guards=VIEW,
+    responses=_responses(),
+    summary="One application, its documents and the actions open to you",
+)
+async def staff_detail(request: Request[Any, Any, Any], app_id: AppId) -> Detail:
+    return await _detail(request, app_id)
+
+
+@post(
+    "/applications/{app_id:int}/actions/{action:str}",
+    guards=REVIEW,
+    status_code=200,
+    responses=_responses(),
+    summary="Apply a workflow action",
+)
+async def staff_action(
+    request: Request[Any, Any, Any],
+    app_id: AppId,
+    action: Annotated[
+        str, PathParameter(description="start_review, request_documents, approve, reject, reopen")
+    ],
+    data: JSONBody[ActionIn],
+) -> Detail:
+    gcx = request.app.state.gcx
+    _, actor = await current_actor(request, tokens=True)
+    params = {
+        k: v for k, v in msgspec.to_builtins(data).items() if k != "version" and v is not None
+    }
+    if action not in gcx.workflow.transitions:
+        from gcx_core.exceptions import NotFoundError
+
+        raise NotFoundError("action", action)
+    await app_service.act(gcx, app_id, action, actor, expected_version=data.version, params=params)
+    return await _detail(request, app_id)
+
+
+@post(
+    "/documents/{document_id:int}/verify",
+    guards=REVIEW,
+    status_code=200,
+    responses=_responses(),
+    summary="Mark a document version verified",
+)
+async def staff_verify(
+    request: Request[Any, Any, Any], document_id: DocId, data: JSONBody[ReviewIn]
+) -> DocumentVersionOut:
+    return await _review(request, document_id, True, data.note)
+
+
+@post(
+    "/documents/{document_id:int}/reject",
+    guards=REVIEW,
+    status_code=200,
+    responses=_responses(),
+    summary="Reject a document version with a note",
+)
+async def staff_reject(
+    request: Request[Any, Any, Any], document_id: DocId, data: JSONBody[ReviewIn]
+) -> DocumentVersionOut:
+    return await _review(request, document_id, False, data.note)
+
+
+async def _review(
+    request: Request[Any, Any, Any], document_id: int, verified: bool, note: str
+) -> DocumentVersionOut:
+    _, actor = await current_actor(request, tokens=True)
+    v = await doc_service.review_document(
+        request.app.state.gcx, document_id, verified, actor, note=note
+    )
+    return DocumentVersionOut(
+        v.id,
+        v.requirement_code,
+        v.version,
+        v.original_name,
+        v.content_type,
+        v.size,
+        str(v.review_status),
+        v.review_note,
+    )
+
+
+@post(
+    "/notifications/retry",
+    guards=ADMIN,
+    status_code=200,
+    responses=_responses(),
+    summary="Send dead notifications again",
+)
+async def staff_retry(request: Request[Any, Any, Any], data: JSONBody[RetryIn]) -> Retried:
+    if not data.ids and not data.all_dead:
+        from gcx_core.exceptions import ValidationError
+
+        raise ValidationError({"ids": "name notifications, or set all_dead"})
+    _, actor = await current_actor(request, tokens=True)
+    ids = await outbox.retry_notifications(
+        request.app.state.gcx, actor, None if data.all_dead else data.ids
+    )
+    return Retried(ids)
+
+
+def router() -> Router:
+    return Router(
+        "/api/v1/staff",
+        route_handlers=[
+            staff_list,
+            staff_detail,
+            staff_action,
+            staff_verify,
+            staff_reject,
+            staff_retry,
+        ],
+        guards=[csrf_for_sessions],
+        tags=["staff"],
+        security=[{"apiToken": []}],
+    )

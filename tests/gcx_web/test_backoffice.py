@@ -1,0 +1,373 @@
+"""The back office through the ASGI app: sign-in, every page and action for each role."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from gcx_core.context import Gcx
+from gcx_core.entities import Role
+from gcx_core.samples import make_submission
+from gcx_core.services import applications as app_service
+from gcx_core.services import documents as doc_service
+from gcx_core.storage.tables import applications, audit_log
+from tests.gcx_core.pdfs import PDF
+from tests.gcx_web.conftest import csrf_of, submit_json
+
+PASSWORD = "correct horse battery staple"
+
+
+async def sign_in(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD
+) -> httpx.Response:
+    page = await client.get("/login")
+    return await client.post(
+        "/login", data={"_csrf_token": csrf_of(page.text), "email": email, "password": password}
+    )
+
+
+@pytest.fixture(name="staff")
+async def _staff(gcx_staff: Any) -> dict[Role, Any]:
+    return {role: (await gcx_staff(role))[0] for role in (Role.VIEWER, Role.REVIEWER, Role.ADMIN)}
+
+
+@pytest.fixture(name="as_role")
+def _as_role(client: httpx.AsyncClient, staff: dict[Role, Any]) -> Any:
+    async def login(role: Role) -> httpx.AsyncClient:
+        response = await sign_in(client, staff[role].email)
+        assert response.status_code == 303 and response.headers["location"] == "/backoffice/"
+        return client
+
+    return login
+
+
+async def test_pages_need_a_session(client: httpx.AsyncClient) -> None:
+    for path in (
+        "/backoffice/",
+        "/backoffice/applications",
+        "/backoffice/users",
+        "/backoffice/audit",
+    ):
+        response = await client.get(path)
+        assert response.status_code == 303, path
+        assert response.headers["location"].startswith("/login?next=")
+    api = await client.get("/api/v1/staff/applications")
+    assert api.status_code == 401
+
+
+async def test_wrong_password_then_lockout(
+    client: httpx.AsyncClient, staff: dict[Role, Any], gcx: Gcx
+) -> None:
+    email = staff[Role.ADMIN].email
+    for _ in range(5):
+        wrong = await sign_in(client, email, "not the password at all")
+        assert wrong.status_code == 401
+        assert "Wrong email or password" in wrong.text
+    locked = await sign_in(client, email)  # the right password, but locked for a while
+    assert locked.status_code == 401
+    async with gcx.database.read() as conn:
+        actions = set((await conn.execute(sa.select(audit_log.c.action))).scalars())
+    assert "user.locked" in actions
+    assert PASSWORD not in str(actions)
+
+
+async def test_open_redirects_are_refused(
+    client: httpx.AsyncClient, staff: dict[Role, Any]
+) -> None:
+    page = await client.get("/login")
+    response = await client.post(
+        "/login",
+        data={
+            "_csrf_token": csrf_of(page.text),
+            "email": staff[Role.VIEWER].email,
+            "password": PASSWORD,
+            "next": "//evil.example/x",
+        },
+    )
+    assert response.headers["location"] == "/backoffice/"
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed"),
+    [
+        (Role.VIEWER, {"/backoffice/", "/backoffice/applications", "/backoffice/notifications"}),
+        (Role.REVIEWER, {"/backoffice/", "/backoffice/applications", "/backoffice/notifications"}),
+        (
+            Role.ADMIN,
+            {
+                "/backoffice/",
+                "/backoffice/applications",
+                "/backoffice/notifications",
+                "/backoffice/outbox",
+                "/backoffice/audit",
+                "/backoffice/users",
+                "/backoffice/plugins",
+            },
+        ),
+    ],
+)
+async def test_each_role_sees_its_pages(as_role: Any, role: Role, allowed: set[str]) -> None:
+    client = await as_role(role)
+    every = {
+        "/backoffice/",
+        "/backoffice/applications",
+        "/backoffice/notifications",
+        "/backoffice/outbox",
+        "/backoffice/audit",
+        "/backoffice/users",
+        "/backoffice/plugins",
+    }
+    for path in sorted(every):
+        response = await client.get(path)
+        expected = 200 if path in allowed else 403
+        assert response.status_code == expected, (role, path, response.text[:300])
+
+
+async def test_detail_shows_only_the_actions_the_role_and_state_allow(
+    as_role: Any, client: httpx.AsyncClient, gcx: Gcx
+) -> None:
+    code = await submit_json(client, make_submission())
+    app_id = (
+        await app_service.submit(
+            gcx,
+            make_submission(),
+            __import__("gcx_core.entities", fromlist=["Actor"]).Actor.applicant(),
+        )
+    ).id
+    viewer = await as_role(Role.VIEWER)
+    page = await viewer.get(f"/backoffice/applications/{app_id}")
+    assert page.status_code == 200
+    assert "data-action=" not in page.text
+    refused = await viewer.post(
+        f"/backoffice/applications/{app_id}/actions/start_review",
+        data={"_csrf_token": csrf_of(page.text), "version": "1"},
+    )
+    assert refused.status_code == 403
+    await viewer.post("/logout", data={"_csrf_token": csrf_of(page.text)})
+    reviewer = await as_role(Role.REVIEWER)
+    page = await reviewer.get(f"/backoffice/applications/{app_id}")
+    assert 'data-action="start_review"' in page.text
+    assert 'data-action="reject"' in page.text
+    assert 'data-action="approve"' not in page.text  # not from pending_review
+    assert 'data-action="reopen"' not in page.text  # admin only, and not from here
+    assert code  # the first application is untouched
+
+
+async def test_review_workflow_and_stale_version(as_role: Any, gcx: Gcx) -> None:
+    from gcx_core.entities import Actor
+
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    client = await as_role(Role.REVIEWER)
+    page = await client.get(f"/backoffice/applications/{app.id}")
+    token = csrf_of(page.text)
+    url = f"/backoffice/applications/{app.id}/actions"
+    started = await client.post(f"{url}/start_review", data={"_csrf_token": token, "version": "1"})
+    assert started.status_code == 303
+    # The same stale form again: a conflict, said plainly, and nothing changes.
+    stale = await client.post(
+        f"{url}/request_documents",
+        data={
+            "_csrf_token": token,
+            "version": "1",
+            "requirement_codes": "tax_clearance",
+            "message": "x",
+        },
+    )
+    assert stale.status_code == 409
+    assert "changed this application after you opened it" in stale.text
+    # A guard's refusal is explained next to the form.
+    missing = await client.post(
+        f"{url}/request_documents", data={"_csrf_token": token, "version": "2", "message": "x"}
+    )
+    assert missing.status_code == 409
+    asked = await client.post(
+        f"{url}/request_documents",
+        data={
+            "_csrf_token": token,
+            "version": "2",
+            "requirement_codes": "tax_clearance",
+            "message": "Please send it",
+        },
+    )
+    assert asked.status_code == 303
+    async with gcx.database.read() as conn:
+        status = (await conn.execute(sa.select(applications.c.status))).scalar_one()
+    assert status == "documents_requested"
+    no_csrf = await client.post(
+        f"{url}/reject", data={"version": "3", "reason_code": "other", "message": "x"}
+    )
+    assert no_csrf.status_code == 403
+
+
+async def test_documents_download_and_review(as_role: Any, gcx: Gcx) -> None:
+    from gcx_core.entities import Actor
+
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    doc = await doc_service.upload_document(
+        gcx, app.id, "tax_clearance", PDF, "tax.pdf", Actor.applicant()
+    )
+    client = await as_role(Role.VIEWER)
+    file = await client.get(f"/backoffice/documents/{doc.id}/file")
+    assert file.status_code == 200
+    assert file.content == PDF
+    assert file.headers["content-type"] == "application/pdf"
+    assert file.headers["content-disposition"].startswith("attachment")
+    assert "sandbox" in file.headers["content-security-policy"]
+    page = await client.get(f"/backoffice/applications/{app.id}")
+    refused = await client.post(
+        f"/backoffice/documents/{doc.id}/review",
+        data={"_csrf_token": csrf_of(page.text), "decision": "verify"},
+    )
+    assert refused.status_code == 403
+    await client.post("/logout", data={"_csrf_token": csrf_of(page.text)})
+    client = await as_role(Role.REVIEWER)
+    page = await client.get(f"/backoffice/applications/{app.id}")
+    no_note = await client.post(
+        f"/backoffice/documents/{doc.id}/review",
+        data={
+            "_csrf_token": csrf_of(page.text),
+            "decision": "reject",
+            "application_id": str(app.id),
+        },
+    )
+    assert no_note.status_code == 422
+    ok = await client.post(
+        f"/backoffice/documents/{doc.id}/review",
+        data={"_csrf_token": csrf_of(page.text), "decision": "verify"},
+    )
+    assert ok.status_code == 303
+    assert "verified" in (await client.get(f"/backoffice/applications/{app.id}")).text
+    # Nobody without a session gets the file.
+    await client.post("/logout", data={"_csrf_token": csrf_of(page.text)})
+    assert (await client.get(f"/backoffice/documents/{doc.id}/file")).status_code == 303
+
+
+async def test_list_search_filters_and_csv(as_role: Any, gcx: Gcx) -> None:
+    from gcx_core.entities import Actor
+
+    formula = await app_service.submit(
+        gcx,
+        make_submission(
+            **{
+                "business.name": "=HYPERLINK(1) Farms",
+                "bank_accounts.primary.account_name": "HYPERLINK 1 FARMS",
+            }
+        ),
+        Actor.applicant(),
+    )
+    other = await app_service.submit(
+        gcx, make_submission(**{"business.region": "AH"}), Actor.applicant()
+    )
+    client = await as_role(Role.VIEWER)
+    found = await client.get("/backoffice/applications", params={"q": other.tracking_code})
+    assert other.business.name in found.text and formula.tracking_code not in found.text
+    by_region = await client.get("/backoffice/applications", params={"region": "AH"})
+    assert other.tracking_code in by_region.text and formula.tracking_code not in by_region.text
+    bad = await client.get("/backoffice/applications", params={"from": "yesterday"})
+    assert bad.status_code == 422
+    export = await client.get("/backoffice/applications/export.csv", params={"region": "AA"})
+    assert export.status_code == 200
+    lines = export.text.strip().splitlines()
+    assert lines[0].startswith("tracking_code,business_name")
+    assert len(lines) == 2  # exactly the filtered set
+    assert "'=HYPERLINK" in export.text  # formulas are escaped
+    assert "account_number" not in lines[0]  # only whitelisted columns
+
+
+async def test_users_and_api_tokens(as_role: Any, gcx: Gcx, staff: dict[Role, Any]) -> None:
+    client = await as_role(Role.ADMIN)
+    page = await client.get("/backoffice/users")
+    token = csrf_of(page.text)
+    created = await client.post(
+        "/backoffice/users",
+        data={"_csrf_token": token, "email": "new@staff.example", "role": "viewer"},
+    )
+    assert created.status_code == 201
+    assert "shown once" in created.text
+    bad = await client.post(
+        "/backoffice/users", data={"_csrf_token": token, "email": "nope", "role": "viewer"}
+    )
+    assert bad.status_code == 422
+    viewer = staff[Role.VIEWER]
+    promoted = await client.post(
+        f"/backoffice/users/{viewer.id}",
+        data={"_csrf_token": token, "role": "reviewer", "active": "yes"},
+    )
+    assert promoted.status_code == 303
+    made = await client.post(
+        f"/backoffice/users/{staff[Role.REVIEWER].id}/tokens",
+        data={"_csrf_token": token, "name": "erp"},
+    )
+    secret = re.search(r'id="secret">([^<]+)<', made.text).group(1)  # type: ignore[union-attr]
+    # The token works on the staff API, without cookies or CSRF.
+    transport = client._transport  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as bare:
+        listed = await bare.get(
+            "/api/v1/staff/applications", headers={"authorization": f"Bearer {secret}"}
+        )
+        assert listed.status_code == 200
+        assert (
+            await bare.get(
+                "/api/v1/staff/applications", headers={"authorization": "Bearer gcx_wrong"}
+            )
+        ).status_code == 401
+        tokens_page = await client.get("/backoffice/users")
+        token_id = re.search(r"/backoffice/tokens/(\d+)/revoke", tokens_page.text).group(1)  # type: ignore[union-attr]
+        await client.post(f"/backoffice/tokens/{token_id}/revoke", data={"_csrf_token": token})
+        assert (
+            await bare.get(
+                "/api/v1/staff/applications", headers={"authorization": f"Bearer {secret}"}
+            )
+        ).status_code == 401
+    async with gcx.database.read() as conn:
+        hashes = list((await conn.execute(sa.text("SELECT token_hash FROM api_tokens"))).scalars())
+        audit = str(list((await conn.execute(sa.select(audit_log.c.after))).scalars()))
+    assert secret not in hashes and secret not in audit
+
+
+async def test_session_expiry(as_role: Any, gcx_clock: Any) -> None:
+    client = await as_role(Role.VIEWER)
+    assert (await client.get("/backoffice/")).status_code == 200
+    gcx_clock.advance(hours=9)
+    assert (await client.get("/backoffice/")).status_code == 303
+
+
+async def test_deactivated_users_lose_their_session(
+    as_role: Any, gcx: Gcx, staff: dict[Role, Any]
+) -> None:
+    from gcx_core.entities import Actor
+    from gcx_core.services.staff import update_user
+
+    client = await as_role(Role.VIEWER)
+    admin = Actor.for_user(staff[Role.ADMIN])
+    await update_user(gcx, staff[Role.VIEWER].id, admin, active=False)
+    assert (await client.get("/backoffice/")).status_code == 303
+
+
+async def test_notifications_pages_and_retry(as_role: Any, gcx: Gcx) -> None:
+    from gcx_core.entities import Actor
+
+    await app_service.submit(gcx, make_submission(), Actor.applicant())
+    async with gcx.database.write() as conn:
+        await conn.execute(
+            sa.text("UPDATE notifications SET status = 'dead', last_error = '550 no such user'")
+        )
+    client = await as_role(Role.ADMIN)
+    listing = await client.get("/backoffice/notifications", params={"status": "dead"})
+    assert "550 no such user" in listing.text
+    nid = re.search(r'/backoffice/notifications/(\d+)"', listing.text).group(1)  # type: ignore[union-attr]
+    detail = await client.get(f"/backoffice/notifications/{nid}")
+    assert detail.status_code == 200
+    retried = await client.post(
+        "/backoffice/notifications/retry", data={"_csrf_token": csrf_of(detail.text), "id": nid}
+    )
+    assert retried.status_code == 303
+    async with gcx.database.read() as conn:
+        status = (
+            await conn.execute(sa.text(f"SELECT status FROM notifications WHERE id = {int(nid)}"))
+        ).scalar_one()
+    assert status == "pending"
