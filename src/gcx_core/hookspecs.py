@@ -150,6 +150,6 @@ def gcx_process_services(gcx: Any, role: str) -> Any:
     background work the same way. Entered after the database opens, left before it closes.
 
     :param gcx: the process's ``gcx_core.context.Gcx``.
-    :param role: ``"serve"`` (the embedded all-in-one process) or ``"web"`` (a scale-out web
-        process; workers and the scheduler run elsewhere).
+    :param role: ``"serve"`` (the embedded all-in-one process), ``"web"`` (a scale-out web
+        process; workers and the scheduler run elsewhere), ``"worker"`` or ``"scheduler"``.
     """

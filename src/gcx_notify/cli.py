@@ -96,7 +96,12 @@ def _serve(
                 )
             log.info("%s ready", what)
             try:
-                await _until_stopped()
+                async with contextlib.AsyncExitStack() as services:
+                    # Other packages' process services (gcx_web publishes live updates from here).
+                    for service in gcx.plugins.hook.gcx_process_services(gcx=gcx, role=what):
+                        if service is not None:
+                            await services.enter_async_context(service)
+                    await _until_stopped()
             finally:
                 if receiver is not None:
                     receiver.cancel()

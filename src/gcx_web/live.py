@@ -196,3 +196,42 @@ async def follow(
         except (WebSocketDisconnect, anyio.ClosedResourceError, RuntimeError):
             pass
         tg.cancel_scope.cancel()
+
+
+class RedisPublish:
+    """The one method of ChannelsPlugin the Publisher needs, straight to Redis pub/sub.
+
+    RedisChannelsPubSubBackend subscribes to channel names verbatim, so web processes receive
+    these exactly as their own publishes.
+    """
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self._pending: set[asyncio.Task[Any]] = set()
+
+    def publish(self, data: bytes, channels: list[str]) -> None:
+        for channel in channels:
+            task = asyncio.get_running_loop().create_task(self.redis.publish(channel, data))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def drain(self) -> None:
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def redis_publishing(gcx: Any) -> Any:
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(gcx.settings.redis_url)
+    sink = RedisPublish(redis)
+    publisher = Publisher(sink, gcx)  # type: ignore[arg-type]
+    gcx.plugins.register(publisher, name=f"gcx_web.redis_publisher.{id(publisher)}")
+    try:
+        yield publisher
+    finally:
+        gcx.plugins.unregister(publisher)
+        await publisher.close()
+        await sink.drain()
+        await redis.aclose()

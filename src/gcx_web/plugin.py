@@ -51,3 +51,13 @@ def gcx_register_commands(subparsers: Any) -> None:
     from gcx_web.cli import register
 
     register(subparsers)
+
+
+@hookimpl
+def gcx_process_services(gcx: Any, role: str) -> Any:
+    """In scale-out workers and schedulers, publish live updates to Redis for the web."""
+    if role not in ("worker", "scheduler") or not gcx.settings.redis_url:
+        return None
+    from gcx_web.live import redis_publishing
+
+    return redis_publishing(gcx)
