@@ -1,0 +1,94 @@
+"""Two staff members in real browsers: one watches the dashboard, the other approves."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from pathlib import Path
+from typing import Any
+
+from gcx_core.context import Gcx
+from gcx_core.entities import Actor, Role
+from gcx_core.samples import make_submission
+from gcx_core.services import applications as app_service
+from gcx_core.services import documents as doc_service
+from gcx_core.services.accounts import create_user
+from gcx_core.settings import Settings
+from tests.e2e.conftest import Server
+from tests.gcx_core.pdfs import PDF
+
+PASSWORD = "correct horse battery staple"
+
+
+def prepare(server: Server) -> tuple[int, str, str]:
+    """Staff, and an application ready for approval: every required document verified."""
+
+    async def run() -> tuple[int, str, str]:
+        settings = Settings(
+            data_dir=server.data_dir, secret_key="e2e-secret-key-not-for-production"
+        )
+        async with await Gcx.open(settings) as gcx:
+            admin, _ = await create_user(
+                gcx, "watcher@e2e.example", Role.ADMIN, Actor.system("e2e"), password=PASSWORD
+            )
+            reviewer, _ = await create_user(
+                gcx, "approver@e2e.example", Role.REVIEWER, Actor.system("e2e"), password=PASSWORD
+            )
+            actor = Actor.for_user(reviewer)
+            app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+            for requirement in gcx.requirements_for(app):
+                doc = await doc_service.upload_document(
+                    gcx, app.id, requirement.code, PDF, f"{requirement.code}.pdf", Actor.applicant()
+                )
+                await doc_service.review_document(gcx, doc.id, True, actor)
+            await app_service.act(gcx, app.id, "start_review", actor)
+            return app.id, admin.email, reviewer.email
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
+
+
+def sign_in(page: Any, url: str, email: str) -> None:
+    page.goto(url + "/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url("**/backoffice/")
+
+
+def test_approval_reaches_another_browser_live(
+    browser: Any, server: Server, artifacts: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    app_id, watcher, approver = prepare(server)
+    first = browser.new_context(viewport={"width": 1300, "height": 900})
+    second = browser.new_context(viewport={"width": 1300, "height": 900})
+    errors: list[str] = []
+    dashboard = first.new_page()
+    dashboard.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(dashboard, server.url, watcher)
+    expect(dashboard.locator("#connection")).to_have_text("Live", timeout=10_000)
+    approved = dashboard.locator('[data-count="approved"]')
+    before = int(approved.inner_text())
+    under_review = int(dashboard.locator('[data-count="under_review"]').inner_text())
+    dashboard.screenshot(path=str(artifacts / "01-dashboard-before.png"), full_page=True)
+
+    page = second.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, server.url, approver)
+    page.goto(f"{server.url}/backoffice/applications/{app_id}")
+    page.click("summary:has-text('Approve')")
+    page.click("button[data-action='approve']")
+    page.wait_for_url(f"**/backoffice/applications/{app_id}")
+    expect(page.locator("#status-label")).to_have_text("Approved")
+    page.screenshot(path=str(artifacts / "02-approved-by-second-browser.png"), full_page=True)
+
+    # The first browser never reloads: its counters and recent list follow.
+    expect(approved).to_have_text(str(before + 1), timeout=5_000)
+    expect(dashboard.locator('[data-count="under_review"]')).to_have_text(str(under_review - 1))
+    expect(dashboard.locator("#recent tr").first.locator("td").nth(2)).to_have_text("approved")
+    dashboard.screenshot(path=str(artifacts / "03-dashboard-after.png"), full_page=True)
+    assert errors == []
+    first.close()
+    second.close()
