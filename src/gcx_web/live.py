@@ -87,18 +87,21 @@ def describe_event(event: Any) -> tuple[str, dict[str, Any], list[str]] | None:
 class Publisher:
     """A plugin: publishes every committed event to the channels that care about it.
 
-    Events that move the dashboard also schedule one fresh snapshot on the `dashboard`
-    channel; a burst of events within `DEBOUNCE` seconds shares one snapshot, computed once
-    for every subscriber.
+    The `dashboard` channel gets snapshots only: an event that moves the dashboard schedules
+    one, and the events of a burst (within `DEBOUNCE` seconds) share it. Its `changes` list
+    the transitions since the previous snapshot, for pages that follow single rows. One
+    message per burst, computed once for every subscriber, keeps the fan-out to many
+    dashboards cheap.
     """
 
-    DEBOUNCE = 0.05
+    DEBOUNCE = 0.01
 
     def __init__(self, channels: ChannelsPlugin, gcx: Any = None) -> None:
         self.channels = channels
         self.gcx = gcx
         self._seq = itertools.count(1)
         self._refresh: asyncio.Task[None] | None = None
+        self._changes: list[dict[str, Any]] = []
 
     @hookimpl
     def gcx_handle_event(self, event: Any) -> None:
@@ -106,8 +109,12 @@ class Publisher:
         if described is None:
             return
         kind, data, targets = described
-        self.publish(kind, data, targets)
+        others = [t for t in targets if t != "dashboard"]
+        if others:
+            self.publish(kind, data, others)
         if "dashboard" in targets and self.gcx is not None:
+            if kind == "transition":
+                self._changes.append(data)
             self.schedule_snapshot()
 
     def schedule_snapshot(self) -> None:
@@ -119,12 +126,15 @@ class Publisher:
         from gcx_web.wire import dashboard_out
 
         await asyncio.sleep(self.DEBOUNCE)
+        changes, self._changes = self._changes, []
         try:
             snap = dashboard_out(await snapshot(self.gcx))
         except Exception:
             log.exception("could not compute the dashboard snapshot")
             return
-        self.publish("dashboard", msgspec.to_builtins(snap), ["dashboard"])
+        data = msgspec.to_builtins(snap)
+        data["changes"] = changes
+        self.publish("dashboard", data, ["dashboard"])
 
     async def close(self) -> None:
         if self._refresh is not None:

@@ -110,9 +110,11 @@
   var table = document.getElementById("applications");
   if (table) {
     live("/ws/dashboard", function (m) {
-      if (m.type !== "transition") { return; }
-      var row = table.querySelector('tr[data-id="' + Number(m.data.application_id) + '"]');
-      if (row) { row.querySelector("[data-status]").textContent = m.data.to; row.classList.add("changed"); }
+      if (m.type !== "dashboard") { return; }
+      (m.data.changes || []).forEach(function (change) {
+        var row = table.querySelector('tr[data-id="' + Number(change.application_id) + '"]');
+        if (row) { row.querySelector("[data-status]").textContent = change.to; row.classList.add("changed"); }
+      });
     }, function () { window.location.reload(); });
   }
 

@@ -1,0 +1,96 @@
+"""Supplier accounts: activation by single-use link, then the supplier's own portal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from gcx_core.context import Gcx
+from gcx_core.entities import Actor, Role
+from gcx_core.samples import make_submission
+from gcx_core.services import applications as app_service
+from gcx_core.services import documents as doc_service
+from gcx_core.services.accounts import ACTIVATION, derive_token
+from gcx_core.storage.tables import notifications
+from tests.gcx_core.pdfs import PDF
+from tests.gcx_web.conftest import csrf_of
+
+
+async def approved_token(gcx: Gcx, reviewer: Actor) -> tuple[Any, str]:
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    for requirement in gcx.requirements_for(app):
+        doc = await doc_service.upload_document(
+            gcx, app.id, requirement.code, PDF, "f.pdf", Actor.applicant()
+        )
+        await doc_service.review_document(gcx, doc.id, True, reviewer)
+    await app_service.act(gcx, app.id, "start_review", reviewer)
+    await app_service.act(gcx, app.id, "approve", reviewer)
+    async with gcx.database.read() as conn:
+        context = (
+            await conn.execute(
+                sa.select(notifications.c.context).where(notifications.c.type == "approved")
+            )
+        ).scalar_one()
+    return app, derive_token(gcx.settings.secret_key, ACTIVATION, context["activation_selector"])
+
+
+async def test_activation_then_the_supplier_portal(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any
+) -> None:
+    _, reviewer = await gcx_staff(Role.REVIEWER)
+    app, token = await approved_token(gcx, reviewer)
+    form = await client.get(f"/activate/{token}")
+    assert form.status_code == 200
+    differ = await client.post(
+        f"/activate/{token}",
+        data={
+            "_csrf_token": csrf_of(form.text),
+            "password": "a long enough password",
+            "password_again": "something else",
+        },
+    )
+    assert differ.status_code == 422
+    short = await client.post(
+        f"/activate/{token}",
+        data={"_csrf_token": csrf_of(form.text), "password": "short", "password_again": "short"},
+    )
+    assert short.status_code == 422
+    done = await client.post(
+        f"/activate/{token}",
+        data={
+            "_csrf_token": csrf_of(form.text),
+            "password": "a long enough password",
+            "password_again": "a long enough password",
+        },
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/account"
+    home = await client.get("/account")
+    assert app.tracking_code in home.text and "Approved" in home.text
+    # Suppliers never reach the back office.
+    assert (await client.get("/backoffice/")).status_code == 403
+    # The link works once.
+    await client.post("/logout", data={"_csrf_token": csrf_of(home.text)})
+    again = await client.post(
+        f"/activate/{token}",
+        data={
+            "_csrf_token": csrf_of(form.text),
+            "password": "another long password",
+            "password_again": "another long password",
+        },
+    )
+    assert again.status_code == 400
+    wrong = await client.get("/activate/not-a-token")
+    assert wrong.status_code == 200  # the form; the token is checked when used
+    # Signing in again with the chosen password leads to the portal.
+    page = await client.get("/login")
+    signed = await client.post(
+        "/login",
+        data={
+            "_csrf_token": csrf_of(page.text),
+            "email": app.contact.email,
+            "password": "a long enough password",
+        },
+    )
+    assert signed.headers["location"] == "/account"
