@@ -40,7 +40,7 @@ PASSWORD = "correct horse battery staple"
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def prepare(data_dir: Path, applications: int) -> None:
@@ -122,7 +122,9 @@ async def run(args: argparse.Namespace) -> int:
             for app in pending[: args.events]:
                 arrived: list[float] = []
 
-                async def wait_for(ws: object, app_id: int = app["id"]) -> None:
+                async def wait_for(
+                    ws: object, app_id: int = app["id"], arrived: list[float] = arrived
+                ) -> None:
                     while True:
                         message = json.loads(await asyncio.wait_for(ws.recv(), 5))  # type: ignore[attr-defined]
                         changes = (
@@ -158,14 +160,14 @@ async def run(args: argparse.Namespace) -> int:
     finally:
         stop(proc)
         shutil.rmtree(work, ignore_errors=True)
+    print(f"applications: {args.applications:,}; sockets: {args.sockets}; events: {args.events}")
     print(
-        f"applications stored: {args.applications:,}; sockets: {args.sockets}; events: {args.events}"
+        f"first dashboard message after open: median {statistics.median(first):.2f} ms, "
+        f"p99 {percentile(first, 99):.2f} ms"
     )
     print(
-        f"first dashboard message after open: median {statistics.median(first):.2f} ms, p99 {percentile(first, 99):.2f} ms"
-    )
-    print(
-        f"event to every socket: median {statistics.median(delays):.1f} ms, p99 {percentile(delays, 99):.1f} ms, max {max(delays):.1f} ms"
+        f"event to every socket: median {statistics.median(delays):.1f} ms, "
+        f"p99 {percentile(delays, 99):.1f} ms, max {max(delays):.1f} ms"
     )
     print(f"deliveries: {len(delays):,} received, {missed} missed")
     print(f"server RSS with every socket open: {memory:.0f} MB")

@@ -112,3 +112,52 @@ async def test_plugins_add_routes_templates_and_services(gcx: Gcx, plugin: WebPl
             # ...while the built-in pages are still there.
             assert (await client.get("/track")).status_code == 200
     assert plugin.events == ["start:serve", "stop"]
+
+
+class MailPlugin:
+    """Stands in for a delivery engine: previews and a captured mailbox of its own."""
+
+    @hookimpl(tryfirst=True)
+    def gcx_web_notification_preview(self, gcx: Gcx, notification: Any) -> dict[str, str]:
+        return {"subject": f"Preview of {notification.type}", "text": "<b>not html</b>", "html": ""}
+
+    @hookimpl(tryfirst=True)
+    async def gcx_web_captured_mail(self, gcx: Gcx, limit: int) -> list[dict[str, Any]]:
+        from datetime import UTC, datetime
+
+        return [
+            {
+                "created_at": datetime.now(UTC),
+                "recipient": "a@b.example",
+                "subject": "Hello <there>",
+                "text": "body",
+            }
+        ]
+
+
+async def test_back_office_mail_ports(gcx: Gcx, gcx_staff: Any) -> None:
+    from gcx_core.entities import Actor, Role
+    from gcx_core.services import applications as app_service
+    from tests.gcx_web.conftest import csrf_of
+
+    gcx.plugins.register(MailPlugin())
+    await app_service.submit(gcx, make_submission(), Actor.applicant())
+    admin, _ = await gcx_staff(Role.ADMIN)
+    app = create_app(gcx=gcx, config=WebConfig(rate_limits=parse_rate_limits("off")))
+    async with running(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            page = await client.get("/login")
+            await client.post(
+                "/login",
+                data={
+                    "_csrf_token": csrf_of(page.text),
+                    "email": admin.email,
+                    "password": "correct horse battery staple",
+                },
+            )
+            detail = await client.get("/backoffice/notifications/1")
+            assert "Preview of application_received" in detail.text
+            assert "&lt;b&gt;not html&lt;/b&gt;" in detail.text
+            outbox = await client.get("/backoffice/outbox")
+            assert "Hello &lt;there&gt;" in outbox.text
