@@ -12,7 +12,6 @@ import jinja2
 import pluggy
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
-from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -30,6 +29,7 @@ from gcx_web.config import WebConfig
 from gcx_web.errors import EXCEPTION_HANDLERS
 from gcx_web.live import Publisher, make_channels
 from gcx_web.ratelimit import MemoryCounter, RateLimiter, RedisCounter, parse_networks
+from gcx_web.sessions import RotatingSessionConfig
 
 HERE = Path(__file__).parent
 # No inline script anywhere: scripts and styles come from /static only.
@@ -184,7 +184,7 @@ def create_app(
         stores={"sessions": session_store, "memory": MemoryStore()},
         middleware=[
             http_middleware,
-            ServerSideSessionConfig(
+            RotatingSessionConfig(
                 store="sessions",
                 key="gcx_session",
                 max_age=config.session_minutes * 60,

@@ -16,6 +16,7 @@ from gcx_core.entities import STAFF_ROLES, Actor, User
 from gcx_core.exceptions import AuthenticationError, NotFoundError
 from gcx_core.services.staff import get_user, user_for_token
 from gcx_web.ratelimit import client_address
+from gcx_web.sessions import ROTATE
 
 SESSION_USER = "user_id"
 SESSION_EXPIRES = "expires_at"
@@ -29,8 +30,10 @@ def sign_in(connection: Any, user: User) -> None:
     gcx = connection.app.state.gcx
     minutes = connection.app.state.config.session_minutes
     expires = gcx.now() + timedelta(minutes=minutes)
-    # A fresh session: whatever an attacker planted before sign-in is gone.
-    connection.set_session({SESSION_USER: user.id, SESSION_EXPIRES: expires.isoformat()})
+    # A fresh session under a fresh id: whatever was planted before sign-in is gone.
+    connection.set_session(
+        {SESSION_USER: user.id, SESSION_EXPIRES: expires.isoformat(), ROTATE: True}
+    )
 
 
 def sign_out(connection: Any) -> None:

@@ -371,3 +371,17 @@ async def test_notifications_pages_and_retry(as_role: Any, gcx: Gcx) -> None:
             await conn.execute(sa.text(f"SELECT status FROM notifications WHERE id = {int(nid)}"))
         ).scalar_one()
     assert status == "pending"
+
+
+async def test_sign_in_changes_the_session_id(
+    client: httpx.AsyncClient, staff: dict[Role, Any]
+) -> None:
+    await client.get("/apply/business")  # an anonymous session (the application draft)
+    await client.post(
+        "/apply/restart", data={"_csrf_token": csrf_of((await client.get("/apply/business")).text)}
+    )
+    before = client.cookies.get("gcx_session")
+    await sign_in(client, staff[Role.VIEWER].email)
+    after = client.cookies.get("gcx_session")
+    assert before and after and after != before
+    assert (await client.get("/backoffice/")).status_code == 200
