@@ -13,7 +13,7 @@ import jinja2
 
 from gcx_core.context import Gcx
 from gcx_core.entities import Notification
-from gcx_core.services.accounts import activation_link
+from gcx_core.services.accounts import activation_link, reset_link
 from gcx_notify.channels import RenderedMessage
 
 
@@ -69,6 +69,9 @@ class Renderer:
         selector = ctx.get("activation_selector")
         if selector:
             ctx["activation_url"] = activation_link(self.gcx, selector)
+        reset = ctx.get("reset_selector")
+        if reset:
+            ctx["reset_url"] = reset_link(self.gcx, reset)
         return ctx
 
     def render(self, n: Notification) -> RenderedMessage:

@@ -11,7 +11,12 @@ from litestar.response import Redirect, Template
 
 from gcx_core.entities import STAFF_ROLES, Role
 from gcx_core.exceptions import AuthenticationError, TokenError, ValidationError
-from gcx_core.services.accounts import activate_account, authenticate
+from gcx_core.services.accounts import (
+    activate_account,
+    authenticate,
+    request_password_reset,
+    reset_password,
+)
 from gcx_core.services.queries import documents_of, get_application
 from gcx_web.auth import session_user, sign_in, sign_out
 from gcx_web.ratelimit import client_address, rate_limited
@@ -129,4 +134,68 @@ async def supplier_home(request: Request[Any, Any, Any]) -> Template | Redirect:
     )
 
 
-HANDLERS = [login_form, login, logout, activate_form, activate, supplier_home]
+@get("/password-reset", include_in_schema=False)
+async def reset_request_form() -> Template:
+    return Template("account/reset_request.html", context={"sent": False})
+
+
+@post("/password-reset", include_in_schema=False, guards=[rate_limited("login")])
+async def reset_request(request: Request[Any, Any, Any]) -> Template:
+    form = await request.form()
+    await request_password_reset(
+        request.app.state.gcx,
+        str(form.get("email") or ""),
+        client_address=client_address(request, request.app.state.trusted_proxies),
+    )
+    # The same answer whether or not the account exists.
+    return Template("account/reset_request.html", context={"sent": True})
+
+
+@get("/reset/{token:str}", include_in_schema=False)
+async def reset_form(token: FromPath[str]) -> Template:
+    return Template("account/activate.html", context={"token": token, "errors": {}, "reset": True})
+
+
+@post("/reset/{token:str}", include_in_schema=False, guards=[rate_limited("login")])
+async def reset(request: Request[Any, Any, Any], token: FromPath[str]) -> Template | Redirect:
+    form = await request.form()
+    password = str(form.get("password") or "")
+    context: dict[str, Any] = {"token": token, "reset": True}
+    if password != str(form.get("password_again") or ""):
+        return Template(
+            "account/activate.html",
+            context={**context, "errors": {"password_again": ["the passwords differ"]}},
+            status_code=422,
+        )
+    try:
+        await reset_password(
+            request.app.state.gcx,
+            token,
+            password,
+            client_address=client_address(request, request.app.state.trusted_proxies),
+        )
+    except ValidationError as exc:
+        return Template(
+            "account/activate.html", context={**context, "errors": exc.errors}, status_code=422
+        )
+    except TokenError as exc:
+        return Template(
+            "account/activate.html",
+            context={**context, "token": "", "errors": {"token": [str(exc)]}},
+            status_code=400,
+        )
+    return Redirect("/login?reset=1", status_code=303)
+
+
+HANDLERS = [
+    login_form,
+    login,
+    logout,
+    activate_form,
+    activate,
+    supplier_home,
+    reset_request_form,
+    reset_request,
+    reset_form,
+    reset,
+]

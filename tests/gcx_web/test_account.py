@@ -94,3 +94,66 @@ async def test_activation_then_the_supplier_portal(
         },
     )
     assert signed.headers["location"] == "/account"
+
+
+async def test_password_reset_by_single_use_link(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any
+) -> None:
+    from gcx_core.services.accounts import RESET
+    from gcx_notify.render import Renderer
+
+    user, _ = await gcx_staff(Role.REVIEWER)
+    form = await client.get("/password-reset")
+    unknown = await client.post(
+        "/password-reset", data={"_csrf_token": csrf_of(form.text), "email": "nobody@example.com"}
+    )
+    known = await client.post(
+        "/password-reset", data={"_csrf_token": csrf_of(form.text), "email": user.email.upper()}
+    )
+    assert unknown.status_code == known.status_code == 200
+    assert (
+        "If an account uses that address" in unknown.text
+        and "If an account uses that address" in known.text
+    )
+    async with gcx.database.read() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(notifications).where(notifications.c.type == "password_reset")
+            )
+        ).all()
+    assert len(rows) == 1 and rows[0].recipient == user.email
+    token = derive_token(gcx.settings.secret_key, RESET, rows[0].context["reset_selector"])
+    assert token not in str(rows[0].context)  # only the selector is stored
+    from gcx_core.storage.records import to_notification
+
+    message = Renderer(gcx, []).render(to_notification(rows[0]))
+    assert f"/reset/{token}" in message.text
+    page = await client.get(f"/reset/{token}")
+    done = await client.post(
+        f"/reset/{token}",
+        data={
+            "_csrf_token": csrf_of(page.text),
+            "password": "a brand new password",
+            "password_again": "a brand new password",
+        },
+    )
+    assert done.status_code == 303
+    again = await client.post(
+        f"/reset/{token}",
+        data={
+            "_csrf_token": csrf_of(page.text),
+            "password": "yet another password",
+            "password_again": "yet another password",
+        },
+    )
+    assert again.status_code == 400
+    login = await client.get("/login")
+    signed = await client.post(
+        "/login",
+        data={
+            "_csrf_token": csrf_of(login.text),
+            "email": user.email,
+            "password": "a brand new password",
+        },
+    )
+    assert signed.headers["location"] == "/backoffice/"

@@ -312,3 +312,56 @@ async def activate_account(
     gcx: Gcx, token: str, password: str, *, client_address: str | None = None
 ) -> User:
     return await use_token(gcx, token, ACTIVATION, password, client_address=client_address)
+
+
+RESET_TTL = timedelta(hours=1)
+
+
+def reset_link(gcx: Gcx, selector: str) -> str:
+    return f"{gcx.settings.base_url}/reset/{derive_token(gcx.settings.secret_key, RESET, selector)}"
+
+
+async def request_password_reset(
+    gcx: Gcx, email: str, *, client_address: str | None = None
+) -> None:
+    """Email a single-use reset link to an active account with this email; say nothing either
+    way, so the answer never tells whether an account exists."""
+    from gcx_core.events import NotificationsQueued
+    from gcx_core.storage.tables import notifications
+
+    email = normalise_email(email or "")
+    now = gcx.now()
+    async with gcx.database.write() as conn:
+        user = await user_rows.get_by_email(conn, email)
+        if user is None or not user.is_active or user.password_hash is None:
+            return
+        selector = await issue_token(gcx, conn, user.id, RESET, RESET_TTL)
+        result = await conn.execute(
+            notifications.insert().returning(notifications.c.id),
+            {
+                "type": "password_reset",
+                "channel": "email",
+                "recipient": user.email,
+                "template": "password_reset",
+                # The selector only: the link is derived when the message is rendered.
+                "context": {"reset_selector": selector, "name": user.name or user.email},
+                "dedupe_key": f"reset:{user.id}:{selector}",
+                "status": "pending",
+                "attempts": 0,
+                "max_attempts": gcx.settings.notification_max_attempts,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        notification_id = int(result.scalar_one())
+        await records.bump_counters(conn, {records.NOTIFICATION_PREFIX + "pending": 1})
+        actor = Actor(Actor.for_user(user).kind, user.id, user.role, user.email, client_address)
+        await records.add_audit(conn, [_audit(actor, "user.reset_requested", user.id, {}, {}, now)])
+    await gcx.fire([(NotificationsQueued((notification_id,), now), None)])
+
+
+async def reset_password(
+    gcx: Gcx, token: str, password: str, *, client_address: str | None = None
+) -> User:
+    return await use_token(gcx, token, RESET, password, client_address=client_address)
