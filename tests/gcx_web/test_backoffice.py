@@ -385,3 +385,52 @@ async def test_sign_in_changes_the_session_id(
     after = client.cookies.get("gcx_session")
     assert before and after and after != before
     assert (await client.get("/backoffice/")).status_code == 200
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.REVIEWER])
+async def test_admin_actions_are_forbidden_to_others(
+    as_role: Any, role: Role, gcx: Gcx, staff: dict[Role, Any]
+) -> None:
+    from gcx_core.entities import Actor
+
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    await app_service.act(gcx, app.id, "withdraw", Actor.applicant())
+    client = await as_role(role)
+    token = csrf_of((await client.get("/backoffice/")).text)
+    forbidden = [
+        (f"/backoffice/applications/{app.id}/actions/reopen", {"version": "2", "comment": "again"}),
+        ("/backoffice/users", {"email": "x@staff.example", "role": "admin"}),
+        (f"/backoffice/users/{staff[role].id}", {"role": "admin", "active": "yes"}),
+        (f"/backoffice/users/{staff[role].id}/tokens", {"name": "mine"}),
+        ("/backoffice/notifications/retry", {}),
+    ]
+    for path, data in forbidden:
+        response = await client.post(path, data={"_csrf_token": token, **data})
+        assert response.status_code == 403, (role, path)
+    async with gcx.database.read() as conn:
+        status = (
+            await conn.execute(sa.select(applications.c.status).where(applications.c.id == app.id))
+        ).scalar_one()
+        roles = set((await conn.execute(sa.text("SELECT role FROM users"))).scalars())
+    assert status == "withdrawn"
+    assert roles == {"viewer", "reviewer", "admin"}
+
+
+async def test_admin_reopens(as_role: Any, gcx: Gcx) -> None:
+    from gcx_core.entities import Actor
+
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    await app_service.act(gcx, app.id, "withdraw", Actor.applicant())
+    client = await as_role(Role.ADMIN)
+    page = await client.get(f"/backoffice/applications/{app.id}")
+    assert 'data-action="reopen"' in page.text
+    no_comment = await client.post(
+        f"/backoffice/applications/{app.id}/actions/reopen",
+        data={"_csrf_token": csrf_of(page.text), "version": "2"},
+    )
+    assert no_comment.status_code == 409
+    done = await client.post(
+        f"/backoffice/applications/{app.id}/actions/reopen",
+        data={"_csrf_token": csrf_of(page.text), "version": "2", "comment": "withdrawn by mistake"},
+    )
+    assert done.status_code == 303
