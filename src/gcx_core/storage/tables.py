@@ -138,6 +138,8 @@ applications = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("status_changed_at", UTCDateTime, nullable=False),
     sa.Index("ix_applications_status_changed", "status", "status_changed_at"),
+    # The back office's default view of one status: newest first, without sorting the status.
+    sa.Index("ix_applications_status_created", "status", "created_at", "id"),
 )
 
 application_commodities = sa.Table(
