@@ -61,6 +61,10 @@ def _run(settings: Settings, args: argparse.Namespace, role: str, pm: Any = None
         proxy_headers=False,  # proxies are trusted by GCX_TRUSTED_PROXIES, nothing else
         server_header=False,
         ws_max_size=64 * 1024,
+        # Compression would deflate the same dashboard message once per socket and keep a
+        # zlib context per connection: at a thousand dashboards that is most of the CPU and
+        # memory of a broadcast.
+        ws_per_message_deflate=False,
     )
     return 0
 

@@ -178,23 +178,25 @@ async def follow(
     names: list[str],
     render: Any,
 ) -> None:
-    """Send `render()` now and after every message on `names`, until the client goes away.
+    """Send `render(None)` now and `render(message)` for every message on `names`, until the
+    client goes away.
 
-    `render` may return None to send nothing for a message. A reader task watches for the
-    client's disconnect, so a closed socket never keeps its subscription alive.
+    `render` may return None to send nothing. A reader task watches for the client's
+    disconnect, so a closed socket never keeps its subscription alive.
     """
-    import anyio
     from litestar.exceptions import WebSocketDisconnect
 
-    async with channels.start_subscription(names) as subscriber, anyio.create_task_group() as tg:
+    async with channels.start_subscription(names) as subscriber:
+        sender = asyncio.current_task()
 
         async def watch() -> None:
-            with contextlib.suppress(WebSocketDisconnect):
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
                 while True:
                     await socket.receive_data(mode="text")
-            tg.cancel_scope.cancel()
+            if sender is not None:
+                sender.cancel()
 
-        tg.start_soon(watch)
+        watcher = asyncio.create_task(watch())
         try:
             first = await render(None)
             if first is not None:
@@ -203,9 +205,12 @@ async def follow(
                 payload = await render(event)
                 if payload is not None:
                     await socket.send_data(payload)
-        except (WebSocketDisconnect, anyio.ClosedResourceError, RuntimeError):
+        except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
             pass
-        tg.cancel_scope.cancel()
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
 
 class RedisPublish:
