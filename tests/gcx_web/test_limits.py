@@ -36,7 +36,11 @@ async def test_oversize_upload_is_413(client: httpx.AsyncClient, gcx: Gcx) -> No
 
 @pytest.fixture(name="web_config")
 def _tight_limits() -> WebConfig:
-    return WebConfig(rate_limits=parse_rate_limits("submit=2/minute,lookup=3/minute,upload=1/hour"))
+    return WebConfig(
+        rate_limits=parse_rate_limits(
+            "submit=2/minute,lookup=3/minute,upload=1/hour,login=2/minute"
+        )
+    )
 
 
 async def test_rate_limits_answer_429_with_retry_after(client: httpx.AsyncClient, gcx: Gcx) -> None:
@@ -60,3 +64,18 @@ async def test_too_many_multipart_parts_is_413(client: httpx.AsyncClient, gcx: G
     )
     error_of(response, 413)
     assert await count(gcx, documents) == 0
+
+
+async def test_sign_in_is_rate_limited(client: httpx.AsyncClient) -> None:
+    from tests.gcx_web.conftest import csrf_of
+
+    page = await client.get("/login")
+    token = csrf_of(page.text)
+    statuses = []
+    for _ in range(4):
+        response = await client.post(
+            "/login", data={"_csrf_token": token, "email": "who@example.com", "password": "x"}
+        )
+        statuses.append(response.status_code)
+    assert statuses == [401, 401, 429, 429]
+    assert int(response.headers["retry-after"]) >= 1
