@@ -64,7 +64,7 @@ class Renderer:
             else f"{base}/backoffice/notifications"
         )
         status = ctx.get("status")
-        if status in self.gcx.workflow.states:
+        if isinstance(status, str) and status in self.gcx.workflow.states:
             ctx["status_label"] = self.gcx.workflow.states[status].label
         selector = ctx.get("activation_selector")
         if selector:

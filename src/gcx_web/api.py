@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Router, get, post
+from litestar.connection import ASGIConnection
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException
@@ -56,7 +57,7 @@ def applicant(request: Request[Any, Any, Any]) -> Actor:
     return Actor.applicant(client_address(request, request.app.state.trusted_proxies))
 
 
-def status_of(request: Request[Any, Any, Any], view: Any) -> StatusOut:
+def status_of(request: ASGIConnection[Any, Any, Any, Any], view: Any) -> StatusOut:
     state = request.app.state
     return status_out(view, state.requirement_titles, state.status_labels)
 

@@ -7,7 +7,7 @@ again on every request, so a role change or deactivation counts at once.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
@@ -44,10 +44,11 @@ async def session_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User |
     """The signed-in user, or None (no session, expired, or the account was deactivated)."""
     cached = connection.scope.get("gcx_user", False)
     if cached is not False:
-        return cached  # type: ignore[no-any-return]
+        return cast("User | None", cached)
     user = None
-    session = connection.scope.get("session") or {}
-    user_id = session.get(SESSION_USER) if isinstance(session, dict) else None
+    raw = connection.scope.get("session")
+    session: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    user_id = session.get(SESSION_USER)
     if isinstance(user_id, int):
         gcx = connection.app.state.gcx
         from datetime import datetime

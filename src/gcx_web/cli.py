@@ -143,7 +143,7 @@ async def simulate(gcx: Any, *, pause: float = 1.0) -> None:
         Actor.system("demo"),
     )
     actor = Actor.for_user(reviewer)
-    moves = {
+    moves: dict[str, list[tuple[str, dict[str, Any]]]] = {
         "pending_review": [("start_review", {})],
         "under_review": [
             (

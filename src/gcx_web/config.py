@@ -60,7 +60,7 @@ def origin_of(url: str) -> str:
 
 @attrs.frozen
 class WebConfig:
-    rate_limits: dict[str, Rate | None] = attrs.field(factory=parse_rate_limits)
+    rate_limits: dict[str, Rate | None] = attrs.field(factory=lambda: parse_rate_limits(None))
     # Browsers' Origin values allowed to open websockets, besides the site's own host.
     allowed_origins: tuple[str, ...] = ()
     max_body_bytes: int = 1_000_000

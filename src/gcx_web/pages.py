@@ -8,7 +8,7 @@ in the file store until the application is submitted.
 from __future__ import annotations
 
 import types
-from typing import Any
+from typing import Any, cast
 
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
@@ -16,6 +16,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
+from gcx_core.entities import Application
 from gcx_core.exceptions import DocumentError, DuplicateApplicationError, ValidationError
 from gcx_core.reference import COMMODITIES_BY_CODE, REGIONS_BY_CODE
 from gcx_core.services import applications as app_service
@@ -153,7 +154,7 @@ def _step_errors(
 
 def _complete(data: dict[str, Any]) -> dict[str, Any]:
     """Sections of later steps are empty objects, so their absence is not this step's error."""
-    full = {"business": {}, "contact": {}, "next_of_kin": {}, "declaration": {}}
+    full: dict[str, Any] = {"business": {}, "contact": {}, "next_of_kin": {}, "declaration": {}}
     full.update(data)
     full.setdefault("bank_accounts", {"primary": {}})
     return full
@@ -178,7 +179,7 @@ async def _take_files(
             continue
         try:
             checked = await doc_service.check_upload(
-                gcx, holder, requirement.code, content, upload.filename
+                gcx, cast(Application, holder), requirement.code, content, upload.filename
             )
         except (DocumentError, ValidationError) as exc:
             body, _ = describe(exc)
