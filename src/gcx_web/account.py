@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from litestar import Request, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from gcx_core.entities import STAFF_ROLES, Role
+from gcx_core.entities import STAFF_ROLES, Role, User
 from gcx_core.exceptions import AuthenticationError, TokenError, ValidationError
 from gcx_core.services.accounts import (
     activate_account,
@@ -79,34 +79,38 @@ async def activate_form(token: FromPath[str]) -> Template:
     return Template("account/activate.html", context={"token": token, "errors": {}})
 
 
-@post("/activate/{token:str}", include_in_schema=False, guards=[rate_limited("login")])
-async def activate(request: Request[Any, Any, Any], token: FromPath[str]) -> Template | Redirect:
+async def _set_password(
+    request: Request[Any, Any, Any], token: str, use: Any, context: dict[str, Any]
+) -> User | Template:
+    """The password form of an activation or reset link: the user, or the form with errors."""
     form = await request.form()
     password = str(form.get("password") or "")
+    page = "account/activate.html"
     if password != str(form.get("password_again") or ""):
-        return Template(
-            "account/activate.html",
-            context={"token": token, "errors": {"password_again": ["the passwords differ"]}},
-            status_code=422,
-        )
-    gcx = request.app.state.gcx
+        errors = {"password_again": ["the passwords differ"]}
+        return Template(page, context={**context, "errors": errors}, status_code=422)
     try:
-        user = await activate_account(
-            gcx,
-            token,
-            password,
-            client_address=client_address(request, request.app.state.trusted_proxies),
+        return cast(
+            User,
+            await use(
+                request.app.state.gcx,
+                token,
+                password,
+                client_address=client_address(request, request.app.state.trusted_proxies),
+            ),
         )
     except ValidationError as exc:
-        return Template(
-            "account/activate.html", context={"token": token, "errors": exc.errors}, status_code=422
-        )
+        return Template(page, context={**context, "errors": exc.errors}, status_code=422)
     except TokenError as exc:
-        return Template(
-            "account/activate.html",
-            context={"token": "", "errors": {"token": [str(exc)]}},
-            status_code=400,
-        )
+        errors = {"token": [str(exc)]}
+        return Template(page, context={**context, "token": "", "errors": errors}, status_code=400)
+
+
+@post("/activate/{token:str}", include_in_schema=False, guards=[rate_limited("login")])
+async def activate(request: Request[Any, Any, Any], token: FromPath[str]) -> Template | Redirect:
+    user = await _set_password(request, token, activate_account, {"token": token})
+    if isinstance(user, Template):
+        return user
     sign_in(request, user)
     return Redirect("/account" if user.role is Role.SUPPLIER else "/backoffice/", status_code=303)
 
@@ -158,32 +162,9 @@ async def reset_form(token: FromPath[str]) -> Template:
 
 @post("/reset/{token:str}", include_in_schema=False, guards=[rate_limited("login")])
 async def reset(request: Request[Any, Any, Any], token: FromPath[str]) -> Template | Redirect:
-    form = await request.form()
-    password = str(form.get("password") or "")
-    context: dict[str, Any] = {"token": token, "reset": True}
-    if password != str(form.get("password_again") or ""):
-        return Template(
-            "account/activate.html",
-            context={**context, "errors": {"password_again": ["the passwords differ"]}},
-            status_code=422,
-        )
-    try:
-        await reset_password(
-            request.app.state.gcx,
-            token,
-            password,
-            client_address=client_address(request, request.app.state.trusted_proxies),
-        )
-    except ValidationError as exc:
-        return Template(
-            "account/activate.html", context={**context, "errors": exc.errors}, status_code=422
-        )
-    except TokenError as exc:
-        return Template(
-            "account/activate.html",
-            context={**context, "token": "", "errors": {"token": [str(exc)]}},
-            status_code=400,
-        )
+    user = await _set_password(request, token, reset_password, {"token": token, "reset": True})
+    if isinstance(user, Template):
+        return user
     return Redirect("/login?reset=1", status_code=303)
 
 

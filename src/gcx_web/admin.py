@@ -16,16 +16,11 @@ from gcx_core.services import notifications as outbox
 from gcx_core.services import staff
 from gcx_core.services.accounts import create_user
 from gcx_core.services.queries import AuditFilter, audit_entries
-from gcx_web.auth import current_actor, requires
+from gcx_web.auth import current_actor, page_context, requires
 from gcx_web.errors import describe
 
 VIEW = [requires("view")]
 ADMIN = [requires("admin")]
-
-
-async def _context(request: Request[Any, Any, Any], **extra: Any) -> dict[str, Any]:
-    user, actor = await current_actor(request)
-    return {"user": user, "actor": actor, "nav": request.url.path, **extra}
 
 
 def _int(value: Any, name: str, default: int | None = None) -> int | None:
@@ -50,7 +45,9 @@ async def notifications_page(request: Request[Any, Any, Any]) -> Template:
     )
     return Template(
         "backoffice/notifications.html",
-        context=await _context(request, items=items, total=total, page=page, params=q, per_page=50),
+        context=await page_context(
+            request, items=items, total=total, page=page, params=q, per_page=50
+        ),
     )
 
 
@@ -64,7 +61,8 @@ async def notification_page(
         gcx.plugins.hook.gcx_web_notification_preview, gcx=gcx, notification=item
     )
     return Template(
-        "backoffice/notification.html", context=await _context(request, item=item, preview=preview)
+        "backoffice/notification.html",
+        context=await page_context(request, item=item, preview=preview),
     )
 
 
@@ -87,7 +85,9 @@ async def notifications_retry(request: Request[Any, Any, Any]) -> Redirect:
 async def captured_outbox(request: Request[Any, Any, Any]) -> Template:
     gcx = request.app.state.gcx
     messages = await first_async(gcx.plugins.hook.gcx_web_captured_mail, gcx=gcx, limit=100)
-    return Template("backoffice/outbox.html", context=await _context(request, messages=messages))
+    return Template(
+        "backoffice/outbox.html", context=await page_context(request, messages=messages)
+    )
 
 
 @get("/backoffice/audit", guards=[requires("admin")], include_in_schema=False)
@@ -115,7 +115,9 @@ async def audit_page(request: Request[Any, Any, Any]) -> Template:
         page=_int(q.get("page"), "page", 1) or 1,
     )
     page = await audit_entries(request.app.state.gcx, flt)
-    return Template("backoffice/audit.html", context=await _context(request, page=page, params=q))
+    return Template(
+        "backoffice/audit.html", context=await page_context(request, page=page, params=q)
+    )
 
 
 @get("/backoffice/users", guards=ADMIN, include_in_schema=False)
@@ -137,7 +139,7 @@ async def _users(
     tokens = await staff.list_api_tokens(gcx, actor)
     return Template(
         "backoffice/users.html",
-        context=await _context(
+        context=await page_context(
             request,
             users=users,
             tokens=tokens,
@@ -221,7 +223,7 @@ async def token_revoke(request: Request[Any, Any, Any], token_id: FromPath[int])
 @get("/backoffice/plugins", guards=ADMIN, include_in_schema=False)
 async def plugins_page(request: Request[Any, Any, Any]) -> Template:
     infos = describe_plugins(request.app.state.gcx.plugins)
-    return Template("backoffice/plugins.html", context=await _context(request, plugins=infos))
+    return Template("backoffice/plugins.html", context=await page_context(request, plugins=infos))
 
 
 HANDLERS = [

@@ -114,3 +114,9 @@ async def current_actor(
 ) -> tuple[User, Actor]:
     user = await staff_user(connection, tokens=tokens)
     return user, actor_of(connection, user)
+
+
+async def page_context(request: Any, **extra: Any) -> dict[str, Any]:
+    """What every back-office template needs: the user, their actor, where they are."""
+    user, actor = await current_actor(request)
+    return {"user": user, "actor": actor, "nav": request.url.path, **extra}

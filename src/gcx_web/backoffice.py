@@ -18,7 +18,7 @@ from gcx_core.services import dashboard
 from gcx_core.services import documents as doc_service
 from gcx_core.services.queries import documents_of, get_application, list_applications, timeline
 from gcx_core.storage.documents import latest_versions
-from gcx_web.auth import current_actor, requires
+from gcx_web.auth import current_actor, page_context, requires
 from gcx_web.errors import describe
 from gcx_web.filters import parse_filter
 from gcx_web.wire import dashboard_out
@@ -54,16 +54,11 @@ def csv_cell(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA) else text
 
 
-async def _context(request: Request[Any, Any, Any], **extra: Any) -> dict[str, Any]:
-    user, actor = await current_actor(request)
-    return {"user": user, "actor": actor, "nav": request.url.path, **extra}
-
-
 @get("/backoffice/", guards=VIEW, include_in_schema=False)
 async def dashboard_page(request: Request[Any, Any, Any]) -> Template:
     snap = await dashboard.snapshot(request.app.state.gcx)
     data = dashboard_out(snap)
-    return Template("backoffice/dashboard.html", context=await _context(request, snap=data))
+    return Template("backoffice/dashboard.html", context=await page_context(request, snap=data))
 
 
 @get("/backoffice/dashboard.json", guards=VIEW, include_in_schema=False)
@@ -79,7 +74,7 @@ async def applications_page(request: Request[Any, Any, Any]) -> Template:
     query = request.url.query or ""
     return Template(
         "backoffice/applications.html",
-        context=await _context(
+        context=await page_context(
             request,
             page=page,
             flt=flt,
@@ -138,7 +133,7 @@ async def _detail(
     app = await get_application(gcx, app_id)
     versions = await documents_of(gcx, app.id)
     items = await timeline(gcx, app.id)
-    context = await _context(
+    context = await page_context(
         request,
         app=app,
         state=gcx.workflow.state(app.status),
