@@ -22,6 +22,8 @@ import sqlalchemy as sa
 
 from gcx_core.context import Gcx
 from gcx_core.settings import SmtpSettings
+from gcx_core.storage import fast, records
+from gcx_core.storage.batching import GroupCommit
 from gcx_notify.storage import captured_messages
 
 
@@ -184,27 +186,27 @@ def _classify(exc: Any) -> DeliveryError:
 class CaptureChannel:
     """Keeps messages in the database instead of sending them: the embedded default without SMTP.
 
-    The back office reads them from `captured_messages`.
+    The back office reads them from `captured_messages`. Messages captured at the same time
+    share one transaction (a GroupCommit), as concurrent deliveries would otherwise queue for
+    SQLite's single writer one by one.
     """
 
     def __init__(self, gcx: Gcx) -> None:
         self.gcx = gcx
+        self._writes: GroupCommit[dict[str, Any], int] = GroupCommit(gcx.database, _capture_rows)
 
     async def send(self, message: RenderedMessage) -> str:
-        async with self.gcx.database.write() as conn:
-            result = await conn.execute(
-                captured_messages.insert().returning(captured_messages.c.id),
-                {
-                    "notification_id": message.notification_id,
-                    "recipient": message.recipient,
-                    "subject": message.subject,
-                    "text": message.text,
-                    "html": message.html,
-                    "message_id": message.message_id,
-                    "created_at": self.gcx.now(),
-                },
-            )
-            captured_id = int(result.scalar_one())
+        captured_id = await self._writes(
+            {
+                "notification_id": message.notification_id,
+                "recipient": message.recipient,
+                "subject": message.subject,
+                "text": message.text,
+                "html": message.html,
+                "message_id": message.message_id,
+                "created_at": self.gcx.now(),
+            }
+        )
         return f"captured:{captured_id}"
 
     async def close(self) -> None:
@@ -218,3 +220,11 @@ async def captured(gcx: Gcx, recipient: str | None = None) -> list[dict[str, Any
         query = query.where(captured_messages.c.recipient == recipient)
     async with gcx.database.read() as conn:
         return [dict(r._mapping) for r in await conn.execute(query)]
+
+
+async def _capture_rows(conn: Any, rows: list[dict[str, Any]]) -> list[int]:
+    ids = await records.allocate_ids(conn, captured_messages, len(rows))
+    for row, captured_id in zip(rows, ids, strict=True):
+        row["id"] = captured_id
+    await fast.insert_many(conn, captured_messages, rows)
+    return ids
