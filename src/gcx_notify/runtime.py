@@ -94,6 +94,8 @@ class Notifier:
         self._register_tasks()
         self.scheduler = TaskiqScheduler(self.broker, [SlotDedupSource(self.broker, self)])
         self._scheduler_task: asyncio.Task[None] | None = None
+        # Embedded: ids kicked to an in-process task that has not finished yet.
+        self._in_hand: set[int] = set()
         self._started = False
 
     @property
@@ -140,14 +142,27 @@ class Notifier:
     async def gcx_handle_event(self, event: Any) -> None:
         if isinstance(event, NotificationsQueued):
             for notification_id in event.notification_ids:
-                await self.deliver_task.kiq(notification_id)
+                await self.kick(notification_id)
+
+    async def kick(self, notification_id: int) -> None:
+        """Hand one row to a deliver task, unless this process already has it in hand."""
+        if self.embedded:
+            # In-process tasks are exactly what this process holds: a sweep during a burst
+            # must not queue a second, no-op delivery for each row still waiting its turn.
+            if notification_id in self._in_hand:
+                return
+            self._in_hand.add(notification_id)
+        await self.deliver_task.kiq(notification_id)
 
     # -- tasks ----------------------------------------------------------------------------
 
     def _register_tasks(self) -> None:
         # taskiq wants plain functions (it renames them), so each task is a closure over self.
         async def deliver(notification_id: int) -> str | None:
-            status = await self.deliverer.deliver(notification_id)
+            try:
+                status = await self.deliverer.deliver(notification_id)
+            finally:
+                self._in_hand.discard(notification_id)
             return str(status) if status is not None else None
 
         async def sweep() -> int:
@@ -176,7 +191,7 @@ class Notifier:
         kicked, after = 0, 0
         while ids := await self.deliverer.due_ids(limit=1000, after=after):
             for notification_id in ids:
-                await self.deliver_task.kiq(notification_id)
+                await self.kick(notification_id)
             kicked += len(ids)
             after = ids[-1]
         return kicked

@@ -127,3 +127,18 @@ def test_status_and_retry_commands_on_the_embedded_database(tmp_path):
     assert "sent 1" in after.stdout and "dead 0" in after.stdout  # captured: no SMTP set
     worker = run_gcx(tmp_path, "worker")
     assert worker.returncode == 2 and "needs GCX_REDIS_URL" in worker.stderr
+
+
+async def test_a_sweep_does_not_double_what_the_process_holds(gcx, smtp_sink):
+    notifier = Notifier(gcx)
+    await notifier.start(run_scheduler=False, kick=False)
+    await applications.submit(gcx, make_submission(), Actor.applicant())  # kicks its row
+    held = len(notifier.broker._running_tasks)
+    assert held == 1
+    # A sweep while the delivery is still waiting its turn kicks nothing more.
+    await notifier.sweep()
+    assert len(notifier.broker._running_tasks) == held
+    await notifier.stop()
+    assert len(smtp_sink.messages) == 1
+    # Once it is done, the row is no longer in hand: a later retry is kicked again.
+    assert notifier._in_hand == set()
