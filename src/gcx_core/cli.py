@@ -101,7 +101,7 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
 def _deferred(name: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        print(f"gcx {name}: not available yet: {DEFERRED[name]}", file=sys.stderr)
+        print(f"gcx {name}: not available: {DEFERRED[name]}", file=sys.stderr)
         return 3
 
     return run

@@ -93,7 +93,7 @@ def test_entry_points_of_later_packages_say_what_is_missing(tmp_path, name):
     result = gcx(tmp_path, name, env={"GCX_DISABLE_PLUGINS": "gcx_web"})
     if result.returncode == 0:
         pytest.fail(f"gcx {name} should not succeed before its package exists")
-    assert f"gcx {name}: not available yet" in result.stderr
+    assert f"gcx {name}: not available: " in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert name in DEFERRED
 
