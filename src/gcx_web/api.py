@@ -10,6 +10,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, JSONBody, PathParameter
 
 from gcx_core.entities import Actor, Application
@@ -18,6 +19,7 @@ from gcx_core.services import applications as app_service
 from gcx_core.services import documents as doc_service
 from gcx_core.services.applicant import applicant_view
 from gcx_core.services.queries import find_by_tracking_code
+from gcx_core.services.submit import new_application
 from gcx_core.validation import validate_submission
 from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
 from gcx_web.errors import ErrorResponse
@@ -48,8 +50,6 @@ ERRORS = {
 
 
 def _responses() -> dict[int, Any]:
-    from litestar.openapi.datastructures import ResponseSpec
-
     return {code: ResponseSpec(ErrorResponse, description=text) for code, text in ERRORS.items()}
 
 
@@ -123,8 +123,6 @@ async def submit_with_documents(
     submission = as_submission(body)
     files = {k: v for k, v in (await read_files_from(data)).items()}
     draft = validate_submission(submission, phone_format=gcx.phone_format, now=gcx.now())
-    from gcx_core.services.submit import new_application
-
     provisional = new_application(gcx, draft)
     for code, (content, name) in files.items():
         try:

@@ -6,7 +6,7 @@ again on every request, so a role change or deactivation counts at once.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from litestar.connection import ASGIConnection
@@ -51,8 +51,6 @@ async def session_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User |
     user_id = session.get(SESSION_USER)
     if isinstance(user_id, int):
         gcx = connection.app.state.gcx
-        from datetime import datetime
-
         try:
             expires = datetime.fromisoformat(str(session.get(SESSION_EXPIRES)))
         except ValueError:

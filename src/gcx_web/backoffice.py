@@ -7,6 +7,7 @@ import io
 from collections.abc import AsyncIterator
 from typing import Any
 
+import attrs
 from litestar import Request, Response, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Stream, Template
@@ -92,7 +93,6 @@ async def export_csv(request: Request[Any, Any, Any]) -> Stream:
     """Exactly the filtered set, every page of it, in whitelisted columns."""
     gcx = request.app.state.gcx
     flt = parse_filter(request.query_params, per_page=200)
-    import attrs
 
     async def rows() -> AsyncIterator[str]:
         out = io.StringIO()

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.response import Template
+from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from gcx_core import exceptions as ex
@@ -93,7 +94,7 @@ def _fields(exc: Exception) -> dict[str, list[str]]:
     if isinstance(exc, ex.ValidationError):
         return exc.errors
     if isinstance(exc, ex.DuplicateApplicationError):
-        names = {"email": "contact.email", "tin": "business.tin", "TIN": "business.tin"}
+        names = {"email": "contact.email", "TIN": "business.tin"}
         return {
             names.get(f, f): ["an active application already uses this value"] for f in exc.fields
         }
@@ -125,10 +126,6 @@ def wants_html(request: Request[Any, Any, Any]) -> bool:
 def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     body, headers = describe(exc)
     if body.status == 401 and wants_html(request):
-        from urllib.parse import quote
-
-        from litestar.response import Redirect
-
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return Redirect(f"/login?next={quote(target, safe='')}", status_code=303)
     if body.status >= 500:

@@ -21,7 +21,9 @@ from litestar.connection import ASGIConnection
 
 from gcx_core.events import CountersChanged, DocumentReviewed, DocumentUploaded
 from gcx_core.plugins import hookimpl
+from gcx_core.services.dashboard import snapshot
 from gcx_core.workflow import TransitionEvent
+from gcx_web.wire import dashboard_out
 
 log = logging.getLogger(__name__)
 BACKLOG = 256  # per subscriber; the oldest messages go first when a client is slow
@@ -84,6 +86,13 @@ def describe_event(event: Any) -> tuple[str, dict[str, Any], list[str]] | None:
     return None
 
 
+async def dashboard_data(gcx: Any, changes: list[dict[str, Any]]) -> dict[str, Any]:
+    """A dashboard message's data: the snapshot, and the transitions it follows."""
+    data: dict[str, Any] = msgspec.to_builtins(dashboard_out(await snapshot(gcx)))
+    data["changes"] = changes
+    return data
+
+
 class Publisher:
     """A plugin: publishes every committed event to the channels that care about it.
 
@@ -122,18 +131,13 @@ class Publisher:
             self._refresh = asyncio.get_running_loop().create_task(self._snapshot_soon())
 
     async def _snapshot_soon(self) -> None:
-        from gcx_core.services.dashboard import snapshot
-        from gcx_web.wire import dashboard_out
-
         await asyncio.sleep(self.DEBOUNCE)
         changes, self._changes = self._changes, []
         try:
-            snap = dashboard_out(await snapshot(self.gcx))
+            data = await dashboard_data(self.gcx, changes)
         except Exception:
             log.exception("could not compute the dashboard snapshot")
             return
-        data = msgspec.to_builtins(snap)
-        data["changes"] = changes
         self.publish("dashboard", data, ["dashboard"])
 
     async def close(self) -> None:

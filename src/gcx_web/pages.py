@@ -53,10 +53,20 @@ def _save(request: Request[Any, Any, Any], draft: dict[str, Any]) -> None:
     request.set_session(session)
 
 
-def _requirements(request: Request[Any, Any, Any], data: dict[str, Any]) -> list[Any]:
-    gcx = request.app.state.gcx
+def _discard(request: Request[Any, Any, Any]) -> None:
+    session = dict(request.session or {})
+    session.pop(DRAFT, None)
+    request.set_session(session)
+
+
+def _unsubmitted(data: dict[str, Any]) -> Application:
+    """What requirement checks need of the application a draft will become."""
     commodities = tuple(c for c in data.get("commodities", []) if isinstance(c, str))
-    return gcx.requirements_for(types.SimpleNamespace(commodities=commodities))
+    return cast(Application, types.SimpleNamespace(id=0, commodities=commodities, status=""))
+
+
+def _requirements(request: Request[Any, Any, Any], data: dict[str, Any]) -> list[Any]:
+    return list(request.app.state.gcx.requirements_for(_unsubmitted(data)))
 
 
 def _step_page(
@@ -165,8 +175,7 @@ async def _take_files(
 ) -> dict[str, list[str]]:
     gcx = request.app.state.gcx
     errors: dict[str, list[str]] = {}
-    commodities = tuple(c for c in draft["data"].get("commodities", []) if isinstance(c, str))
-    holder = types.SimpleNamespace(id=0, commodities=commodities, status="")
+    holder = _unsubmitted(draft["data"])
     for requirement in _requirements(request, draft["data"]):
         field = f"documents.{requirement.code}"
         if form.get(f"remove.{requirement.code}"):
@@ -179,7 +188,7 @@ async def _take_files(
             continue
         try:
             checked = await doc_service.check_upload(
-                gcx, cast(Application, holder), requirement.code, content, upload.filename
+                gcx, holder, requirement.code, content, upload.filename
             )
         except (DocumentError, ValidationError) as exc:
             body, _ = describe(exc)
@@ -242,9 +251,7 @@ async def apply_submit(request: Request[Any, Any, Any]) -> Template | Redirect:
         uploaded.append(
             await doc_service.upload_document(gcx, app.id, code, content, info["name"], actor)
         )
-    session = dict(request.session or {})
-    session.pop(DRAFT, None)
-    request.set_session(session)
+    _discard(request)
     return Template(
         "apply/done.html",
         context={"application": app, "documents": uploaded, "email": app.contact.email},
@@ -254,9 +261,7 @@ async def apply_submit(request: Request[Any, Any, Any]) -> Template | Redirect:
 
 @post("/apply/restart", include_in_schema=False)
 async def apply_restart(request: Request[Any, Any, Any]) -> Redirect:
-    session = dict(request.session or {})
-    session.pop(DRAFT, None)
-    request.set_session(session)
+    _discard(request)
     return Redirect("/apply", status_code=303)
 
 

@@ -49,24 +49,22 @@ def _is_trusted(address: str, trusted: tuple[Network, ...]) -> bool:
 
 
 class MemoryCounter:
-    """Fixed-window counters in this process; old windows are pruned as new ones start."""
+    """Fixed-window counters in this process; a period's old windows go when a new one starts."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
+        # (key, period) -> requests in the period's current window.
         self._counts: dict[tuple[str, int], int] = {}
-        self._window: dict[int, int] = {}
+        self._current: dict[int, int] = {}
 
     async def hit(self, key: str, seconds: int) -> tuple[int, float]:
         now = self._clock()
         window = int(now // seconds)
-        if self._window.get(seconds) != window:
-            self._window[seconds] = window
-            stale = [k for k in self._counts if k[1] < window and k[0].endswith(f"/{seconds}")]
-            for k in stale:
-                del self._counts[k]
-        slot = (f"{key}/{seconds}", window)
-        count = self._counts.get(slot, 0) + 1
-        self._counts[slot] = count
+        if self._current.get(seconds) != window:
+            self._current[seconds] = window
+            self._counts = {k: v for k, v in self._counts.items() if k[1] != seconds}
+        count = self._counts.get((key, seconds), 0) + 1
+        self._counts[(key, seconds)] = count
         return count, (window + 1) * seconds - now
 
 

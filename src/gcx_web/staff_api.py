@@ -15,6 +15,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import PermissionDeniedException
 from litestar.params import JSONBody, PathParameter
 
+from gcx_core.exceptions import NotFoundError, ValidationError
 from gcx_core.services import applications as app_service
 from gcx_core.services import documents as doc_service
 from gcx_core.services import notifications as outbox
@@ -181,8 +182,6 @@ async def staff_action(
         k: v for k, v in msgspec.to_builtins(data).items() if k != "version" and v is not None
     }
     if action not in gcx.workflow.transitions:
-        from gcx_core.exceptions import NotFoundError
-
         raise NotFoundError("action", action)
     await app_service.act(gcx, app_id, action, actor, expected_version=data.version, params=params)
     return await _detail(request, app_id)
@@ -242,8 +241,6 @@ async def _review(
 )
 async def staff_retry(request: Request[Any, Any, Any], data: JSONBody[RetryIn]) -> Retried:
     if not data.ids and not data.all_dead:
-        from gcx_core.exceptions import ValidationError
-
         raise ValidationError({"ids": "name notifications, or set all_dead"})
     _, actor = await current_actor(request, tokens=True)
     ids = await outbox.retry_notifications(

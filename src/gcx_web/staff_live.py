@@ -17,8 +17,7 @@ from gcx_core.exceptions import NotFoundError
 from gcx_core.services import dashboard
 from gcx_core.services.queries import get_application
 from gcx_web.auth import session_user
-from gcx_web.live import LiveMessage, follow, origin_allowed
-from gcx_web.wire import dashboard_out
+from gcx_web.live import LiveMessage, dashboard_data, follow, origin_allowed
 
 
 async def _admit(socket: WebSocket[Any, Any, Any]) -> bool:
@@ -50,8 +49,8 @@ async def dashboard_socket(socket: WebSocket[Any, Any, Any]) -> None:
     gcx = socket.app.state.gcx
 
     async def snapshot() -> bytes:
-        snap = dashboard_out(await dashboard.snapshot(gcx))
-        return msgspec.json.encode(LiveMessage("dashboard", 0, snap.at, msgspec.to_builtins(snap)))
+        data = await dashboard_data(gcx, [])
+        return msgspec.json.encode(LiveMessage("dashboard", 0, gcx.now(), data))
 
     await follow(socket, socket.app.state.channels, ["dashboard"], _forward(snapshot))
 

@@ -14,6 +14,7 @@ from gcx_core.exceptions import GcxError, NotFoundError
 from gcx_core.services import applications as app_service
 from gcx_core.services import documents as doc_service
 from gcx_core.services.applicant import applicant_view
+from gcx_core.services.queries import find_by_tracking_code
 from gcx_core.tracking import normalise_tracking_code
 from gcx_web.api import applicant, status_of
 from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
@@ -34,7 +35,7 @@ async def track_find(request: Request[Any, Any, Any]) -> Template | Redirect:
     code = normalise_tracking_code(raw) if isinstance(raw, str) else None
     if code is not None:
         try:
-            await applicant_view(request.app.state.gcx, code)
+            await find_by_tracking_code(request.app.state.gcx, code)
         except NotFoundError:
             code = None
     if code is None:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from gcx_core.reference import REJECTION_REASONS
 from gcx_core.services.applicant import ApplicantView
 from gcx_core.services.queries import TimelineItem
 
@@ -171,8 +172,6 @@ def describe_timeline(
         title = "Application submitted" if data["action"] == "submit" else f"Status: {to}"
         detail = ""
         if data.get("reason_code"):
-            from gcx_core.reference import REJECTION_REASONS
-
             detail = REJECTION_REASONS.get(data["reason_code"], data["reason_code"])
         return TimelineEntry(item.at, item.kind, title, detail)
     if item.kind == "document_request":

@@ -100,7 +100,6 @@ class ApiToken:
     user_id: int
     name: str
     created_at: datetime
-    last_used_at: datetime | None = None
     revoked_at: datetime | None = None
 
 
@@ -148,7 +147,7 @@ async def list_api_tokens(gcx: Gcx, actor: Actor, user_id: int | None = None) ->
         query = query.where(api_tokens.c.user_id == user_id)
     async with gcx.database.read() as conn:
         return [
-            ApiToken(r.id, r.user_id, r.name, r.created_at, r.last_used_at, r.revoked_at)
+            ApiToken(r.id, r.user_id, r.name, r.created_at, r.revoked_at)
             for r in await conn.execute(query)
         ]
 

@@ -30,7 +30,6 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("created_at", gcx_core.storage.tables.UTCDateTime(), nullable=False),
-        sa.Column("last_used_at", gcx_core.storage.tables.UTCDateTime(), nullable=True),
         sa.Column("revoked_at", gcx_core.storage.tables.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"]),
         sa.PrimaryKeyConstraint("id"),
