@@ -91,7 +91,7 @@ async def track_upload(
     request: Request[Any, Any, Any], code: FromPath[str], requirement: FromPath[str]
 ) -> Template | Redirect:
     gcx = request.app.state.gcx
-    view = await applicant_view(gcx, code)  # unknown codes: 404 before anything else
+    found = await find_by_tracking_code(gcx, code)  # unknown codes: 404 before anything else
     form = await request.form()
     upload = form.get("file")
     field = f"documents.{requirement}"
@@ -102,7 +102,7 @@ async def track_upload(
     try:
         await doc_service.upload_document(
             gcx,
-            view.application.id,
+            found.id,
             requirement,
             await upload.read(),
             upload.filename,
@@ -112,7 +112,7 @@ async def track_upload(
         body, _ = describe(exc)
         messages = [m for msgs in body.fields.values() for m in msgs] or [body.message]
         return await _status_page(request, code, errors={field: messages}, status_code=body.status)
-    return Redirect(f"/track/{view.application.tracking_code}?done=uploaded", status_code=303)
+    return Redirect(f"/track/{found.tracking_code}?done=uploaded", status_code=303)
 
 
 @get("/track/{code:str}/withdraw", include_in_schema=False, guards=[rate_limited("lookup")])
@@ -157,12 +157,12 @@ async def track_resubmit(
     request: Request[Any, Any, Any], code: FromPath[str]
 ) -> Template | Redirect:
     gcx = request.app.state.gcx
-    view = await applicant_view(gcx, code)
+    found = await find_by_tracking_code(gcx, code)
     form = await request.form()
     try:
         await app_service.act(
             gcx,
-            view.application.id,
+            found.id,
             "resubmit_documents",
             applicant(request),
             expected_version=_version(form),
@@ -172,7 +172,7 @@ async def track_resubmit(
         if body.status == 404:
             raise
         return await _status_page(request, code, notice=body.message, status_code=body.status)
-    return Redirect(f"/track/{view.application.tracking_code}?done=resubmitted", status_code=303)
+    return Redirect(f"/track/{found.tracking_code}?done=resubmitted", status_code=303)
 
 
 @websocket("/ws/track/{code:str}")
