@@ -27,7 +27,7 @@ from gcx_core.settings import Settings
 from gcx_web import plugin as web_plugin
 from gcx_web.config import WebConfig
 from gcx_web.errors import EXCEPTION_HANDLERS
-from gcx_web.live import Publisher, make_channels
+from gcx_web.live import Publisher, Requests, make_channels
 from gcx_web.ratelimit import MemoryCounter, RateLimiter, RedisCounter, parse_networks
 from gcx_web.sessions import RotatingSessionConfig
 
@@ -47,23 +47,30 @@ SECURITY_HEADERS = [
 ]
 
 
-def http_middleware(app: Any) -> Any:
+def http_middleware(requests: Requests) -> Any:
     """ASGI middleware: every HTTP response, errors and static files included, gets the
-    security headers."""
+    security headers; `requests` counts the requests in progress."""
 
-    async def middleware(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
+    def wrap(app: Any) -> Any:
+        async def middleware(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
 
-        async def send_with_headers(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
-            await send(message)
+            async def send_with_headers(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+                await send(message)
 
-        await app(scope, receive, send_with_headers)
+            requests.started()
+            try:
+                await app(scope, receive, send_with_headers)
+            finally:
+                requests.finished()
 
-    return middleware
+        return middleware
+
+    return wrap
 
 
 # Paths without cookies: the public API and machine endpoints need no session and no CSRF.
@@ -135,6 +142,7 @@ def create_app(
 
         redis = Redis.from_url(settings.redis_url)
     channels = make_channels(redis)
+    requests = Requests()
     trusted = parse_networks(settings.trusted_proxies)
     counter: Any = RedisCounter(redis) if redis is not None else MemoryCounter()
     if redis is not None:
@@ -158,7 +166,7 @@ def create_app(
         state.gcx = running
         state.requirement_titles = {r.code: r.title for r in running.requirements.values()}
         state.status_labels = {s.name: s.label for s in running.workflow.states.values()}
-        publisher = Publisher(channels, running)
+        publisher = Publisher(channels, running, requests)
         pm.register(publisher, name=f"gcx_web.publisher.{id(publisher)}")
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -183,7 +191,7 @@ def create_app(
         plugins=[channels],
         stores={"sessions": session_store, "memory": MemoryStore()},
         middleware=[
-            http_middleware,
+            http_middleware(requests),
             RotatingSessionConfig(
                 store="sessions",
                 key="gcx_session",

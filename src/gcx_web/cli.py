@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import random
 import secrets
@@ -52,6 +53,7 @@ def _run(settings: Settings, args: argparse.Namespace, role: str, pm: Any = None
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = create_app(settings, pm, role=role)
+    app.on_startup.append(settle_heap)
     print(f"GCX is serving on http://{args.host}:{args.port}/ (Ctrl+C to stop)", flush=True)
     uvicorn.run(
         app,
@@ -67,6 +69,18 @@ def _run(settings: Settings, args: argparse.Namespace, role: str, pm: Any = None
         ws_per_message_deflate=False,
     )
     return 0
+
+
+def settle_heap() -> None:
+    """Once started, move everything loaded so far out of the garbage collector's sight.
+
+    The modules, compiled statements, templates and routes live as long as the process; left
+    in the oldest generation, each full collection walks all of them again, a pause of 100 ms
+    and more with a thousand websockets open. Frozen, a collection walks only what requests
+    and sockets made since.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -59,6 +59,7 @@ def describe_event(event: Any) -> tuple[str, dict[str, Any], list[str]] | None:
             "action": event.action,
             "from": event.from_status,
             "to": event.to_status,
+            "at": event.at,
         }
         return "transition", data, [f"application:{event.application_id}", "dashboard"]
     if isinstance(event, DocumentUploaded | DocumentReviewed):
@@ -93,24 +94,62 @@ async def dashboard_data(gcx: Any, changes: list[dict[str, Any]]) -> dict[str, A
     return data
 
 
+class Requests:
+    """HTTP requests in progress in this process, so a broadcast can wait for them.
+
+    Writing a message to a thousand sockets takes tens of milliseconds during which nothing
+    else runs; the request whose change is being broadcast should answer first.
+    """
+
+    def __init__(self) -> None:
+        self.in_progress = 0
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def started(self) -> None:
+        self.in_progress += 1
+
+    def finished(self) -> None:
+        self.in_progress -= 1
+        if self.in_progress == 0:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def settled(self, limit: float) -> None:
+        """Return when no request is in progress, or after `limit` seconds."""
+        if self.in_progress == 0:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await asyncio.wait([waiter], timeout=limit)
+        waiter.cancel()
+
+
 class Publisher:
     """A plugin: publishes every committed event to the channels that care about it.
 
-    The `dashboard` channel gets snapshots only: an event that moves the dashboard schedules
-    one, and the events of a burst (within `DEBOUNCE` seconds) share it. Its `changes` list
-    the transitions since the previous snapshot, for pages that follow single rows. One
-    message per burst, computed once for every subscriber, keeps the fan-out to many
-    dashboards cheap.
+    The `dashboard` channel gets snapshots only. The first event after a quiet spell is
+    published as soon as the requests in progress have answered (at most `THROTTLE` later);
+    events that come while a snapshot is being made or within `THROTTLE` seconds after one
+    share the next. So a lone action reaches the dashboards without waiting, the request
+    that made it is not held up by the broadcast, and a burst costs one snapshot per
+    `THROTTLE`, computed once for every subscriber. Each snapshot's `changes` list the
+    transitions since the previous one, for pages that follow single rows.
     """
 
-    DEBOUNCE = 0.01
+    THROTTLE = 0.01
 
-    def __init__(self, channels: ChannelsPlugin, gcx: Any = None) -> None:
+    def __init__(
+        self, channels: ChannelsPlugin, gcx: Any = None, requests: Requests | None = None
+    ) -> None:
         self.channels = channels
         self.gcx = gcx
+        self.requests = requests
         self._seq = itertools.count(1)
         self._refresh: asyncio.Task[None] | None = None
         self._changes: list[dict[str, Any]] = []
+        self._dirty = False
 
     @hookimpl
     def gcx_handle_event(self, event: Any) -> None:
@@ -127,18 +166,24 @@ class Publisher:
             self.schedule_snapshot()
 
     def schedule_snapshot(self) -> None:
+        self._dirty = True
         if self._refresh is None or self._refresh.done():
-            self._refresh = asyncio.get_running_loop().create_task(self._snapshot_soon())
+            self._refresh = asyncio.get_running_loop().create_task(self._snapshots())
 
-    async def _snapshot_soon(self) -> None:
-        await asyncio.sleep(self.DEBOUNCE)
-        changes, self._changes = self._changes, []
-        try:
-            data = await dashboard_data(self.gcx, changes)
-        except Exception:
-            log.exception("could not compute the dashboard snapshot")
-            return
-        self.publish("dashboard", data, ["dashboard"])
+    async def _snapshots(self) -> None:
+        await asyncio.sleep(0)  # the rest of the transaction's events join in
+        if self.requests is not None:
+            await self.requests.settled(self.THROTTLE)
+        while self._dirty:
+            self._dirty = False
+            changes, self._changes = self._changes, []
+            try:
+                data = await dashboard_data(self.gcx, changes)
+            except Exception:
+                log.exception("could not compute the dashboard snapshot")
+            else:
+                self.publish("dashboard", data, ["dashboard"])
+            await asyncio.sleep(self.THROTTLE)
 
     async def close(self) -> None:
         if self._refresh is not None:
