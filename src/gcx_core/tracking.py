@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -10,7 +11,9 @@ _GROUPS = 3
 _GROUP_LEN = 4
 _BITS = _GROUPS * _GROUP_LEN * 5  # 60
 # Crockford's decoding rules: I and L read as 1, O as 0; hyphens and spaces are ignored.
-_READ_AS = {"I": "1", "L": "1", "O": "0"}
+_CLEAN = str.maketrans({"I": "1", "L": "1", "O": "0", "-": None, " ": None, "\t": None})
+_BODY = re.compile(f"[{ALPHABET}]{{{_GROUPS * _GROUP_LEN}}}")
+_CANONICAL = re.compile(f"{PREFIX}(-[{ALPHABET}]{{{_GROUP_LEN}}}){{{_GROUPS}}}")
 
 
 def new_tracking_code() -> str:
@@ -26,11 +29,12 @@ def new_tracking_code() -> str:
 
 def normalise_tracking_code(text: str) -> str | None:
     """Return the canonical form of what a person typed, or None if it cannot be a code."""
-    cleaned = "".join(ch for ch in text.upper() if ch not in "- \t")
+    if _CANONICAL.fullmatch(text):  # most lookups: a code as issued
+        return text
+    cleaned = text.upper().translate(_CLEAN)
     if cleaned.startswith(PREFIX):
         cleaned = cleaned[len(PREFIX) :]
-    cleaned = "".join(_READ_AS.get(ch, ch) for ch in cleaned)
-    if len(cleaned) != _GROUPS * _GROUP_LEN or any(ch not in ALPHABET for ch in cleaned):
+    if not _BODY.fullmatch(cleaned):
         return None
     groups = [cleaned[i : i + _GROUP_LEN] for i in range(0, len(cleaned), _GROUP_LEN)]
     return "-".join([PREFIX, *groups])

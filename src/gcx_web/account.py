@@ -40,7 +40,7 @@ async def login_form(request: Request[Any, Any, Any]) -> Template:
     )
 
 
-@post("/login", include_in_schema=False, guards=[rate_limited("login")])
+@post("/login", include_in_schema=False, before_request=rate_limited("login"))
 async def login(request: Request[Any, Any, Any]) -> Template | Redirect:
     form = await request.form()
     email = str(form.get("email") or "")
@@ -106,7 +106,7 @@ async def _set_password(
         return Template(page, context={**context, "token": "", "errors": errors}, status_code=400)
 
 
-@post("/activate/{token:str}", include_in_schema=False, guards=[rate_limited("login")])
+@post("/activate/{token:str}", include_in_schema=False, before_request=rate_limited("login"))
 async def activate(request: Request[Any, Any, Any], token: FromPath[str]) -> Template | Redirect:
     user = await _set_password(request, token, activate_account, {"token": token})
     if isinstance(user, Template):
@@ -143,7 +143,7 @@ async def reset_request_form() -> Template:
     return Template("account/reset_request.html", context={"sent": False})
 
 
-@post("/password-reset", include_in_schema=False, guards=[rate_limited("login")])
+@post("/password-reset", include_in_schema=False, before_request=rate_limited("login"))
 async def reset_request(request: Request[Any, Any, Any]) -> Template:
     form = await request.form()
     await request_password_reset(
@@ -160,7 +160,7 @@ async def reset_form(token: FromPath[str]) -> Template:
     return Template("account/activate.html", context={"token": token, "errors": {}, "reset": True})
 
 
-@post("/reset/{token:str}", include_in_schema=False, guards=[rate_limited("login")])
+@post("/reset/{token:str}", include_in_schema=False, before_request=rate_limited("login"))
 async def reset(request: Request[Any, Any, Any], token: FromPath[str]) -> Template | Redirect:
     user = await _set_password(request, token, reset_password, {"token": token, "reset": True})
     if isinstance(user, Template):

@@ -78,7 +78,7 @@ def submitted(request: Request[Any, Any, Any], app: Application, docs: list[Any]
 @post(
     "/",
     status_code=201,
-    guards=[rate_limited("submit")],
+    before_request=rate_limited("submit"),
     responses=_responses(),
     summary="Submit an application",
 )
@@ -95,7 +95,7 @@ async def submit_application(
     "/with-documents",
     status_code=201,
     request_max_body_size=DEFAULT_MAX_UPLOAD_BODY * 5,
-    guards=[rate_limited("submit")],
+    before_request=rate_limited("submit"),
     responses=_responses(),
     summary="Submit an application and its documents in one multipart request",
 )
@@ -153,7 +153,7 @@ async def read_files_from(data: dict[str, Any]) -> dict[str, tuple[bytes, str]]:
 
 @get(
     "/{tracking_code:str}",
-    guards=[rate_limited("lookup")],
+    before_request=rate_limited("lookup"),
     responses=_responses(),
     summary="Status of an application",
 )
@@ -165,7 +165,7 @@ async def application_status(request: Request[Any, Any, Any], tracking_code: COD
 
 @get(
     "/{tracking_code:str}/outstanding",
-    guards=[rate_limited("lookup")],
+    before_request=rate_limited("lookup"),
     responses=_responses(),
     summary="Documents still needed",
 )
@@ -183,7 +183,7 @@ async def outstanding(request: Request[Any, Any, Any], tracking_code: CODE) -> O
     "/{tracking_code:str}/documents/{requirement:str}",
     status_code=201,
     request_max_body_size=DEFAULT_MAX_UPLOAD_BODY,
-    guards=[rate_limited("upload")],
+    before_request=rate_limited("upload"),
     responses=_responses(),
     summary="Upload a document (multipart, one part named `file`)",
 )
@@ -212,7 +212,7 @@ async def upload(
 @post(
     "/{tracking_code:str}/withdraw",
     status_code=200,
-    guards=[rate_limited("lookup")],
+    before_request=rate_limited("lookup"),
     responses=_responses(),
     summary="Withdraw an application",
 )
@@ -232,7 +232,7 @@ async def withdraw(
 @post(
     "/{tracking_code:str}/resubmit",
     status_code=200,
-    guards=[rate_limited("lookup")],
+    before_request=rate_limited("lookup"),
     responses=_responses(),
     summary="Send the requested documents back for review",
 )

@@ -233,7 +233,7 @@ async def _review(
     )
 
 
-@post("/apply/submit", include_in_schema=False, guards=[rate_limited("submit")])
+@post("/apply/submit", include_in_schema=False, before_request=rate_limited("submit"))
 async def apply_submit(request: Request[Any, Any, Any]) -> Template | Redirect:
     gcx = request.app.state.gcx
     draft = _draft(request)

@@ -28,7 +28,7 @@ async def track_form() -> Template:
     return Template("track/find.html", context={"code": "", "error": ""})
 
 
-@post("/track", include_in_schema=False, guards=[rate_limited("lookup")])
+@post("/track", include_in_schema=False, before_request=rate_limited("lookup"))
 async def track_find(request: Request[Any, Any, Any]) -> Template | Redirect:
     form = await request.form()
     raw = form.get("code")
@@ -71,7 +71,7 @@ async def _status_page(
     )
 
 
-@get("/track/{code:str}", include_in_schema=False, guards=[rate_limited("lookup")])
+@get("/track/{code:str}", include_in_schema=False, before_request=rate_limited("lookup"))
 async def track_status(request: Request[Any, Any, Any], code: FromPath[str]) -> Template:
     notice = {
         "uploaded": "Thank you: the document was received.",
@@ -84,7 +84,7 @@ async def track_status(request: Request[Any, Any, Any], code: FromPath[str]) -> 
 @post(
     "/track/{code:str}/documents/{requirement:str}",
     include_in_schema=False,
-    guards=[rate_limited("upload")],
+    before_request=rate_limited("upload"),
     request_max_body_size=DEFAULT_MAX_UPLOAD_BODY,
 )
 async def track_upload(
@@ -115,13 +115,13 @@ async def track_upload(
     return Redirect(f"/track/{found.tracking_code}?done=uploaded", status_code=303)
 
 
-@get("/track/{code:str}/withdraw", include_in_schema=False, guards=[rate_limited("lookup")])
+@get("/track/{code:str}/withdraw", include_in_schema=False, before_request=rate_limited("lookup"))
 async def track_withdraw_confirm(request: Request[Any, Any, Any], code: FromPath[str]) -> Template:
     view = await applicant_view(request.app.state.gcx, code)
     return Template("track/withdraw.html", context={"view": view})
 
 
-@post("/track/{code:str}/withdraw", include_in_schema=False, guards=[rate_limited("lookup")])
+@post("/track/{code:str}/withdraw", include_in_schema=False, before_request=rate_limited("lookup"))
 async def track_withdraw(
     request: Request[Any, Any, Any], code: FromPath[str]
 ) -> Template | Redirect:
@@ -152,7 +152,7 @@ def _version(form: Any) -> int | None:
     return int(raw) if isinstance(raw, str) and raw.isdigit() else None
 
 
-@post("/track/{code:str}/resubmit", include_in_schema=False, guards=[rate_limited("lookup")])
+@post("/track/{code:str}/resubmit", include_in_schema=False, before_request=rate_limited("lookup"))
 async def track_resubmit(
     request: Request[Any, Any, Any], code: FromPath[str]
 ) -> Template | Redirect:

@@ -94,7 +94,7 @@ async def insert_many(conn: AsyncConnection, table: sa.Table, rows: list[dict[st
 
 
 class _SelectPlan(_StatementPlan):
-    __slots__ = ("keys", "results")
+    __slots__ = ("convert", "keys")
 
     def __init__(self, stmt: sa.Select[Any], dialect: sa.Dialect) -> None:
         super().__init__(stmt, dialect)
@@ -102,19 +102,20 @@ class _SelectPlan(_StatementPlan):
             raise ValueError("FastSelect cannot run an expanding IN; use SQLAlchemy for it")
         columns = list(stmt.selected_columns)
         self.keys = tuple(str(c.key) for c in columns)
-        self.results = tuple(
-            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
-        )
+        processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+        # Only the columns whose values need converting (datetimes, JSON, booleans).
+        self.convert = tuple((k, p) for k, p in zip(self.keys, processors, strict=True) if p)
 
     def run(self, handle: Any, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         rows = handle.execute(self.sql, self.row(params)).fetchall()
-        return [
-            {
-                k: (p(v) if p is not None else v)
-                for k, p, v in zip(self.keys, self.results, row, strict=True)
-            }
-            for row in rows
-        ]
+        keys, convert = self.keys, self.convert
+        found = []
+        for row in rows:
+            values = dict(zip(keys, row, strict=True))
+            for k, p in convert:
+                values[k] = p(values[k])
+            found.append(values)
+        return found
 
 
 class FastSelect:
