@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,6 +26,20 @@ DEFERRED: dict[str, str] = {
     "scheduler": "the notification scheduler needs gcx_notify (pip install 'gcx[notify]')",
     "status": "queue status needs gcx_notify (pip install 'gcx[notify]')",
 }
+
+
+def configure_logging() -> None:
+    """Long-running commands log INFO and above to stderr, one line per record.
+
+    The task broker's own line per task run ("Executing task ...") is left out: a delivery
+    is one task, and those lines would outnumber everything else; its warnings still show.
+    """
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("taskiq.receiver").setLevel(logging.WARNING)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

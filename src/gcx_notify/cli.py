@@ -7,10 +7,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 from typing import Any
 
-from gcx_core.cli import settings_from_args
+from gcx_core.cli import configure_logging, settings_from_args
 from gcx_core.context import Gcx
 from gcx_core.entities import Actor
 from gcx_core.exceptions import ConfigurationError
@@ -36,11 +35,7 @@ def register(subparsers: Any) -> None:
 
 
 def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging()
 
 
 async def _until_stopped() -> None:

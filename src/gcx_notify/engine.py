@@ -9,6 +9,7 @@ out and whose row was taken over cannot overwrite the newer attempt.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections import Counter
@@ -113,8 +114,8 @@ class Deliverer:
         self.renderer = renderer
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self.lease = timedelta(seconds=gcx.settings.notification_lease_seconds)
-        # Single-row claims and outcomes of concurrent deliveries share transactions.
-        self._claims: GroupCommit[int, Notification | None] = GroupCommit(
+        # Claims and outcomes of concurrent deliveries share transactions.
+        self._claims: GroupCommit[list[int], list[Notification | None]] = GroupCommit(
             gcx.database, self._claim_each
         )
         self._outcomes: GroupCommit[_Outcome, list[Any] | None] = GroupCommit(
@@ -168,10 +169,13 @@ class Deliverer:
         )
         return sorted((records.to_notification(r) for r in rows), key=lambda n: n.id)
 
-    async def _claim_each(self, conn: AsyncConnection, ids: list[int]) -> list[Notification | None]:
-        """Group-commit work: claim several single-id requests in one statement."""
+    async def _claim_each(
+        self, conn: AsyncConnection, requests: list[list[int]]
+    ) -> list[list[Notification | None]]:
+        """Group-commit work: claim the ids of several requests in one statement."""
+        ids = sorted({i for r in requests for i in r})
         claimed = {n.id: n for n in await self._claim_in(conn, ids, len(ids))}
-        return [claimed.get(i) for i in ids]
+        return [[claimed.get(i) for i in r] for r in requests]
 
     async def due_ids(self, limit: int = 1000, after: int = 0) -> list[int]:
         """Rows a sweep should kick (due, retry time passed, lease expired), ids after `after`."""
@@ -188,10 +192,18 @@ class Deliverer:
 
     async def deliver(self, notification_id: int) -> NotificationStatus | None:
         """Deliver one row if it is due; None when another worker has it or it is done."""
-        claimed = await self._claims(notification_id)
-        if claimed is None:
-            return None
-        return await self.send_claimed(claimed)
+        return (await self.deliver_many([notification_id]))[0]
+
+    async def deliver_many(self, ids: list[int]) -> list[NotificationStatus | None]:
+        """Deliver these rows, claimed together and sent concurrently; None for each row that
+        another worker has or that is done."""
+        found = [n for n in await self._claims(list(dict.fromkeys(ids))) if n is not None]
+        if len(found) == 1:  # no task for a lone row
+            sent = [await self.send_claimed(found[0])]
+        else:
+            sent = await asyncio.gather(*(self.send_claimed(n) for n in found))
+        outcome = {n.id: status for n, status in zip(found, sent, strict=True)}
+        return [outcome.get(i) for i in ids]
 
     async def deliver_due(self, limit: int = 100) -> int:
         """Claim and deliver up to `limit` due rows here; returns how many were attempted."""

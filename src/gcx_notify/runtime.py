@@ -32,6 +32,9 @@ from gcx_notify.storage import captured_messages
 
 log = logging.getLogger(__name__)
 TASK_TIMEOUT = 300  # seconds; the Redis idle timeout below is longer than any task
+# Rows per deliver task when a sweep kicks a backlog: a task sends its rows concurrently, and
+# several tasks run at once, so SMTP connections stay busy while a lease covers every row.
+SWEEP_BATCH = 100
 SCHEDULES = (
     ("gcx.sweep", "* * * * *"),
     ("gcx.reconcile", "*/5 * * * *"),
@@ -141,29 +144,31 @@ class Notifier:
     @hookimpl
     async def gcx_handle_event(self, event: Any) -> None:
         if isinstance(event, NotificationsQueued):
-            for notification_id in event.notification_ids:
-                await self.kick(notification_id)
+            await self.kick(*event.notification_ids)
 
-    async def kick(self, notification_id: int) -> None:
-        """Hand one row to a deliver task, unless this process already has it in hand."""
+    async def kick(self, *notification_ids: int) -> None:
+        """Hand rows to one deliver task, except those this process already has in hand."""
+        ids = list(notification_ids)
         if self.embedded:
             # In-process tasks are exactly what this process holds: a sweep during a burst
             # must not queue a second, no-op delivery for each row still waiting its turn.
-            if notification_id in self._in_hand:
-                return
-            self._in_hand.add(notification_id)
-        await self.deliver_task.kiq(notification_id)
+            ids = [i for i in ids if i not in self._in_hand]
+            self._in_hand.update(ids)
+        if ids:
+            await self.deliver_task.kiq(ids)
 
     # -- tasks ----------------------------------------------------------------------------
 
     def _register_tasks(self) -> None:
         # taskiq wants plain functions (it renames them), so each task is a closure over self.
-        async def deliver(notification_id: int) -> str | None:
+        async def deliver(notification_ids: list[int] | int) -> list[str | None]:
+            # One task per commit's rows (a submission queues four); a bare id is one row.
+            ids = [notification_ids] if isinstance(notification_ids, int) else notification_ids
             try:
-                status = await self.deliverer.deliver(notification_id)
+                statuses = await self.deliverer.deliver_many(ids)
             finally:
-                self._in_hand.discard(notification_id)
-            return str(status) if status is not None else None
+                self._in_hand.difference_update(ids)
+            return [str(s) if s is not None else None for s in statuses]
 
         async def sweep() -> int:
             return await self.sweep()
@@ -190,8 +195,8 @@ class Notifier:
         """Kick every due row: retries whose time came, expired leases, anything never kicked."""
         kicked, after = 0, 0
         while ids := await self.deliverer.due_ids(limit=1000, after=after):
-            for notification_id in ids:
-                await self.kick(notification_id)
+            for start in range(0, len(ids), SWEEP_BATCH):
+                await self.kick(*ids[start : start + SWEEP_BATCH])
             kicked += len(ids)
             after = ids[-1]
         return kicked

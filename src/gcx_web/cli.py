@@ -13,7 +13,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
-from gcx_core.cli import settings_from_args
+from gcx_core.cli import configure_logging, settings_from_args
 from gcx_core.exceptions import ConfigurationError
 from gcx_core.plugins import hookimpl, make_plugin_manager
 from gcx_core.settings import Settings
@@ -49,9 +49,7 @@ def _run(settings: Settings, args: argparse.Namespace, role: str, pm: Any = None
 
     from gcx_web.app import create_app
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     app = create_app(settings, pm, role=role)
     app.on_startup.append(settle_heap)
     print(f"GCX is serving on http://{args.host}:{args.port}/ (Ctrl+C to stop)", flush=True)
