@@ -208,8 +208,7 @@ class Deliverer:
     async def deliver_due(self, limit: int = 100) -> int:
         """Claim and deliver up to `limit` due rows here; returns how many were attempted."""
         claimed = await self.claim(limit=limit)
-        for n in claimed:
-            await self.send_claimed(n)
+        await asyncio.gather(*(self.send_claimed(n) for n in claimed))
         return len(claimed)
 
     async def send_claimed(self, n: Notification) -> NotificationStatus:

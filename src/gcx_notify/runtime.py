@@ -97,8 +97,10 @@ class Notifier:
         self._register_tasks()
         self.scheduler = TaskiqScheduler(self.broker, [SlotDedupSource(self.broker, self)])
         self._scheduler_task: asyncio.Task[None] | None = None
-        # Embedded: ids kicked to an in-process task that has not finished yet.
-        self._in_hand: set[int] = set()
+        # Embedded: the task delivering from the outbox, and whether more was kicked since it
+        # last looked.
+        self._drainer: asyncio.Task[None] | None = None
+        self._kicked = False
         self._started = False
 
     @property
@@ -133,12 +135,18 @@ class Notifier:
                 await channel.close()
 
     async def idle(self) -> None:
-        """Embedded mode: wait until no task runs, including tasks started while waiting."""
+        """Embedded mode: wait until no task runs and nothing kicked is left to deliver,
+        including work started while waiting."""
         # A delivery can queue more (a dead letter alerts admins), so wait until none is left.
         if not isinstance(self.broker, InMemoryBroker):
             return
-        # Finished tasks leave the set only when the loop runs their callbacks: look at done().
-        while running := [t for t in self.broker._running_tasks if not t.done()]:
+        while True:
+            # Finished tasks leave the set only when the loop runs their callbacks: done().
+            running = [t for t in self.broker._running_tasks if not t.done()]
+            if self._drainer is not None and not self._drainer.done():
+                running.append(self._drainer)
+            if not running:
+                return
             await asyncio.wait(running)
 
     @hookimpl
@@ -147,15 +155,42 @@ class Notifier:
             await self.kick(*event.notification_ids)
 
     async def kick(self, *notification_ids: int) -> None:
-        """Hand rows to one deliver task, except those this process already has in hand."""
-        ids = list(notification_ids)
+        """Have these rows delivered: one deliver task for them on the broker (scale-out), or
+        the in-process drainer woken (embedded)."""
+        if not notification_ids:
+            return
         if self.embedded:
-            # In-process tasks are exactly what this process holds: a sweep during a burst
-            # must not queue a second, no-op delivery for each row still waiting its turn.
-            ids = [i for i in ids if i not in self._in_hand]
-            self._in_hand.update(ids)
-        if ids:
-            await self.deliver_task.kiq(ids)
+            self._kicked = True
+            if self._drainer is None or self._drainer.done():
+                self._drainer = asyncio.get_running_loop().create_task(self._drain())
+            return
+        await self.deliver_task.kiq(list(notification_ids))
+
+    # Embedded delivery yields to requests: it delivers a full batch whenever no request has
+    # been in progress for QUIET seconds, and only BUSY_BATCH rows per PACE seconds while
+    # requests keep coming. The outbox holds the rest; nothing is lost or reordered.
+    QUIET = 0.002
+    PACE = 0.02
+    BATCH = 100
+    BUSY_BATCH = 10
+
+    async def _drain(self) -> None:
+        """Embedded: deliver due rows from the outbox until none is left."""
+        foreground = self.gcx.foreground
+        while self._kicked:
+            self._kicked = False
+            while True:
+                quiet = await foreground.quiet(self.QUIET, self.PACE)
+                try:
+                    sent = await self.deliverer.deliver_due(
+                        self.BATCH if quiet else self.BUSY_BATCH
+                    )
+                except Exception:
+                    # The rows stay due; the next kick or the minute's sweep tries again.
+                    log.exception("delivering from the outbox failed")
+                    return
+                if not sent:
+                    break
 
     # -- tasks ----------------------------------------------------------------------------
 
@@ -164,10 +199,7 @@ class Notifier:
         async def deliver(notification_ids: list[int] | int) -> list[str | None]:
             # One task per commit's rows (a submission queues four); a bare id is one row.
             ids = [notification_ids] if isinstance(notification_ids, int) else notification_ids
-            try:
-                statuses = await self.deliverer.deliver_many(ids)
-            finally:
-                self._in_hand.difference_update(ids)
+            statuses = await self.deliverer.deliver_many(ids)
             return [str(s) if s is not None else None for s in statuses]
 
         async def sweep() -> int:

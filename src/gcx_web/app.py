@@ -22,12 +22,13 @@ from litestar.stores.memory import MemoryStore
 from litestar.template import TemplateConfig
 
 from gcx_core.context import Gcx
+from gcx_core.foreground import Foreground
 from gcx_core.plugins import make_plugin_manager
 from gcx_core.settings import Settings
 from gcx_web import plugin as web_plugin
 from gcx_web.config import WebConfig
 from gcx_web.errors import EXCEPTION_HANDLERS
-from gcx_web.live import Publisher, Requests, make_channels
+from gcx_web.live import Publisher, make_channels
 from gcx_web.ratelimit import MemoryCounter, RateLimiter, RedisCounter, parse_networks
 from gcx_web.sessions import RotatingSessionConfig
 
@@ -47,9 +48,9 @@ SECURITY_HEADERS = [
 ]
 
 
-def http_middleware(requests: Requests) -> Any:
+def http_middleware(foreground: Foreground) -> Any:
     """ASGI middleware: every HTTP response, errors and static files included, gets the
-    security headers; `requests` counts the requests in progress."""
+    security headers; `foreground` counts the requests in progress."""
 
     def wrap(app: Any) -> Any:
         async def middleware(scope: Any, receive: Any, send: Any) -> None:
@@ -62,11 +63,11 @@ def http_middleware(requests: Requests) -> Any:
                     message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
                 await send(message)
 
-            requests.started()
+            foreground.started()
             try:
                 await app(scope, receive, send_with_headers)
             finally:
-                requests.finished()
+                foreground.finished()
 
         return middleware
 
@@ -142,7 +143,7 @@ def create_app(
 
         redis = Redis.from_url(settings.redis_url)
     channels = make_channels(redis)
-    requests = Requests()
+    foreground = gcx.foreground if gcx is not None else Foreground()
     trusted = parse_networks(settings.trusted_proxies)
     counter: Any = RedisCounter(redis) if redis is not None else MemoryCounter()
     if redis is not None:
@@ -166,7 +167,8 @@ def create_app(
         state.gcx = running
         state.requirement_titles = {r.code: r.title for r in running.requirements.values()}
         state.status_labels = {s.name: s.label for s in running.workflow.states.values()}
-        publisher = Publisher(channels, running, requests)
+        running.foreground = foreground
+        publisher = Publisher(channels, running)
         pm.register(publisher, name=f"gcx_web.publisher.{id(publisher)}")
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -191,7 +193,7 @@ def create_app(
         plugins=[channels],
         stores={"sessions": session_store, "memory": MemoryStore()},
         middleware=[
-            http_middleware(requests),
+            http_middleware(foreground),
             RotatingSessionConfig(
                 store="sessions",
                 key="gcx_session",

@@ -94,38 +94,6 @@ async def dashboard_data(gcx: Any, changes: list[dict[str, Any]]) -> dict[str, A
     return data
 
 
-class Requests:
-    """HTTP requests in progress in this process, so a broadcast can wait for them.
-
-    Writing a message to a thousand sockets takes tens of milliseconds during which nothing
-    else runs; the request whose change is being broadcast should answer first.
-    """
-
-    def __init__(self) -> None:
-        self.in_progress = 0
-        self._waiters: list[asyncio.Future[None]] = []
-
-    def started(self) -> None:
-        self.in_progress += 1
-
-    def finished(self) -> None:
-        self.in_progress -= 1
-        if self.in_progress == 0:
-            waiters, self._waiters = self._waiters, []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-
-    async def settled(self, limit: float) -> None:
-        """Return when no request is in progress, or after `limit` seconds."""
-        if self.in_progress == 0:
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        await asyncio.wait([waiter], timeout=limit)
-        waiter.cancel()
-
-
 class Publisher:
     """A plugin: publishes every committed event to the channels that care about it.
 
@@ -140,12 +108,9 @@ class Publisher:
 
     THROTTLE = 0.01
 
-    def __init__(
-        self, channels: ChannelsPlugin, gcx: Any = None, requests: Requests | None = None
-    ) -> None:
+    def __init__(self, channels: ChannelsPlugin, gcx: Any = None) -> None:
         self.channels = channels
         self.gcx = gcx
-        self.requests = requests
         self._seq = itertools.count(1)
         self._refresh: asyncio.Task[None] | None = None
         self._changes: list[dict[str, Any]] = []
@@ -172,8 +137,7 @@ class Publisher:
 
     async def _snapshots(self) -> None:
         await asyncio.sleep(0)  # the rest of the transaction's events join in
-        if self.requests is not None:
-            await self.requests.settled(self.THROTTLE)
+        await self.gcx.foreground.settled(self.THROTTLE)
         while self._dirty:
             self._dirty = False
             changes, self._changes = self._changes, []

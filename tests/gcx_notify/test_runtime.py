@@ -129,16 +129,39 @@ def test_status_and_retry_commands_on_the_embedded_database(tmp_path):
     assert worker.returncode == 2 and "needs GCX_REDIS_URL" in worker.stderr
 
 
-async def test_a_sweep_does_not_double_what_the_process_holds(gcx, smtp_sink):
+async def test_embedded_kicks_wake_one_drainer_and_a_sweep_adds_nothing(gcx, smtp_sink):
     notifier = Notifier(gcx)
     await notifier.start(run_scheduler=False, kick=False)
     await applications.submit(gcx, make_submission(), Actor.applicant())  # kicks its row
-    held = len(notifier.broker._running_tasks)
-    assert held == 1
-    # A sweep while the delivery is still waiting its turn kicks nothing more.
-    await notifier.sweep()
-    assert len(notifier.broker._running_tasks) == held
+    drainer = notifier._drainer
+    assert drainer is not None and not drainer.done()
+    # No broker task per row: the drainer takes what is due from the outbox.
+    assert not notifier.broker._running_tasks
+    # A sweep while the delivery is still waiting its turn wakes the same drainer.
+    assert await notifier.sweep() == 1
+    assert notifier._drainer is drainer
     await notifier.stop()
+    assert drainer.done()
     assert len(smtp_sink.messages) == 1
-    # Once it is done, the row is no longer in hand: a later retry is kicked again.
-    assert notifier._in_hand == set()
+    async with gcx.database.read() as conn:
+        statuses = (await conn.execute(sa.select(notifications.c.status))).scalars().all()
+    assert statuses == ["sent"]
+
+
+async def test_embedded_delivery_yields_to_requests_in_progress(gcx, smtp_sink):
+    notifier = Notifier(gcx)
+    notifier.PACE, notifier.BUSY_BATCH = 0.4, 2
+    await notifier.start(run_scheduler=False, kick=False)
+    foreground = gcx.foreground  # the web app counts its requests here
+    foreground.started()  # a request in progress, and it goes on
+    for _ in range(6):
+        await applications.submit(gcx, make_submission(), Actor.applicant())
+    await asyncio.sleep(0.2)
+    assert len(smtp_sink.messages) == 0  # nothing during the first PACE while busy
+    await asyncio.sleep(0.4)
+    # Still busy: BUSY_BATCH rows per PACE.
+    assert 2 <= len(smtp_sink.messages) <= 4
+    foreground.finished()  # the requests stop: the rest goes at once
+    await asyncio.wait_for(notifier.idle(), 5)
+    assert len(smtp_sink.messages) == 6
+    await notifier.stop()

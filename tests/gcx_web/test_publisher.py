@@ -12,7 +12,7 @@ import msgspec
 from gcx_core.context import Gcx
 from gcx_core.entities import Actor
 from gcx_core.workflow import TransitionEvent
-from gcx_web.live import Publisher, Requests
+from gcx_web.live import Publisher
 
 
 class Sink:
@@ -45,9 +45,9 @@ async def settle(publisher: Publisher) -> None:
         await asyncio.sleep(0.005)
 
 
-def make_publisher(gcx: Gcx, throttle: float, requests: Requests | None = None) -> Any:
+def make_publisher(gcx: Gcx, throttle: float) -> Any:
     sink = Sink()
-    publisher = Publisher(sink, gcx, requests or Requests())  # type: ignore[arg-type]
+    publisher = Publisher(sink, gcx)  # type: ignore[arg-type]
     # Long enough that waiting for it (or not) cannot be mistaken for a slow machine.
     publisher.THROTTLE = throttle
     return sink, publisher
@@ -86,8 +86,8 @@ async def test_a_burst_shares_snapshots_and_loses_no_change(gcx: Gcx) -> None:
 
 
 async def test_the_broadcast_waits_for_requests_in_progress_up_to_the_throttle(gcx: Gcx) -> None:
-    requests = Requests()
-    sink, publisher = make_publisher(gcx, throttle=0.5, requests=requests)
+    requests = gcx.foreground  # what the web app counts its requests in
+    sink, publisher = make_publisher(gcx, throttle=0.5)
 
     # A request in progress answers 50 ms later: the snapshot follows it.
     requests.started()
