@@ -111,6 +111,14 @@ class Publisher:
     def __init__(self, channels: ChannelsPlugin, gcx: Any = None) -> None:
         self.channels = channels
         self.gcx = gcx
+        # Embedded, every listener is in this process, so a message for a channel nobody
+        # follows need not be built at all; through Redis, other processes may be listening.
+        backend = getattr(channels, "_backend", None)
+        self._subscribers: dict[str, set[Any]] | None = (
+            getattr(channels, "_channels", None)
+            if isinstance(backend, MemoryChannelsBackend)
+            else None
+        )
         self._seq = itertools.count(1)
         self._refresh: asyncio.Task[None] | None = None
         self._changes: list[dict[str, Any]] = []
@@ -122,6 +130,7 @@ class Publisher:
         if described is None:
             return
         kind, data, targets = described
+        targets = self.audience(targets)
         others = [t for t in targets if t != "dashboard"]
         if others:
             self.publish(kind, data, others)
@@ -129,6 +138,12 @@ class Publisher:
             if kind == "transition":
                 self._changes.append(data)
             self.schedule_snapshot()
+
+    def audience(self, targets: list[str]) -> list[str]:
+        """The targets somebody may hear."""
+        if self._subscribers is None:
+            return targets
+        return [t for t in targets if self._subscribers.get(t)]
 
     def schedule_snapshot(self) -> None:
         self._dirty = True

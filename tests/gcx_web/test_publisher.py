@@ -112,3 +112,21 @@ async def test_the_broadcast_waits_for_requests_in_progress_up_to_the_throttle(g
     requests.finished()
     await settle(publisher)
     await publisher.close()
+
+
+async def test_embedded_messages_nobody_follows_are_not_built(gcx: Gcx, app: Any) -> None:
+    """In one process every listener is local: no subscriber, no snapshot, no message."""
+    channels = app.state.channels
+    publisher = Publisher(channels, gcx)
+    assert publisher.audience(["dashboard", "application:1"]) == []
+    publisher.gcx_handle_event(transition(gcx, 1))
+    assert publisher._refresh is None  # no snapshot scheduled for nobody
+
+    async with channels.start_subscription(["dashboard"]) as subscriber:
+        assert publisher.audience(["dashboard", "application:1"]) == ["dashboard"]
+        publisher.gcx_handle_event(transition(gcx, 2))
+        async for raw in subscriber.iter_events():
+            message = msgspec.json.decode(raw)
+            assert [c["application_id"] for c in message["data"]["changes"]] == [2]
+            break
+    await publisher.close()
