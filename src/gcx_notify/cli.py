@@ -156,9 +156,11 @@ def retry(args: argparse.Namespace) -> int:
             notifier = Notifier(gcx)
             await notifier.start(run_scheduler=False, kick=False)
             try:
-                return await outbox.retry_notifications(
+                chosen = await outbox.retry_notifications(
                     gcx, Actor.system("cli"), None if args.all_dead else list(args.ids)
                 )
+                await notifier.idle()  # embedded: delivered before the command returns
+                return chosen
             finally:
                 await notifier.stop()
 

@@ -101,6 +101,7 @@ class Notifier:
         # last looked.
         self._drainer: asyncio.Task[None] | None = None
         self._kicked = False
+        self._stopping = False
         self._started = False
 
     @property
@@ -112,6 +113,7 @@ class Notifier:
         await self.broker.startup()
         self.gcx.plugins.register(self, name=f"gcx_notify.notifier.{id(self)}")
         self._started = True
+        self._stopping = False
         if run_scheduler if run_scheduler is not None else self.embedded:
             self._scheduler_task = asyncio.create_task(
                 run_scheduler_task(self.scheduler, run_startup=False)
@@ -120,7 +122,11 @@ class Notifier:
             await self.sweep()
 
     async def stop(self) -> None:
-        """Stop scheduling, let running tasks finish, close the channels."""
+        """Stop scheduling, let running tasks and the batch in hand finish, close the channels.
+
+        Rows still due stay in the outbox for the next start (or another worker): a backlog
+        never holds a shutdown up.
+        """
         if self._scheduler_task is not None:
             self._scheduler_task.cancel()
             await asyncio.gather(self._scheduler_task, return_exceptions=True)
@@ -128,6 +134,7 @@ class Notifier:
         if self._started:
             self.gcx.plugins.unregister(self)
             self._started = False
+        self._stopping = True
         await self.idle()
         await self.broker.shutdown()
         for channel in self.channels.values():
@@ -161,6 +168,8 @@ class Notifier:
             return
         if self.embedded:
             self._kicked = True
+            if self._stopping:
+                return
             if self._drainer is None or self._drainer.done():
                 self._drainer = asyncio.get_running_loop().create_task(self._drain())
             return
@@ -179,8 +188,10 @@ class Notifier:
         foreground = self.gcx.foreground
         while self._kicked:
             self._kicked = False
-            while True:
+            while not self._stopping:
                 quiet = await foreground.quiet(self.QUIET, self.PACE)
+                if self._stopping:
+                    return
                 try:
                     sent = await self.deliverer.deliver_due(
                         self.BATCH if quiet else self.BUSY_BATCH
