@@ -19,6 +19,9 @@ metadata = sa.MetaData(
 )
 
 
+_STORED_LENGTH = len("2026-01-01 00:00:00.000000")
+
+
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """Aware UTC datetimes on every backend (SQLite stores naive text, so tag it on the way out)."""
 
@@ -59,7 +62,11 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
             return super().result_processor(dialect, coltype)
 
         def process(value: str | None) -> datetime | None:
-            return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+            if value is None:
+                return None
+            if len(value) == _STORED_LENGTH:  # parsing with the offset beats a replace() after
+                return datetime.fromisoformat(value + "+00:00")
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
         return process
 
