@@ -177,7 +177,7 @@ class Notifier:
 
     # Embedded delivery yields to requests: it delivers a full batch whenever no request has
     # been in progress for QUIET seconds, and only BUSY_BATCH rows per PACE seconds while
-    # requests keep coming. The outbox holds the rest; nothing is lost or reordered.
+    # requests keep coming. The outbox holds the rest, oldest first; nothing is lost.
     QUIET = 0.002
     PACE = 0.02
     BATCH = 100
