@@ -79,3 +79,27 @@ async def test_two_processes_racing_on_one_database(gcx, gcx_settings):
     assert sum(isinstance(r, DuplicateApplicationError) for r in first_two) == 1, first_two
     assert all(not isinstance(r, BaseException) for r in results[2:]), results[2:]
     assert (await queries.list_applications(gcx, queries.ApplicationFilter())).total == 7
+
+
+async def test_a_group_stays_open_while_callers_keep_coming(gcx):
+    from gcx_core.storage.batching import GroupCommit
+
+    batches: list[list[int]] = []
+
+    async def work(conn, items):
+        batches.append(list(items))
+        return items
+
+    group = GroupCommit(gcx.database, work)
+
+    async def caller(i: int) -> int:
+        for _ in range(i):  # caller i is ready i turns of the loop after the first
+            await asyncio.sleep(0)
+        return await group(i)
+
+    assert await asyncio.gather(*(caller(i) for i in range(10))) == list(range(10))
+    # Without a writer in the way the leader waits while each turn brings another caller.
+    assert batches[0] == list(range(10))
+    # Once nobody else comes, it writes at once: a lone caller is its own batch.
+    assert await group(99) == 99
+    assert batches[-1] == [99]
