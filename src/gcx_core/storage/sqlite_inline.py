@@ -14,7 +14,6 @@ asyncio sleep between attempts instead (see database._configure_sqlite).
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -87,20 +86,11 @@ class _RunNow:
             future.set_exception(exc)
 
 
-# A commit that wrote this many rows or more runs in a thread. Writing a group commit's pages
-# to the WAL takes about a millisecond; sqlite3 releases the GIL meanwhile, so the loop goes on
-# parsing and validating the next requests on the other core instead of waiting. Small commits
-# stay inline: for them the hop costs more than it saves. The transaction's owner holds the
-# database's write lock throughout, so nothing else uses this connection meanwhile.
-THREADED_COMMIT_ROWS = 64
-
-
 class InlineConnection:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._connection: sqlite3.Connection | None = conn
         self._tx = _RunNow()
-        self._changes = conn.total_changes
 
     @property
     def isolation_level(self) -> str | None:
@@ -113,19 +103,7 @@ class InlineConnection:
         return await self.cursor().execute(sql, parameters)
 
     async def commit(self) -> None:
-        conn = self._conn
-        if conn.total_changes - self._changes >= THREADED_COMMIT_ROWS:
-            committing = asyncio.get_running_loop().run_in_executor(None, conn.commit)
-            try:
-                await asyncio.shield(committing)
-            except asyncio.CancelledError:
-                # The commit goes on in its thread: nobody may use the connection (a rollback,
-                # closing it) until it has finished.
-                await asyncio.wait([committing])
-                raise
-        else:
-            conn.commit()
-        self._changes = conn.total_changes
+        self._conn.commit()
 
     async def rollback(self) -> None:
         self._conn.rollback()
