@@ -119,7 +119,9 @@ def test_status_and_retry_commands_on_the_embedded_database(tmp_path):
 
 async def test_embedded_kicks_wake_one_drainer_and_a_sweep_adds_nothing(gcx, smtp_sink):
     notifier = Notifier(gcx)
+    notifier.PACE = 30  # a request in progress holds the delivery back for the test's length
     await notifier.start(run_scheduler=False, kick=False)
+    gcx.foreground.started()
     await applications.submit(gcx, make_submission(), Actor.applicant())  # kicks its row
     drainer = notifier._drainer
     assert drainer is not None and not drainer.done()
@@ -128,7 +130,8 @@ async def test_embedded_kicks_wake_one_drainer_and_a_sweep_adds_nothing(gcx, smt
     # A sweep while the delivery is still waiting its turn wakes the same drainer.
     assert await notifier.sweep() == 1
     assert notifier._drainer is drainer
-    await notifier.idle()
+    gcx.foreground.finished()
+    await asyncio.wait_for(notifier.idle(), 10)
     assert drainer.done()
     assert len(smtp_sink.messages) == 1
     async with gcx.database.read() as conn:
@@ -138,21 +141,25 @@ async def test_embedded_kicks_wake_one_drainer_and_a_sweep_adds_nothing(gcx, smt
 
 
 async def test_a_backlog_does_not_hold_the_shutdown_up(gcx, smtp_sink):
-    notifier = Notifier(gcx)
-    notifier.BATCH = notifier.BUSY_BATCH = 2
-    await notifier.start(run_scheduler=False, kick=False)
-    for _ in range(10):
+    for _ in range(10):  # queued before the notifier runs: a backlog of ten rows
         await applications.submit(gcx, make_submission(), Actor.applicant())
-    await asyncio.sleep(0)
-    await notifier.stop()  # the batch in hand finishes; the rest stays in the outbox
+    notifier = Notifier(gcx)
+    notifier.PACE, notifier.BUSY_BATCH = 0.3, 2
+    gcx.foreground.started()  # requests keep coming: two rows per PACE
+    await notifier.start(run_scheduler=False)
+    while len(smtp_sink.messages) < 2:
+        await asyncio.sleep(0.005)
+    await notifier.stop()  # the batch in hand has finished; the rest stays in the outbox
+    gcx.foreground.finished()
     async with gcx.database.read() as conn:
         statuses = (await conn.execute(sa.select(notifications.c.status))).scalars().all()
     assert "sending" not in statuses
-    assert statuses.count("sent") == len(smtp_sink.messages) < 10
+    assert statuses.count("sent") == len(smtp_sink.messages) == 2
+    assert statuses.count("pending") == 8
     # The next start takes the rest.
     again = Notifier(gcx)
     await again.start(run_scheduler=False)
-    await again.idle()
+    await asyncio.wait_for(again.idle(), 10)
     assert len(smtp_sink.messages) == 10
     await again.stop()
 
