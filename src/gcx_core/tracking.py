@@ -22,7 +22,11 @@ def new_tracking_code() -> str:
     for _ in range(_GROUPS * _GROUP_LEN):
         chars.append(ALPHABET[value & 31])
         value >>= 5
-    body = "".join(chars)
+    return _format("".join(chars))
+
+
+def _format(body: str) -> str:
+    """``GCX-XXXX-XXXX-XXXX`` from the twelve characters of a code."""
     groups = [body[i : i + _GROUP_LEN] for i in range(0, len(body), _GROUP_LEN)]
     return "-".join([PREFIX, *groups])
 
@@ -34,7 +38,4 @@ def normalise_tracking_code(text: str) -> str | None:
     cleaned = text.upper().translate(_CLEAN)
     if cleaned.startswith(PREFIX):
         cleaned = cleaned[len(PREFIX) :]
-    if not _BODY.fullmatch(cleaned):
-        return None
-    groups = [cleaned[i : i + _GROUP_LEN] for i in range(0, len(cleaned), _GROUP_LEN)]
-    return "-".join([PREFIX, *groups])
+    return _format(cleaned) if _BODY.fullmatch(cleaned) else None

@@ -34,10 +34,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=retry)
 
 
-def _logging() -> None:
-    configure_logging()
-
-
 async def _until_stopped() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -73,7 +69,7 @@ def _serve(
 
     settings = settings_from_args(args)
     _scale_out_only(settings, what)
-    _logging()
+    configure_logging()
 
     async def run() -> None:
         async with await Gcx.open(settings) as gcx:

@@ -177,6 +177,11 @@ class Deliverer:
         claimed = {n.id: n for n in await self._claim_in(conn, ids, len(ids))}
         return [[claimed.get(i) for i in r] for r in requests]
 
+    async def count_due(self) -> int:
+        async with self.gcx.database.read() as conn:
+            query = sa.select(sa.func.count()).select_from(N).where(self._due(self.gcx.now()))
+            return int((await conn.execute(query)).scalar_one())
+
     async def due_ids(self, limit: int = 1000, after: int = 0) -> list[int]:
         """Rows a sweep should kick (due, retry time passed, lease expired), ids after `after`."""
         async with self.gcx.database.read() as conn:

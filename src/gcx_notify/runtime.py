@@ -167,13 +167,16 @@ class Notifier:
         if not notification_ids:
             return
         if self.embedded:
-            self._kicked = True
-            if self._stopping:
-                return
-            if self._drainer is None or self._drainer.done():
-                self._drainer = asyncio.get_running_loop().create_task(self._drain())
+            self._wake_drainer()
             return
         await self.deliver_task.kiq(list(notification_ids))
+
+    def _wake_drainer(self) -> None:
+        self._kicked = True
+        if self._stopping:
+            return
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
     # Embedded delivery yields to requests: it delivers a full batch whenever no request has
     # been in progress for QUIET seconds, and only BUSY_BATCH rows per PACE seconds while
@@ -235,7 +238,15 @@ class Notifier:
         )
 
     async def sweep(self) -> int:
-        """Kick every due row: retries whose time came, expired leases, anything never kicked."""
+        """Kick every due row: retries whose time came, expired leases, anything never kicked.
+
+        Embedded, the drainer reads the outbox itself: the sweep only counts and wakes it.
+        """
+        if self.embedded:
+            due = await self.deliverer.count_due()
+            if due:
+                self._wake_drainer()
+            return due
         kicked, after = 0, 0
         while ids := await self.deliverer.due_ids(limit=1000, after=after):
             for start in range(0, len(ids), SWEEP_BATCH):
