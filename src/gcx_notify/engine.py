@@ -139,11 +139,16 @@ class Deliverer:
         self, conn: AsyncConnection, ids: list[int] | None, limit: int
     ) -> list[Notification]:
         now = self.gcx.now()
-        query = sa.select(N.c.id, N.c.status).where(self._due(now))
         if ids is not None:
-            query = query.where(N.c.id.in_(ids))
-        query = query.order_by(N.c.next_attempt_at, N.c.id).limit(limit)
-        found = (await conn.execute(query.with_for_update(skip_locked=True))).all()
+            query = (
+                sa.select(N.c.id, N.c.status)
+                .where(self._due(now), N.c.id.in_(ids))
+                .order_by(N.c.next_attempt_at, N.c.id)
+                .limit(limit)
+            )
+            found = (await conn.execute(query.with_for_update(skip_locked=True))).all()
+        else:
+            found = await self._oldest_due(conn, now, limit)
         if not found:
             return []
         rows = (
@@ -168,6 +173,36 @@ class Deliverer:
             },
         )
         return sorted((records.to_notification(r) for r in rows), key=lambda n: n.id)
+
+    async def _oldest_due(self, conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
+        """The `limit` oldest due rows (id, status, next_attempt_at), locked where the database
+        can lock rows.
+
+        One query per status, each in the order of the (status, next_attempt_at) index, so a
+        claim reads about `limit` rows per status however long the outbox is. (A single query
+        with OR between the statuses collects every due row and sorts them all for each claim:
+        with 60,000 rows waiting after a burst, that was a fifth of the process's time.)
+        """
+        found: list[Any] = []
+        for status in SENDABLE:
+            due = sa.and_(N.c.status == status, N.c.next_attempt_at <= now)
+            found += await self._first_rows(conn, due, limit)
+        # Leases that ran out: a handful at most (the rows in flight), so no index order needed.
+        expired = sa.and_(N.c.status == NotificationStatus.SENDING, N.c.locked_until < now)
+        found += await self._first_rows(conn, expired, limit)
+        return sorted(found, key=lambda r: (r.next_attempt_at, r.id))[:limit]
+
+    async def _first_rows(
+        self, conn: AsyncConnection, where: sa.ColumnElement[bool], limit: int
+    ) -> list[Any]:
+        query = (
+            sa.select(N.c.id, N.c.status, N.c.next_attempt_at)
+            .where(where)
+            .order_by(N.c.next_attempt_at, N.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list((await conn.execute(query)).all())
 
     async def _claim_each(
         self, conn: AsyncConnection, requests: list[list[int]]

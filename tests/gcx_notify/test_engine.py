@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import timedelta
 
 import attrs
 import pytest
@@ -75,6 +76,46 @@ async def test_an_expired_lease_is_claimed_again(gcx, gcx_clock, smtp_sink):
     assert len(smtp_sink.messages) == 2  # the late duplicate carries the same Message-ID
     assert len({m["Message-ID"] for m in smtp_sink.messages}) == 1
     await notifier.stop()
+
+
+async def test_claims_take_the_oldest_due_rows_across_statuses(gcx, gcx_clock):
+    """Pending, retrying and lease-expired rows are claimed oldest first, whatever their
+    status; rows not yet due stay."""
+    for _ in range(8):
+        await applications.submit(gcx, make_submission(), APPLICANT)
+    ids = [r.id for r in await rows(gcx)]
+    assert len(ids) == 8
+    now = gcx.now()
+
+    ago = lambda minutes: now - timedelta(minutes=minutes)  # noqa: E731
+    plan = {
+        ids[0]: ("pending", ago(1), None),
+        ids[1]: ("retrying", ago(30), None),
+        ids[2]: ("sending", ago(20), ago(5)),  # its worker's lease ran out
+        ids[3]: ("retrying", now + timedelta(minutes=10), None),  # not due yet
+        ids[4]: ("sending", ago(40), now + timedelta(minutes=1)),  # still leased
+        ids[5]: ("pending", ago(25), None),
+    }
+    async with gcx.database.write() as conn:
+        for row_id, (status, due_at, locked_until) in plan.items():
+            await conn.execute(
+                notifications.update()
+                .where(notifications.c.id == row_id)
+                .values(status=status, next_attempt_at=due_at, locked_until=locked_until)
+            )
+        await conn.execute(
+            notifications.update()
+            .where(notifications.c.id.not_in(list(plan)))
+            .values(next_attempt_at=ago(2))
+        )
+    deliverer = Notifier(gcx).deliverer
+    first = await deliverer.claim(limit=3)
+    assert sorted(n.id for n in first) == sorted([ids[1], ids[5], ids[2]])
+    rest = await deliverer.claim(limit=100)
+    others = [i for i in ids if i not in plan]
+    assert sorted(n.id for n in rest) == sorted([*others, ids[0]])
+    assert await deliverer.claim(limit=100) == []
+    assert all(n.status is NotificationStatus.SENDING for n in first + rest)
 
 
 async def test_without_smtp_mail_is_captured(gcx_settings, gcx_clock):
