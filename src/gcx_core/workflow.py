@@ -110,6 +110,10 @@ class TransitionEvent:
 class Workflow:
     states: Mapping[str, State]
     transitions: Mapping[str, Transition]
+    # status -> what an applicant may try there; filled as statuses are asked about.
+    _for_applicant: dict[str | None, frozenset[str]] = attrs.field(
+        factory=dict, init=False, eq=False, repr=False
+    )
 
     def state(self, name: str) -> State:
         return self.states[name]
@@ -124,6 +128,17 @@ class Workflow:
             for t in self.actions_from(application.status or None)
             if _permitted(actor, t.permission)
         ]
+
+    def applicant_actions(self, status: str | None) -> frozenset[str]:
+        """`allowed_actions` for an applicant, which depends on the status alone; remembered
+        per status (the public status page asks on every lookup)."""
+        found = self._for_applicant.get(status)
+        if found is None:
+            found = frozenset(
+                t.action for t in self.actions_from(status or None) if t.permission == APPLICANT
+            )
+            self._for_applicant[status] = found
+        return found
 
 
 def _permitted(actor: Actor, permission: str) -> bool:

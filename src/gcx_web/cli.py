@@ -58,6 +58,9 @@ def _run(settings: Settings, args: argparse.Namespace, role: str, pm: Any = None
         host=args.host,
         port=args.port,
         log_level="warning",
+        # Access lines are below the log level anyway; off, uvicorn does not format their
+        # arguments for every request only to drop them.
+        access_log=False,
         proxy_headers=False,  # proxies are trusted by GCX_TRUSTED_PROXIES, nothing else
         server_header=False,
         ws_max_size=64 * 1024,

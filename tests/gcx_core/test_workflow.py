@@ -331,3 +331,10 @@ def test_random_action_sequences_stay_inside_the_table(steps):
         assert app.status in WORKFLOW.states
         assert app.version == before.version + 1
         assert event.to_status == app.status
+
+
+@pytest.mark.parametrize("status", ["", *WORKFLOW.states])
+def test_applicant_actions_are_allowed_actions_for_an_applicant(status):
+    expected = set(WORKFLOW.allowed_actions(application(status), APPLICANT))
+    assert WORKFLOW.applicant_actions(status) == expected
+    assert WORKFLOW.applicant_actions(status) is WORKFLOW.applicant_actions(status)  # kept

@@ -6,7 +6,6 @@ import attrs
 
 from gcx_core.context import Gcx
 from gcx_core.entities import (
-    Actor,
     Application,
     DocumentRequirement,
     ReviewStatus,
@@ -16,7 +15,6 @@ from gcx_core.exceptions import NotFoundError
 from gcx_core.services.queries import TimelineItem, build_timeline
 from gcx_core.storage import applications as app_rows
 from gcx_core.storage import documents as doc_rows
-from gcx_core.storage import fast
 from gcx_core.tracking import normalise_tracking_code
 from gcx_core.workflow import State
 
@@ -52,9 +50,7 @@ async def applicant_view(gcx: Gcx, code: str) -> ApplicantView:
     if normal is None:
         raise NotFoundError("application", code)
     # One snapshot, so the parts of the page agree with each other.
-    found, change_rows, version_rows, request_rows = await fast.select_together(
-        gcx.database, _VIEW, code=normal
-    )
+    found, change_rows, version_rows, request_rows = await _VIEW.read(gcx.database, code=normal)
     if not found:
         raise NotFoundError("application", code)
     app = app_rows.to_application(found[0])
@@ -82,7 +78,7 @@ async def applicant_view(gcx: Gcx, code: str) -> ApplicantView:
                 outstanding.append(OutstandingItem(requirement, "rejected", version.review_note))
             elif version is None and requirement.required:
                 outstanding.append(OutstandingItem(requirement, "missing"))
-    allowed = set(gcx.workflow.allowed_actions(app, Actor.applicant()))
+    allowed = gcx.workflow.applicant_actions(app.status)
     return ApplicantView(
         application=app,
         state=state,

@@ -174,32 +174,26 @@ def page(rows: Sequence[Any]) -> list[Application]:
     return [to_application(r) for r in rows]
 
 
-def _of_code(table: sa.Table) -> sa.ColumnElement[bool]:
-    by_code = sa.select(applications.c.id).where(
-        applications.c.tracking_code == sa.bindparam("code")
-    )
-    return table.c.application_id == by_code.scalar_subquery()
-
-
-def view_by_code() -> tuple[fast.FastSelect, ...]:
+def view_by_code() -> fast.FastFamily:
     """The application, its status changes, documents and requests, all by tracking code."""
     from gcx_core.storage.tables import document_requests, documents
 
-    return (
-        _BY_CODE,
-        fast.FastSelect(
-            sa.select(status_changes)
-            .where(_of_code(status_changes))
-            .order_by(status_changes.c.at, status_changes.c.id)
-        ),
-        fast.FastSelect(
-            sa.select(documents)
-            .where(_of_code(documents))
-            .order_by(documents.c.requirement_code, documents.c.version)
-        ),
-        fast.FastSelect(
-            sa.select(document_requests)
-            .where(_of_code(document_requests))
-            .order_by(document_requests.c.id)
-        ),
+    return fast.FastFamily(
+        _BY_CODE.stmt,
+        applications.c.id,
+        [
+            fast.Children(
+                status_changes,
+                status_changes.c.application_id,
+                (status_changes.c.at, status_changes.c.id),
+            ),
+            fast.Children(
+                documents,
+                documents.c.application_id,
+                (documents.c.requirement_code, documents.c.version),
+            ),
+            fast.Children(
+                document_requests, document_requests.c.application_id, (document_requests.c.id,)
+            ),
+        ],
     )

@@ -1,0 +1,88 @@
+"""storage.fast: a family of rows read in one statement equals one SELECT per table."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from gcx_core.entities import Actor, Role
+from gcx_core.services import applicant, applications, documents
+from gcx_core.services.applicant import applicant_view
+from gcx_core.storage import applications as app_rows
+from gcx_core.storage import fast
+from gcx_core.testing import make_submission
+
+from .pdfs import PDF, PNG
+
+APPLICANT = Actor.applicant()
+VIEW = app_rows.view_by_code()
+
+
+async def busy_application(gcx, gcx_staff):
+    """An application with several rows in each child table, names outside ASCII included."""
+    _, reviewer = await gcx_staff(Role.REVIEWER)
+    app = await applications.submit(gcx, make_submission(), APPLICANT)
+    await applications.act(gcx, app.id, "start_review", reviewer)
+    await applications.act(
+        gcx,
+        app.id,
+        "request_documents",
+        reviewer,
+        params={"requirement_codes": ["tax_clearance", "vat_certificate"], "message": "Bitte 😀"},
+    )
+    first = await documents.upload_document(
+        gcx, app.id, "tax_clearance", PDF, "Überweisung «1».pdf", APPLICANT
+    )
+    await documents.upload_document(gcx, app.id, "tax_clearance", PNG, "scan.png", APPLICANT)
+    await documents.upload_document(gcx, app.id, "vat_certificate", PDF, "vat.pdf", APPLICANT)
+    await documents.review_document(gcx, first.id, False, reviewer, note='"blurred"\nrescan')
+    return app
+
+
+async def test_one_statement_reads_what_one_select_per_table_reads(gcx, gcx_staff):
+    app = await busy_application(gcx, gcx_staff)
+    await applications.submit(gcx, make_submission(), APPLICANT)  # a neighbour, not read
+    family = await VIEW.read(gcx.database, code=app.tracking_code)
+    portable = await fast.select_together(gcx.database, VIEW.selects, code=app.tracking_code)
+    assert family == portable
+    if gcx.database.inline_reader() is not None:  # SQLite: it was the single statement
+        assert VIEW._plans["sqlite"] is not None
+    found, changes, versions, requests = family
+    assert [r["id"] for r in found] == [app.id]
+    assert [c["action"] for c in changes] == ["submit", "start_review", "request_documents"]
+    assert [(v["requirement_code"], v["version"]) for v in versions] == [
+        ("tax_clearance", 1),
+        ("tax_clearance", 2),
+        ("vat_certificate", 1),
+    ]
+    assert versions[0]["original_name"] == "Überweisung «1».pdf"
+    assert versions[0]["review_note"] == '"blurred"\nrescan' and versions[1]["reviewed_at"] is None
+    assert versions[0]["uploaded_at"].tzinfo is not None
+    assert requests[0]["requirement_codes"] == ["tax_clearance", "vat_certificate"]
+    assert requests[0]["message"] == "Bitte 😀"
+
+
+async def test_an_unknown_key_reads_nothing(gcx):
+    assert await VIEW.read(gcx.database, code="GCX-0000-0000-0000") == [[], [], [], []]
+
+
+async def test_the_view_is_the_same_either_way(gcx, gcx_staff, monkeypatch):
+    app = await busy_application(gcx, gcx_staff)
+    quick = await applicant_view(gcx, app.tracking_code)
+
+    async def portable(database, **params):
+        return await fast.select_together(database, VIEW.selects, **params)
+
+    monkeypatch.setattr(applicant._VIEW, "read", portable)
+    assert await applicant_view(gcx, app.tracking_code) == quick
+
+
+def test_children_whose_values_json_would_change_are_refused():
+    table = sa.Table("t", sa.MetaData(), sa.Column("id", sa.Integer), sa.Column("score", sa.Float))
+    family = fast.FastFamily(
+        sa.select(table).where(table.c.id == sa.bindparam("id")),
+        table.c.id,
+        [fast.Children(table, table.c.id, (table.c.id,))],
+    )
+    with pytest.raises(ValueError, match="through JSON"):
+        fast._ChildPlan(family.children[0], sa.create_engine("sqlite://").dialect)
