@@ -86,3 +86,28 @@ def test_children_whose_values_json_would_change_are_refused():
     )
     with pytest.raises(ValueError, match="through JSON"):
         fast._ChildPlan(family.children[0], sa.create_engine("sqlite://").dialect)
+
+
+def test_datetimes_are_stored_as_utc_text_on_sqlite():
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy.dialects import sqlite
+
+    from gcx_core.storage.tables import UTCDateTime
+
+    bind = UTCDateTime().bind_processor(sqlite.dialect())
+    read = UTCDateTime().result_processor(sqlite.dialect(), None)
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    elsewhere = datetime(2026, 1, 2, 5, 4, 5, 7, tzinfo=timezone(timedelta(hours=2)))
+    # The same object twice (the memo), another zone, then the first again.
+    texts = [bind(at), bind(at), bind(elsewhere), bind(None), bind(at)]
+    assert texts == [
+        "2026-01-02 03:04:05.000000",
+        "2026-01-02 03:04:05.000000",
+        "2026-01-02 03:04:05.000007",
+        None,
+        "2026-01-02 03:04:05.000000",
+    ]
+    assert read(texts[2]) == elsewhere and read(texts[2]).tzinfo is UTC
+    with pytest.raises(ValueError, match="naive"):
+        bind(datetime(2026, 1, 2))

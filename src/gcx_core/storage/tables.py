@@ -47,13 +47,26 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
 
+        # The rows of one change mostly carry the same `now` object (an application, its
+        # status change, notifications and audit entry); the last one formatted is kept.
+        last: tuple[datetime | None, str | None] = (None, None)
+
         def process(value: datetime | None) -> str | None:
+            nonlocal last
             if value is None:
                 return None
+            seen, text = last
+            if value is seen:
+                return text
             if value.tzinfo is None:
                 raise ValueError("naive datetimes are not stored; use an aware UTC datetime")
             # The same text as SQLAlchemy's SQLite format, microseconds always included.
-            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            if value.tzinfo is UTC:
+                text = value.isoformat(" ", "microseconds")[:-6]  # without "+00:00"
+            else:
+                text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            last = (value, text)
+            return text
 
         return process
 
