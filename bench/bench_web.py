@@ -160,6 +160,7 @@ def main() -> int:
         ),
     }
     gcx = serve([sys.executable, "-m", "gcx_core.cli", "serve", "--port", str(port)], gcx_env, port)
+    bare: subprocess.Popen[bytes] | None = None
     results: dict[str, dict[str, float]] = {}
     try:
         base = f"http://127.0.0.1:{port}"
@@ -170,39 +171,47 @@ def main() -> int:
             ]
             status_body = client.get(f"/api/v1/applications/{codes[0]}").text
         (work / "codes.txt").write_text("\n".join(codes) + "\n")
+        bare = serve(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bare_app:app",
+                "--port",
+                str(bare_port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+                "--no-server-header",
+            ],
+            {"PYTHONPATH": str(HERE), "BARE_STATUS_BODY": status_body},
+            bare_port,
+        )
+        bare_base = f"http://127.0.0.1:{bare_port}"
         env = {"BENCH_RUN": "G", "BENCH_CODES": str(work / "codes.txt")}
+        bare_env = {"BENCH_RUN": "B", "BENCH_CODES": str(work / "codes.txt")}
+        # Each GCX figure is followed at once by the bare one, so that both see the same
+        # machine (a shared VM's speed drifts by 10-30% over minutes). The idle server uses
+        # no CPU meanwhile; GCX's delivery backlog is finished before the bare POST run.
         results["gcx POST"] = wrk(base, "post.lua", args.duration, args.connections, env)
         backlog, drained_in = wait_for_deliveries(data_dir / "gcx.db")
+        results["bare POST"] = wrk(bare_base, "post.lua", args.duration, args.connections, bare_env)
         results["gcx GET"] = wrk(base, "get.lua", args.duration, args.connections, env)
+        results["bare GET"] = wrk(bare_base, "get.lua", args.duration, args.connections, bare_env)
     finally:
         stop(gcx)
-    bare = serve(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bare_app:app",
-            "--port",
-            str(bare_port),
-            "--log-level",
-            "warning",
-            "--no-server-header",
-        ],
-        {"PYTHONPATH": str(HERE), "BARE_STATUS_BODY": status_body},
-        bare_port,
-    )
-    try:
-        base = f"http://127.0.0.1:{bare_port}"
-        env = {"BENCH_RUN": "B", "BENCH_CODES": str(work / "codes.txt")}
-        results["bare POST"] = wrk(base, "post.lua", args.duration, args.connections, env)
-        results["bare GET"] = wrk(base, "get.lua", args.duration, args.connections, env)
-    finally:
-        stop(bare)
+        if bare is not None:
+            stop(bare)
     shutil.rmtree(work, ignore_errors=True)
     print(f"{args.connections} connections, {args.duration} s each, one wrk thread")
-    print(f"{'':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    print(f"{'':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'of bare':>8}")
     for name, r in results.items():
-        print(f"{name:10} {r['rate']:9,.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['non2xx']:8.0f}")
+        method = name.split()[1]
+        share = r["rate"] / results[f"bare {method}"]["rate"]
+        print(
+            f"{name:10} {r['rate']:9,.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['non2xx']:8.0f}"
+            f" {share:8.1%}"
+        )
     if backlog:
         print(
             f"after the POST run {backlog:,} notifications were still to deliver; "

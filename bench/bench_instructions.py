@@ -1,0 +1,225 @@
+"""CPU instructions per request, counted by valgrind: a figure that does not drift with the VM.
+
+    python bench/bench_instructions.py [--requests 1000]
+
+The wall-clock figures of bench_web.py move by 10-30% over minutes on a shared VM, more than
+most single changes are worth. This counts the instructions the app itself executes per
+request: the ASGI app is called in-process (no server, no sockets), under
+`valgrind --tool=callgrind`, with counting switched on only around the measured requests
+(`callgrind_control`). The same code, data and requests give the same count to within a
+fraction of a percent, so two versions can be compared an hour apart. Instructions are not
+time (cache misses and system calls are not counted), so confirm a gain with bench_web.py.
+
+Measured, each in its own process: GCX's `GET /api/v1/applications/{code}` on 500 known
+codes and `POST /api/v1/applications` from 16 concurrent callers (the embedded mode with its
+in-process delivery, 3 staff users), and the bare handlers of bare_app.py with the same bodies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+RAISED_LIMITS = "submit=100000000/minute,lookup=100000000/minute,upload=100000000/minute"
+CALLERS = 16
+
+
+def scope(method: str, path: str, body: bytes) -> dict[str, Any]:
+    headers = [(b"host", b"127.0.0.1:8000")]
+    if body:
+        headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 40000),
+        "scheme": "http",
+        "method": method,
+        "root_path": "",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": headers,
+    }
+
+
+async def call(app: Any, method: str, path: str, body: bytes = b"") -> int:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope(method, path, body), receive, send)
+    return int(sent[0]["status"])
+
+
+async def drive(kind: str, method: str, requests: int, work: Path) -> None:
+    """The measured process: warm up, then wait for the parent around the counted requests."""
+    import gc
+
+    import msgspec
+
+    from gcx_core.samples import make_submission
+
+    if kind == "bare":
+        sys.path.insert(0, str(HERE))
+        import bare_app
+
+        app: Any = bare_app.app
+    else:
+        from gcx_core.settings import Settings
+        from gcx_web.app import create_app
+
+        app = create_app(Settings(data_dir=work / "data", secret_key="bench-secret"))
+    codes = (work / "codes.txt").read_text().split()
+    rng = random.Random(7)
+    if method == "GET":
+        jobs = [("GET", f"/api/v1/applications/{rng.choice(codes)}", b"") for _ in range(requests)]
+        warm = jobs[:200]
+    else:
+        bodies = [msgspec.json.encode(make_submission()) for _ in range(requests + 200)]
+        jobs = [("POST", "/api/v1/applications", b) for b in bodies[:requests]]
+        warm = [("POST", "/api/v1/applications", b) for b in bodies[requests:]]
+
+    async def run(batch: list[tuple[str, str, bytes]]) -> None:
+        async def caller(mine: list[tuple[str, str, bytes]]) -> None:
+            for m, path, body in mine:
+                status = await call(app, m, path, body)
+                if status >= 300:
+                    raise SystemExit(f"{m} {path}: {status}")
+
+        await asyncio.gather(*(caller(batch[i::CALLERS]) for i in range(CALLERS)))
+
+    async with app.lifespan():
+        await run(warm)
+        gc.collect()
+        gc.freeze()  # as `gcx serve` does once started
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        await run(jobs)
+        print("done", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+
+
+def prepare(work: Path) -> None:
+    from bench_web import prepare as prepare_data_dir
+
+    from gcx_core.context import Gcx
+    from gcx_core.entities import Actor
+    from gcx_core.samples import make_submission
+    from gcx_core.services import applications
+    from gcx_core.settings import Settings
+
+    prepare_data_dir(work / "data")
+
+    async def submit() -> list[str]:
+        settings = Settings(data_dir=work / "data", secret_key="bench-secret")
+        async with await Gcx.open(settings) as gcx:
+            return [
+                (await applications.submit(gcx, make_submission(), Actor.applicant())).tracking_code
+                for _ in range(500)
+            ]
+
+    (work / "codes.txt").write_text("\n".join(asyncio.run(submit())) + "\n")
+
+
+def count(kind: str, method: str, requests: int, work: Path) -> int:
+    """Instructions executed by the `requests` requests, from callgrind's own total."""
+    env = {
+        **os.environ,
+        "PYTHONHASHSEED": "0",
+        "GCX_RATE_LIMITS": RAISED_LIMITS,
+        "GCX_SECRET_KEY": "bench-secret",
+    }
+    with tempfile.TemporaryDirectory() as out:
+        proc = subprocess.Popen(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                f"--callgrind-out-file={out}/callgrind.out",
+                sys.executable,
+                __file__,
+                "--driver",
+                kind,
+                method,
+                str(requests),
+                str(work),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+
+        def toggle(state: str, expect: str) -> None:
+            line = proc.stdout.readline().strip()  # type: ignore[union-attr]
+            if line != expect:
+                proc.kill()
+                raise RuntimeError(f"{kind} {method}: expected {expect!r}, got {line!r}")
+            subprocess.run(
+                ["callgrind_control", "-i", state, str(proc.pid)], check=True, capture_output=True
+            )
+            proc.stdin.write("\n")  # type: ignore[union-attr]
+            proc.stdin.flush()  # type: ignore[union-attr]
+
+        toggle("on", "ready")
+        toggle("off", "done")
+        _, stderr = proc.communicate(timeout=600)
+    found = re.search(r"Collected : (\d+)", stderr)
+    if proc.returncode or not found:
+        raise RuntimeError(f"{kind} {method} failed:\n{stderr[-2000:]}")
+    return int(found.group(1)) // requests
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--driver", nargs=4, help=argparse.SUPPRESS)
+    args, _ = parser.parse_known_args()
+    if args.driver:
+        kind, method, requests, work = args.driver
+        asyncio.run(drive(kind, method, int(requests), Path(work)))
+        return 0
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        print("bench_instructions needs valgrind (apt-get install -y valgrind)")
+        return 1
+    work = Path(tempfile.mkdtemp(prefix="gcx-bench-instr-"))
+    try:
+        prepare(work)
+        print(f"instructions per request, {args.requests} requests each (valgrind callgrind)")
+        figures = {}
+        for method in ("GET", "POST"):
+            for kind in ("gcx", "bare"):
+                # POST runs on a copy, so that every count starts from the same data.
+                run_dir = work / f"{kind}-{method}"
+                shutil.copytree(work / "data", run_dir / "data")
+                shutil.copy(work / "codes.txt", run_dir / "codes.txt")
+                figures[kind] = count(kind, method, args.requests, run_dir)
+                print(f"{kind:5} {method:5} {figures[kind]:>12,}", flush=True)
+            print(f"      {method:5} gcx / bare = {figures['gcx'] / figures['bare']:.2f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
