@@ -41,6 +41,10 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._inline_path = inline_path
         self._reader: sqlite3.Connection | None = None
+        self._checkpointer: sqlite_inline.Checkpointer | None = None
+        if inline_path is not None:
+            self._checkpointer = sqlite_inline.Checkpointer(inline_path)
+            self._checkpointer.start()
 
     @property
     def is_sqlite(self) -> bool:
@@ -78,10 +82,14 @@ class Database:
         engine = create_async_engine(parsed, **kwargs)
         inline_path = None
         if engine.dialect.name == "sqlite":
+            on_loop = "async_creator" in kwargs
             _configure_sqlite(
-                engine, busy_timeout_ms=SQLITE_INLINE_BUSY_MS if inline else SQLITE_BUSY_TIMEOUT_MS
+                engine,
+                busy_timeout_ms=SQLITE_INLINE_BUSY_MS if inline else SQLITE_BUSY_TIMEOUT_MS,
+                # Inline, the Checkpointer's thread checkpoints, not the committing loop.
+                autocheckpoint=sqlite_inline.BACKSTOP_CHECKPOINT_PAGES if on_loop else None,
             )
-            if "async_creator" in kwargs:
+            if on_loop:
                 inline_path = parsed.database
         return cls(engine, inline_path=inline_path)
 
@@ -120,6 +128,9 @@ class Database:
         return self._reader
 
     async def dispose(self) -> None:
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
+            self._checkpointer = None
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -137,7 +148,9 @@ def ensure_sqlite_directory(url: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
+def _configure_sqlite(
+    engine: AsyncEngine, *, busy_timeout_ms: int, autocheckpoint: int | None = None
+) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event, not the driver, decide how transactions start.
@@ -150,6 +163,7 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
             "foreign_keys=ON",
             "cache_size=-65536",
             "temp_store=MEMORY",
+            *([f"wal_autocheckpoint={autocheckpoint}"] if autocheckpoint else []),
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
