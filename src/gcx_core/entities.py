@@ -169,7 +169,7 @@ class Actor:
         return self.role is not None and permission in ROLE_PERMISSIONS[self.role]
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # a key of the status view's cache of missing items
 class DocumentRequirement:
     code: str
     title: str

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import attrs
 
 from gcx_core.context import Gcx
@@ -30,6 +32,13 @@ class OutstandingItem:
     # "missing": required before approval and never uploaded.
     reason: str
     note: str = ""
+
+
+@functools.lru_cache(maxsize=1024)
+def _missing(requirement: DocumentRequirement) -> OutstandingItem:
+    """A "missing" item depends on its requirement alone, so each is made once (most of a new
+    application's status view is its list of documents still to send)."""
+    return OutstandingItem(requirement, "missing")
 
 
 @attrs.frozen
@@ -77,7 +86,7 @@ async def applicant_view(gcx: Gcx, code: str) -> ApplicantView:
             elif version is not None and version.review_status is ReviewStatus.REJECTED:
                 outstanding.append(OutstandingItem(requirement, "rejected", version.review_note))
             elif version is None and requirement.required:
-                outstanding.append(OutstandingItem(requirement, "missing"))
+                outstanding.append(_missing(requirement))
     allowed = gcx.workflow.applicant_actions(app.status)
     return ApplicantView(
         application=app,
