@@ -164,6 +164,13 @@ async def test_reconcile_repairs_drift(gcx, population):
     assert (await dashboard.snapshot(gcx)).total == 4
 
 
+async def test_a_snapshot_counts_what_a_read_counts(gcx, population):
+    """`Database.snapshot` (a thread of its own on inline SQLite) sees the same rows."""
+    async with gcx.database.read() as conn:
+        expected = await dashboard.recount(conn)
+    assert expected and await gcx.database.snapshot(dashboard.count_rows) == expected
+
+
 def test_largest_remainder_examples():
     assert largest_remainder([1, 1, 1]) == [33.4, 33.3, 33.3]
     assert largest_remainder([0, 0]) == [0.0, 0.0]

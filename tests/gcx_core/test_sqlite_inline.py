@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from gcx_core.storage import sqlite_inline
@@ -63,5 +64,39 @@ async def test_databases_not_run_inline_have_no_checkpointer(tmp_path):
         async with database.write() as conn:
             (pages,) = (await conn.exec_driver_sql("PRAGMA wal_autocheckpoint")).one()
             assert pages == 1000  # SQLite's own checkpoint, in aiosqlite's thread
+    finally:
+        await database.dispose()
+
+
+async def test_a_snapshot_reads_off_the_event_loop(tmp_path):
+    database = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'gcx.db'}")
+    try:
+        async with database.write() as conn:
+            await conn.run_sync(ROWS.metadata.create_all)
+            await conn.execute(ROWS.insert(), [{"id": i} for i in range(500)])
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.005)
+
+        def slow_count(conn):
+            time.sleep(0.3)  # a long recount: the loop must go on meanwhile
+            return conn.execute(sa.select(sa.func.count()).select_from(ROWS)).scalar()
+
+        task = asyncio.create_task(ticker())
+        try:
+            assert await database.snapshot(slow_count) == 500
+        finally:
+            task.cancel()
+        assert ticks >= 10
+
+        def write(conn):
+            conn.execute(ROWS.insert(), [{"id": 1000}])
+
+        with pytest.raises(sa.exc.OperationalError, match="readonly"):
+            await database.snapshot(write)  # snapshots only read
     finally:
         await database.dispose()

@@ -124,12 +124,17 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
 
 async def recount(conn: Any) -> dict[str, int]:
     """What the counters should be, counted from the rows themselves."""
+    return await conn.run_sync(count_rows)
+
+
+def count_rows(conn: sa.Connection) -> dict[str, int]:
+    """`recount` on a synchronous connection."""
     truth: dict[str, int] = {}
-    for status, n in await conn.execute(
+    for status, n in conn.execute(
         sa.select(applications.c.status, sa.func.count()).group_by(applications.c.status)
     ):
         truth[records.STATUS_PREFIX + status] = int(n)
-    for status, n in await conn.execute(
+    for status, n in conn.execute(
         sa.select(notifications.c.status, sa.func.count()).group_by(notifications.c.status)
     ):
         truth[records.NOTIFICATION_PREFIX + status] = int(n)
@@ -137,24 +142,39 @@ async def recount(conn: Any) -> dict[str, int]:
         day = sa.func.date(sa.func.timezone("UTC", applications.c.created_at))
     else:  # SQLite keeps UTC text, and date() reads its first ten characters
         day = sa.func.date(applications.c.created_at)
-    for value, n in await conn.execute(sa.select(day, sa.func.count()).group_by(day)):
+    for value, n in conn.execute(sa.select(day, sa.func.count()).group_by(day)):
         truth[records.SUBMITTED_PREFIX + str(value)] = int(n)
     return truth
 
 
+_RECONCILED = (records.STATUS_PREFIX, records.NOTIFICATION_PREFIX, records.SUBMITTED_PREFIX)
+
+
+def _stored(conn: sa.Connection) -> dict[str, int]:
+    query = sa.select(counters.c.name, counters.c.value)
+    return {name: int(v) for name, v in conn.execute(query) if name.startswith(_RECONCILED) and v}
+
+
+def _recount_and_stored(conn: sa.Connection) -> tuple[dict[str, int], dict[str, int]]:
+    return count_rows(conn), _stored(conn)
+
+
 async def reconcile_counters(gcx: Gcx) -> bool:
-    """Make the counters equal a recount; returns True when they had drifted."""
-    prefixes = (records.STATUS_PREFIX, records.NOTIFICATION_PREFIX, records.SUBMITTED_PREFIX)
+    """Make the counters equal a recount; returns True when they had drifted.
+
+    The recount reads every application and notification, so it first runs in a read
+    snapshot off the event loop (`Database.snapshot`), holding neither the loop nor the write
+    lock: counters and rows change in the same transactions, so one snapshot compares them
+    exactly. Only counters that drifted are recounted again and repaired under the write lock.
+    """
+    truth, current = await gcx.database.snapshot(_recount_and_stored)
+    if current == truth:
+        return False
     async with gcx.database.write() as conn:
-        truth = await recount(conn)
-        current = {
-            k: v
-            for k, v in (await records.read_counters(conn)).items()
-            if k.startswith(prefixes) and v
-        }
+        truth, current = await conn.run_sync(_recount_and_stored)
         drifted = current != truth
         if drifted:
-            for prefix in prefixes:
+            for prefix in _RECONCILED:
                 await records.set_counters(
                     conn, {k: v for k, v in truth.items() if k.startswith(prefix)}, prefix
                 )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import sqlalchemy as sa
@@ -26,6 +26,8 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_INLINE_BUSY_MS = 20
 SQLITE_LOCK_WAIT_S = 10.0
 
+T = TypeVar("T")
+
 
 class Database:
     """One engine and the two kinds of transaction GCX uses: read and write.
@@ -42,6 +44,7 @@ class Database:
         self._inline_path = inline_path
         self._reader: sqlite3.Connection | None = None
         self._checkpointer: sqlite_inline.Checkpointer | None = None
+        self._snapshots: sa.Engine | None = None  # inline SQLite: `snapshot`'s own connections
         if inline_path is not None:
             self._checkpointer = sqlite_inline.Checkpointer(inline_path)
             self._checkpointer.start()
@@ -127,7 +130,42 @@ class Database:
             self._reader = reader
         return self._reader
 
+    async def snapshot(self, work: Callable[[sa.Connection], T]) -> T:
+        """`work(connection)` in one read transaction, its SQL off the event loop.
+
+        For long reads, such as recounts, that on inline SQLite would hold every request and
+        socket of the process while they run: there `work` runs in a worker thread on a
+        read-only connection of its own. Elsewhere the driver already waits without blocking
+        the loop, and `work` runs through `read()`.
+        """
+        if self._inline_path is None:
+            async with self.read() as conn:
+                return await conn.run_sync(work)
+        if self._snapshots is None:
+            self._snapshots = sa.create_engine(
+                f"sqlite:///{self._inline_path}",
+                poolclass=sa.pool.NullPool,
+                json_serializer=_json_dumps,
+                json_deserializer=msgspec.json.decode,
+                connect_args={"isolation_level": None},
+            )
+        engine = self._snapshots
+
+        def run() -> T:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA query_only=ON")
+                conn.exec_driver_sql("BEGIN")  # the driver would not begin for a read
+                try:
+                    return work(conn)
+                finally:
+                    conn.exec_driver_sql("COMMIT")
+
+        return await asyncio.to_thread(run)
+
     async def dispose(self) -> None:
+        if self._snapshots is not None:
+            self._snapshots.dispose()
+            self._snapshots = None
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.stop)
             self._checkpointer = None
