@@ -256,4 +256,7 @@ def router() -> Router:
             resubmit,
         ],
         tags=["applicants"],
+        # Cookieless (app.COOKIELESS lists the path for any route under it): saying so on the
+        # router lets the session and CSRF middlewares stand aside before matching the path.
+        opt={"skip_session": True, "exclude_from_csrf": True},
     )

@@ -63,6 +63,22 @@ async def test_submit_then_status(client: httpx.AsyncClient) -> None:
     assert again.status_code == 200
 
 
+async def test_the_api_sets_no_cookies_and_needs_no_csrf_token(client: httpx.AsyncClient) -> None:
+    """The public API is cookieless: no session, no CSRF cookie, and none asked for."""
+    client.cookies.clear()
+    submitted = await client.post("/api/v1/applications", json=make_submission())
+    assert submitted.status_code == 201 and "set-cookie" not in submitted.headers
+    code = submitted.json()["tracking_code"]
+    for response in (
+        await client.get(f"/api/v1/applications/{code}"),
+        await client.get(f"/api/v1/applications/{code}/outstanding"),
+        await client.post(f"/api/v1/applications/{code}/withdraw", json={"confirm": True}),
+    ):
+        assert response.status_code == 200, response.text
+        assert "set-cookie" not in response.headers
+    assert not client.cookies
+
+
 async def test_outstanding_lists_requested_documents(
     client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any
 ) -> None:
