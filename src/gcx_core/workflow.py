@@ -134,8 +134,11 @@ class Workflow:
         per status (the public status page asks on every lookup)."""
         found = self._for_applicant.get(status)
         if found is None:
+            applicant = Actor.applicant()
             found = frozenset(
-                t.action for t in self.actions_from(status or None) if t.permission == APPLICANT
+                t.action
+                for t in self.actions_from(status or None)
+                if _permitted(applicant, t.permission)
             )
             self._for_applicant[status] = found
         return found

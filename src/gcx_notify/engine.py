@@ -140,13 +140,7 @@ class Deliverer:
     ) -> list[Notification]:
         now = self.gcx.now()
         if ids is not None:
-            query = (
-                sa.select(N.c.id, N.c.status)
-                .where(self._due(now), N.c.id.in_(ids))
-                .order_by(N.c.next_attempt_at, N.c.id)
-                .limit(limit)
-            )
-            found = (await conn.execute(query.with_for_update(skip_locked=True))).all()
+            found = await self._first_rows(conn, sa.and_(self._due(now), N.c.id.in_(ids)), limit)
         else:
             found = await self._oldest_due(conn, now, limit)
         if not found:

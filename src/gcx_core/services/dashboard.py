@@ -151,8 +151,8 @@ _RECONCILED = (records.STATUS_PREFIX, records.NOTIFICATION_PREFIX, records.SUBMI
 
 
 def _stored(conn: sa.Connection) -> dict[str, int]:
-    query = sa.select(counters.c.name, counters.c.value)
-    return {name: int(v) for name, v in conn.execute(query) if name.startswith(_RECONCILED) and v}
+    rows = conn.execute(_COUNTERS.stmt)
+    return {name: int(v) for name, v in rows if name.startswith(_RECONCILED) and v}
 
 
 def _recount_and_stored(conn: sa.Connection) -> tuple[dict[str, int], dict[str, int]]:

@@ -11,7 +11,7 @@ through aiosqlite, the statements run through SQLAlchemy unchanged.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import msgspec
@@ -95,6 +95,30 @@ async def insert_many(conn: AsyncConnection, table: sa.Table, rows: list[dict[st
     handle.executemany(plan.sql, [plan.row(r) for r in rows])
 
 
+def _readers(
+    columns: Sequence[Any], dialect: sa.Dialect
+) -> tuple[tuple[str, ...], tuple[tuple[str, Callable[[Any], Any]], ...]]:
+    """The columns' keys, and the result processors of those whose values need converting
+    (datetimes, JSON, booleans): the same functions SQLAlchemy would apply."""
+    keys = tuple(str(c.key) for c in columns)
+    processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+    return keys, tuple((k, p) for k, p in zip(keys, processors, strict=True) if p)
+
+
+def _as_dicts(
+    keys: tuple[str, ...],
+    convert: tuple[tuple[str, Callable[[Any], Any]], ...],
+    rows: Iterable[Sequence[Any]],
+) -> list[dict[str, Any]]:
+    found = []
+    for row in rows:
+        values = dict(zip(keys, row, strict=True))
+        for k, p in convert:
+            values[k] = p(values[k])
+        found.append(values)
+    return found
+
+
 class _SelectPlan(_StatementPlan):
     __slots__ = ("convert", "keys")
 
@@ -102,22 +126,11 @@ class _SelectPlan(_StatementPlan):
         super().__init__(stmt, dialect)
         if "POSTCOMPILE" in self.sql:
             raise ValueError("FastSelect cannot run an expanding IN; use SQLAlchemy for it")
-        columns = list(stmt.selected_columns)
-        self.keys = tuple(str(c.key) for c in columns)
-        processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
-        # Only the columns whose values need converting (datetimes, JSON, booleans).
-        self.convert = tuple((k, p) for k, p in zip(self.keys, processors, strict=True) if p)
+        self.keys, self.convert = _readers(list(stmt.selected_columns), dialect)
 
     def run(self, handle: Any, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         rows = handle.execute(self.sql, self.row(params)).fetchall()
-        keys, convert = self.keys, self.convert
-        found = []
-        for row in rows:
-            values = dict(zip(keys, row, strict=True))
-            for k, p in convert:
-                values[k] = p(values[k])
-            found.append(values)
-        return found
+        return _as_dicts(self.keys, self.convert, rows)
 
 
 class FastSelect:
@@ -195,22 +208,11 @@ class _ChildPlan:
         for column in columns:
             if isinstance(column.type, _NOT_IN_JSON):
                 raise ValueError(f"{column} cannot be read through JSON exactly")
-        self.keys = tuple(str(c.key) for c in columns)
-        self.convert = tuple(
-            (str(c.key), p)
-            for c in columns
-            if (p := c.type.dialect_impl(dialect).result_processor(dialect, None))
-        )
+        self.keys, self.convert = _readers(columns, dialect)
         self.sort_keys = tuple(str(c.key) for c in children.order_by)
 
     def rows(self, encoded: str) -> list[dict[str, Any]]:
-        keys, convert = self.keys, self.convert
-        found = []
-        for values in msgspec.json.decode(encoded):
-            row = dict(zip(keys, values, strict=True))
-            for k, p in convert:
-                row[k] = p(row[k])
-            found.append(row)
+        found = _as_dicts(self.keys, self.convert, msgspec.json.decode(encoded))
         if len(found) > 1:
             found.sort(key=self._order)
         return found
