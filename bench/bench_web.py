@@ -118,20 +118,21 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
+def undelivered(database: Path) -> int:
+    """Notifications in the outbox not yet delivered (nor given up on)."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        (n,) = db.execute(
+            "SELECT count(*) FROM notifications WHERE status IN ('pending', 'sending', 'retrying')"
+        ).fetchone()
+        return int(n)
+
+
 def wait_for_deliveries(database: Path, timeout: float = 600) -> tuple[int, float]:
     """Wait until the in-process worker has delivered everything the POST run queued, so the
     GET figure is not measured against a delivery backlog. Returns (backlog, seconds)."""
-
-    def undelivered() -> int:
-        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
-            (n,) = db.execute(
-                "SELECT count(*) FROM notifications WHERE status IN ('pending', 'sending')"
-            ).fetchone()
-            return int(n)
-
     started = time.monotonic()
-    backlog = undelivered()
-    while undelivered() and time.monotonic() - started < timeout:
+    backlog = undelivered(database)
+    while undelivered(database) and time.monotonic() - started < timeout:
         time.sleep(0.5)
     return backlog, time.monotonic() - started
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from gcx_core.entities import Actor, Role
+from gcx_core.entities import Actor, DocumentRequirement, Role
 from gcx_core.services import applicant, applications, documents
 from gcx_core.services.applicant import applicant_view
 from gcx_core.storage import applications as app_rows
 from gcx_core.storage import fast
+from gcx_core.storage.tables import applications as applications_table
 from gcx_core.testing import make_submission
 
 from .pdfs import PDF, PNG
@@ -75,6 +76,64 @@ async def test_the_view_is_the_same_either_way(gcx, gcx_staff, monkeypatch):
 
     monkeypatch.setattr(applicant._VIEW, "read", portable)
     assert await applicant_view(gcx, app.tracking_code) == quick
+
+
+async def test_an_application_reads_the_same_from_json_text_or_decoded_details(gcx):
+    """to_application takes `details` as JSON text (the compiled reads on SQLite) or already
+    decoded (SQLAlchemy's JSON type, PostgreSQL's JSONB): both give the stored entity."""
+    name = "Ɔdɔ Farms «1» Ltd"
+    secondary = {"bank_name": "Ɛcobank", "account_name": name, "account_number": "2233445566"}
+    submission = make_submission(
+        **{
+            "business.name": name,
+            "bank_accounts.primary.account_name": name,
+            "commodities": ["gari", "maize"],
+            "bank_accounts.secondary": secondary,
+        }
+    )
+    app = await applications.submit(gcx, submission, APPLICANT)
+    raw = await app_rows._BY_CODE.first(gcx.database, code=app.tracking_code)
+    assert raw is not None
+    if gcx.database.inline_reader() is not None:
+        assert isinstance(raw["details"], str)
+    async with gcx.database.read() as conn:
+        row = (
+            await conn.execute(
+                sa.select(applications_table).where(applications_table.c.id == app.id)
+            )
+        ).one()
+    assert isinstance(row.details, dict)
+    assert app_rows.to_application(raw) == app_rows.to_application(row) == app
+    assert app.secondary_account is not None and app.secondary_account.bank_name == "Ɛcobank"
+    assert app.declaration.signed_at.tzinfo is not None
+
+
+@pytest.mark.parametrize("commodities", [["maize"], ["gari", "maize"]])
+async def test_a_new_application_still_needs_every_required_document(gcx, commodities):
+    app = await applications.submit(gcx, make_submission(commodities=commodities), APPLICANT)
+    view = await applicant_view(gcx, app.tracking_code)
+    requirements = tuple(gcx.requirements_for(app))
+    assert [(o.requirement.code, o.reason) for o in view.outstanding] == [
+        (r.code, "missing") for r in requirements if r.required
+    ]
+    assert any(o.requirement.code == "fda_certificate" for o in view.outstanding) == (
+        "gari" in commodities
+    )
+    # The shortcut for "nothing sent, nothing asked" agrees with the general rule.
+    general = applicant._outstanding(requirements, applicant._missing(requirements), [], None)
+    assert general == view.outstanding
+
+
+def test_an_optional_document_is_never_missing():
+    requirements = (
+        DocumentRequirement("a", "A"),
+        DocumentRequirement("b", "B", required=False),
+    )
+    missing = applicant._missing(requirements)
+    assert list(missing) == ["a"]
+    assert [
+        o.requirement.code for o in applicant._outstanding(requirements, missing, [], None)
+    ] == ["a"]
 
 
 def test_children_whose_values_json_would_change_are_refused():

@@ -9,7 +9,9 @@ import attrs
 from gcx_core.context import Gcx
 from gcx_core.entities import (
     Application,
+    DocumentRequest,
     DocumentRequirement,
+    DocumentVersion,
     ReviewStatus,
     StatusChange,
 )
@@ -34,11 +36,12 @@ class OutstandingItem:
     note: str = ""
 
 
-@functools.lru_cache(maxsize=1024)
-def _missing(requirement: DocumentRequirement) -> OutstandingItem:
-    """A "missing" item depends on its requirement alone, so each is made once (most of a new
-    application's status view is its list of documents still to send)."""
-    return OutstandingItem(requirement, "missing")
+@functools.lru_cache(maxsize=64)
+def _missing(requirements: tuple[DocumentRequirement, ...]) -> dict[str, OutstandingItem]:
+    """The "missing" item of each required requirement, by code. These depend on the
+    requirements alone, so each set is made once (most of a new application's status view is
+    its list of documents still to send)."""
+    return {r.code: OutstandingItem(r, "missing") for r in requirements if r.required}
 
 
 @attrs.frozen
@@ -72,21 +75,12 @@ async def applicant_view(gcx: Gcx, code: str) -> ApplicantView:
     accepts = state.active and not state.terminal and app.status != "approved"
     outstanding: list[OutstandingItem] = []
     if accepts:
-        latest = doc_rows.latest_versions(versions)
-        requested = set(request.requirement_codes) if request else set()
-        since = (
-            {v.requirement_code for v in versions if v.uploaded_at >= request.requested_at}
-            if request
-            else set()
-        )
-        for requirement in gcx.requirements_for(app):
-            version = latest.get(requirement.code)
-            if requirement.code in requested and requirement.code not in since:
-                outstanding.append(OutstandingItem(requirement, "requested"))
-            elif version is not None and version.review_status is ReviewStatus.REJECTED:
-                outstanding.append(OutstandingItem(requirement, "rejected", version.review_note))
-            elif version is None and requirement.required:
-                outstanding.append(_missing(requirement))
+        requirements = tuple(gcx.requirements_for(app))
+        missing = _missing(requirements)
+        if not versions and request is None:  # nothing sent, nothing asked: all still missing
+            outstanding = list(missing.values())
+        else:
+            outstanding = _outstanding(requirements, missing, versions, request)
     allowed = gcx.workflow.applicant_actions(app.status)
     return ApplicantView(
         application=app,
@@ -99,3 +93,28 @@ async def applicant_view(gcx: Gcx, code: str) -> ApplicantView:
         and not any(o.reason == "requested" for o in outstanding),
         accepts_uploads=accepts,
     )
+
+
+def _outstanding(
+    requirements: tuple[DocumentRequirement, ...],
+    missing: dict[str, OutstandingItem],
+    versions: list[DocumentVersion],
+    request: DocumentRequest | None,
+) -> list[OutstandingItem]:
+    latest = doc_rows.latest_versions(versions)
+    requested = set(request.requirement_codes) if request else set()
+    since = (
+        {v.requirement_code for v in versions if v.uploaded_at >= request.requested_at}
+        if request
+        else set()
+    )
+    outstanding: list[OutstandingItem] = []
+    for requirement in requirements:
+        version = latest.get(requirement.code)
+        if requirement.code in requested and requirement.code not in since:
+            outstanding.append(OutstandingItem(requirement, "requested"))
+        elif version is not None and version.review_status is ReviewStatus.REJECTED:
+            outstanding.append(OutstandingItem(requirement, "rejected", version.review_note))
+        elif version is None and requirement.code in missing:
+            outstanding.append(missing[requirement.code])
+    return outstanding
