@@ -6,6 +6,7 @@ folder (GCX_TEMPLATES_DIR) wins over plugins' folders, which win over the built-
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from email.utils import parseaddr
 from typing import Any
 
@@ -21,6 +22,18 @@ class TemplateError(Exception):
     """Raised when a notification cannot be rendered (a missing template or variable)."""
 
 
+class _Environment(jinja2.Environment):
+    """Templates see the environment's globals as one plain dict.
+
+    Jinja2 gives each template a ChainMap of its own globals over the environment's, and
+    flattens it into a new dict for every render, one failed lookup per global. Ours are set
+    before the first template loads and never change, so each template gets them flattened once.
+    """
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        return {**self.globals, **(d or {})}
+
+
 class Renderer:
     def __init__(self, gcx: Gcx, extra_dirs: list[str]) -> None:
         self.gcx = gcx
@@ -29,7 +42,7 @@ class Renderer:
             loaders.append(jinja2.FileSystemLoader(str(gcx.settings.templates_dir)))
         loaders.extend(jinja2.FileSystemLoader(d) for d in extra_dirs)
         loaders.append(jinja2.PackageLoader("gcx_notify", "templates"))
-        self.env = jinja2.Environment(
+        self.env = _Environment(
             loader=jinja2.ChoiceLoader(loaders),
             undefined=jinja2.StrictUndefined,
             autoescape=jinja2.select_autoescape(
@@ -41,6 +54,7 @@ class Renderer:
         )
         domain = parseaddr(gcx.settings.mail_from)[1].rpartition("@")[2] or "gcx.invalid"
         self.domain = domain
+        self._templates: dict[str, jinja2.Template] = {}
 
     def message_id(self, notification_id: int) -> str:
         return f"<gcx.notification.{notification_id}@{self.domain}>"
@@ -74,13 +88,21 @@ class Renderer:
             ctx["reset_url"] = reset_link(self.gcx, reset)
         return ctx
 
+    def template(self, path: str) -> jinja2.Template:
+        """A loaded template, kept: templates do not change under a running process."""
+        found = self._templates.get(path)
+        if found is None:
+            found = self._templates[path] = self.env.get_template(path)
+        return found
+
     def render(self, n: Notification) -> RenderedMessage:
         ctx = self.context(n)
         name = n.template or n.type
         try:
-            subject = " ".join(self.env.get_template(f"{name}/subject.txt").render(ctx).split())
-            text = self.env.get_template(f"{name}/body.txt").render(ctx, subject=subject)
-            html = self.env.get_template(f"{name}/body.html").render(ctx, subject=subject)
+            subject = " ".join(self.template(f"{name}/subject.txt").render(ctx).split())
+            ctx["subject"] = subject
+            text = self.template(f"{name}/body.txt").render(ctx)
+            html = self.template(f"{name}/body.html").render(ctx)
         except jinja2.TemplateNotFound as exc:
             raise TemplateError(f"no template {exc.name!r}") from None
         except jinja2.UndefinedError as exc:

@@ -265,6 +265,23 @@ async def test_templates_are_overridden_by_plugins_and_the_deployment(gcx_settin
     assert await render(deployed, "withdrawn") == "Plugin withdrawn"
 
 
+async def test_templates_see_jinjas_globals_and_render_the_same_each_time(gcx_settings, tmp_path):
+    """The renderer keeps each loaded template and flattens the environment's globals once."""
+    (tmp_path / "application_received").mkdir()
+    (tmp_path / "application_received" / "subject.txt").write_text(
+        "{% for i in range(2) %}{{ i }}{% endfor %}"
+        "{% set ns = namespace(n=1) %}{% set ns.n = ns.n + 1 %} {{ ns.n }} {{ tracking_code }}"
+    )
+    settings = attrs.evolve(gcx_settings, templates_dir=tmp_path)
+    async with await Gcx.open(settings) as g:
+        notifier = Notifier(g)
+        first = notifier.renderer.render(sample_notification("application_received", g.now()))
+        again = notifier.renderer.render(sample_notification("application_received", g.now()))
+        await notifier.stop()
+    assert first.subject == again.subject == "01 2 GCX-AAAA-BBBB-CCCC"
+    assert first.text == again.text and first.html == again.html
+
+
 class NoRetries:
     @hookimpl
     def gcx_notify_retry_policy(self, notification):
