@@ -115,7 +115,8 @@ async def drive(kind: str, method: str, requests: int, work: Path) -> None:
         # Nothing is counted while notifications queued before (the 500 submissions that made
         # the codes, the warm-up's) are still going out; a POST count waits for its own
         # submissions' deliveries, which are part of what a submission costs.
-        await delivered(work)
+        if kind == "gcx":
+            await delivered(work)
         gc.collect()
         gc.freeze()  # as `gcx serve` does once started
         print("ready", flush=True)
@@ -140,23 +141,32 @@ async def delivered(work: Path) -> None:
 
 
 def prepare(work: Path) -> None:
+    import msgspec
     from bench_web import prepare as prepare_data_dir
 
     from gcx_core.context import Gcx
     from gcx_core.entities import Actor
     from gcx_core.samples import make_submission
     from gcx_core.services import applications
+    from gcx_core.services.applicant import applicant_view
     from gcx_core.settings import Settings
+    from gcx_web.wire import status_out
 
     prepare_data_dir(work / "data")
 
     async def submit() -> list[str]:
         settings = Settings(data_dir=work / "data", secret_key="bench-secret")
         async with await Gcx.open(settings) as gcx:
-            return [
+            codes = [
                 (await applications.submit(gcx, make_submission(), Actor.applicant())).tracking_code
                 for _ in range(500)
             ]
+            # The bare GET answers a body of the same size: one of these applications' status.
+            titles = {r.code: r.title for r in gcx.requirements.values()}
+            labels = {s.name: s.label for s in gcx.workflow.states.values()}
+            body = status_out(await applicant_view(gcx, codes[0]), titles, labels)
+            (work / "status.json").write_bytes(msgspec.json.encode(body))
+            return codes
 
     (work / "codes.txt").write_text("\n".join(asyncio.run(submit())) + "\n")
 
@@ -168,6 +178,7 @@ def count(kind: str, method: str, requests: int, work: Path) -> int:
         "PYTHONHASHSEED": "0",
         "GCX_RATE_LIMITS": RAISED_LIMITS,
         "GCX_SECRET_KEY": "bench-secret",
+        "BARE_STATUS_BODY": (work / "status.json").read_text(),
     }
     with tempfile.TemporaryDirectory() as out:
         proc = subprocess.Popen(
@@ -240,6 +251,7 @@ def main() -> int:
                 run_dir = work / f"{kind}-{method}"
                 shutil.copytree(work / "data", run_dir / "data")
                 shutil.copy(work / "codes.txt", run_dir / "codes.txt")
+                shutil.copy(work / "status.json", run_dir / "status.json")
                 figures[kind] = count(kind, method, args.requests, run_dir)
                 print(f"{kind:5} {method:5} {figures[kind]:>12,}", flush=True)
             print(f"      {method:5} gcx / bare = {figures['gcx'] / figures['bare']:.2f}")
