@@ -6,13 +6,15 @@ from the domain validator); wrong types and unknown fields are refused while dec
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 
+from gcx_core.entities import DocumentRequirement
 from gcx_core.reference import REJECTION_REASONS
-from gcx_core.services.applicant import ApplicantView
+from gcx_core.services.applicant import ApplicantView, OutstandingItem
 from gcx_core.services.queries import TimelineItem
 
 Text = Annotated[str, msgspec.Meta(max_length=5000)]
@@ -122,7 +124,7 @@ class TimelineEntry(msgspec.Struct):
     detail: str = ""
 
 
-class OutstandingOut(msgspec.Struct):
+class OutstandingOut(msgspec.Struct, frozen=True):  # frozen: one instance may serve many
     requirement: str
     title: str
     reason: str
@@ -208,7 +210,18 @@ def status_out(view: ApplicantView, titles: dict[str, str], labels: dict[str, st
     )
 
 
-def outstanding_out(item: Any) -> OutstandingOut:
+def outstanding_out(item: OutstandingItem) -> OutstandingOut:
+    if item.reason == "missing" and not item.note:  # the same everywhere: made once
+        return _missing_out(item.requirement)
+    return _outstanding_out(item)
+
+
+@functools.lru_cache(maxsize=1024)
+def _missing_out(requirement: DocumentRequirement) -> OutstandingOut:
+    return _outstanding_out(OutstandingItem(requirement, "missing"))
+
+
+def _outstanding_out(item: OutstandingItem) -> OutstandingOut:
     r = item.requirement
     return OutstandingOut(
         requirement=r.code,

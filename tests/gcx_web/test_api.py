@@ -343,3 +343,24 @@ async def test_health(client: httpx.AsyncClient) -> None:
     ready = await client.get("/health/ready")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok"}
+
+
+def test_outstanding_items_on_the_wire():
+    """A plain "missing" item is converted once per requirement; others carry their own note."""
+    from gcx_core.entities import DocumentRequirement
+    from gcx_core.services.applicant import OutstandingItem
+    from gcx_web.wire import outstanding_out
+
+    requirement = DocumentRequirement("tax", "Tax", "A description", max_bytes=5)
+    missing = outstanding_out(OutstandingItem(requirement, "missing"))
+    assert missing is outstanding_out(OutstandingItem(requirement, "missing"))
+    assert (missing.requirement, missing.title, missing.reason, missing.note) == (
+        "tax",
+        "Tax",
+        "missing",
+        "",
+    )
+    assert missing.description == "A description" and missing.max_bytes == 5
+    assert missing.content_types == list(requirement.content_types)
+    rejected = outstanding_out(OutstandingItem(requirement, "rejected", "blurred"))
+    assert (rejected.reason, rejected.note) == ("rejected", "blurred")
