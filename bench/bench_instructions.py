@@ -15,7 +15,10 @@ bench_web.py.
 
 Measured, each in its own process: GCX's `GET /api/v1/applications/{code}` on 500 known
 codes and `POST /api/v1/applications` from 16 concurrent callers (the embedded mode with its
-in-process delivery, 3 staff users), and the bare handlers of bare_app.py with the same bodies.
+in-process delivery, 3 staff users), and the bare handlers of bare_app.py with the same bodies;
+then the delivery of one notification (claimed 100 and 10 at a time, rendered, captured,
+marked sent). Counting starts once the outbox is empty, and a POST count ends only when its
+submissions' four messages each have been delivered: they are part of what a submission costs.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ sys.path.insert(0, str(HERE.parent))
 from bench_web import RAISED_LIMITS  # noqa: E402
 
 CALLERS = 16
+DELIVERIES = 500
 
 
 def scope(method: str, path: str, body: bytes) -> dict[str, Any]:
@@ -126,6 +130,35 @@ async def drive(kind: str, method: str, requests: int, work: Path) -> None:
             await delivered(work)
         print("done", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
+
+
+async def deliveries(batch: int, count: int, work: Path) -> None:
+    """The measured process for delivery: claims of `batch` due rows, each rendered from the
+    real templates and kept by the capture channel (the embedded default's email), until
+    `count` have gone out. (A burst's drainer claims 10 at a time, a backlog's 100.)"""
+    import gc
+
+    from gcx_core.context import Gcx
+    from gcx_core.settings import Settings
+    from gcx_notify.runtime import Notifier
+
+    async with await Gcx.open(Settings(data_dir=work / "data", secret_key="bench-secret")) as gcx:
+        notifier = Notifier(gcx)
+        deliverer = notifier.deliverer
+        await deliverer.deliver_due(limit=batch)  # warm-up
+        gc.collect()
+        gc.freeze()
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        done = 0
+        while done < count:
+            sent = await deliverer.deliver_due(limit=min(batch, count - done))
+            if not sent:
+                raise SystemExit(f"only {done} of {count} notifications were due")
+            done += sent
+        print("done", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        await notifier.stop()
 
 
 async def delivered(work: Path) -> None:
@@ -228,6 +261,15 @@ def count(kind: str, method: str, requests: int, work: Path) -> int:
     return int(found.group(1)) // requests
 
 
+def copy(work: Path, name: str) -> Path:
+    """A copy of the prepared data for one count, so that every count starts from the same."""
+    run_dir = work / name
+    shutil.copytree(work / "data", run_dir / "data")
+    for kept in ("codes.txt", "status.json"):
+        shutil.copy(work / kept, run_dir / kept)
+    return run_dir
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=1000)
@@ -235,7 +277,10 @@ def main() -> int:
     args, _ = parser.parse_known_args()
     if args.driver:
         kind, method, requests, work = args.driver
-        asyncio.run(drive(kind, method, int(requests), Path(work)))
+        if kind == "deliver":
+            asyncio.run(deliveries(int(method), int(requests), Path(work)))
+        else:
+            asyncio.run(drive(kind, method, int(requests), Path(work)))
         return 0
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("bench_instructions needs valgrind (apt-get install -y valgrind)")
@@ -247,14 +292,13 @@ def main() -> int:
         figures = {}
         for method in ("GET", "POST"):
             for kind in ("gcx", "bare"):
-                # POST runs on a copy, so that every count starts from the same data.
-                run_dir = work / f"{kind}-{method}"
-                shutil.copytree(work / "data", run_dir / "data")
-                shutil.copy(work / "codes.txt", run_dir / "codes.txt")
-                shutil.copy(work / "status.json", run_dir / "status.json")
-                figures[kind] = count(kind, method, args.requests, run_dir)
+                figures[kind] = count(kind, method, args.requests, copy(work, f"{kind}-{method}"))
                 print(f"{kind:5} {method:5} {figures[kind]:>12,}", flush=True)
             print(f"      {method:5} gcx / bare = {figures['gcx'] / figures['bare']:.2f}")
+        # The 500 submissions of `prepare` left 2,000 notifications queued.
+        for batch in (100, 10):
+            each = count("deliver", str(batch), DELIVERIES, copy(work, f"deliver-{batch}"))
+            print(f"gcx   deliver, {batch:>3} per claim {each:>12,} per notification", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
