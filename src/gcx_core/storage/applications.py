@@ -5,22 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import attrs
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gcx_core.entities import (
-    Application,
-    ApplicationDraft,
-    BankAccount,
-    Business,
-    Contact,
-    Declaration,
-    NextOfKin,
-    StatusChange,
-    TeamMember,
-)
+from gcx_core.entities import Application, ApplicationDraft, StatusChange
 from gcx_core.storage import fast
 from gcx_core.storage.database import Database
 from gcx_core.storage.tables import application_commodities, applications, status_changes
@@ -68,23 +57,9 @@ def row_values(app: Application, *, active: bool) -> dict[str, Any]:
     }
 
 
-@attrs.frozen
-class _Details:
-    """The `details` column: everything of an application that is not a column of its own."""
-
-    business: Business
-    contact: Contact
-    commodities: tuple[str, ...]
-    warehouse_location: str
-    team_members: tuple[TeamMember, ...]
-    next_of_kin: NextOfKin
-    primary_account: BankAccount
-    declaration: Declaration
-    secondary_account: BankAccount | None = None
-
-
-# JSON text goes straight into the entities in one pass (no dicts in between).
-_DETAILS = msgspec.json.Decoder(_Details, strict=False)
+# The `details` column holds a draft's fields: JSON text goes straight into the entities in
+# one pass (no dicts in between).
+_DETAILS = msgspec.json.Decoder(ApplicationDraft, strict=False)
 
 # The columns an Application is made of; the others repeat parts of `details` for searching
 # and for the duplicate guard.
@@ -111,7 +86,7 @@ def to_application(row: sa.Row[Any] | Mapping[str, Any]) -> Application:
     d = (
         _DETAILS.decode(raw)
         if isinstance(raw, str | bytes)
-        else msgspec.convert(raw, _Details, strict=False)
+        else msgspec.convert(raw, ApplicationDraft, strict=False)
     )
     return Application(
         id=m["id"],
