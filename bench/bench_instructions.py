@@ -162,15 +162,14 @@ async def deliveries(batch: int, count: int, work: Path) -> None:
 
 
 async def delivered(work: Path) -> None:
-    """Return once the in-process worker has delivered every notification in the outbox."""
-    from bench_web import undelivered
+    """Return once the in-process worker has delivered every notification in the outbox
+    (polled from a thread, so the loop under count only delivers)."""
+    from bench_web import undelivered, wait_for_deliveries
 
     database = work / "data" / "gcx.db"
-    for _ in range(3600):
-        if not await asyncio.to_thread(undelivered, database):
-            return
-        await asyncio.sleep(0.5)
-    raise SystemExit("notifications were still undelivered after 30 minutes")
+    await asyncio.to_thread(wait_for_deliveries, database, 1800)
+    if undelivered(database):
+        raise SystemExit("notifications were still undelivered after 30 minutes")
 
 
 def prepare(work: Path) -> None:

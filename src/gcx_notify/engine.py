@@ -91,10 +91,10 @@ _MARK_FAILED = fast.FastStatement(
 )
 
 
-def _claimable(where: sa.ColumnElement[bool]) -> fast.FastSelect:
+def _claimable(where: sa.ColumnElement[bool]) -> sa.Select[Any]:
     """The first `limit` rows matching `where`, in the (status, next_attempt_at) index's order;
     locked for the claim where the database locks rows (PostgreSQL skips rows others hold)."""
-    return fast.FastSelect(
+    return (
         sa.select(N.c.id, N.c.status, N.c.next_attempt_at)
         .where(where)
         .order_by(N.c.next_attempt_at, N.c.id)
@@ -105,11 +105,15 @@ def _claimable(where: sa.ColumnElement[bool]) -> fast.FastSelect:
 
 # Compiled once (storage.fast): a claim during a burst takes a few rows at a time, so the cost
 # of building and compiling its statements is paid per handful of messages.
-_DUE_IN_STATUS = _claimable(
-    sa.and_(N.c.status == sa.bindparam("status"), N.c.next_attempt_at <= sa.bindparam("now"))
+_DUE_IN_STATUS = fast.FastSelect(
+    _claimable(
+        sa.and_(N.c.status == sa.bindparam("status"), N.c.next_attempt_at <= sa.bindparam("now"))
+    )
 )
-_LEASE_RAN_OUT = _claimable(
-    sa.and_(N.c.status == NotificationStatus.SENDING, N.c.locked_until < sa.bindparam("now"))
+_LEASE_RAN_OUT = fast.FastSelect(
+    _claimable(
+        sa.and_(N.c.status == NotificationStatus.SENDING, N.c.locked_until < sa.bindparam("now"))
+    )
 )
 
 
@@ -217,8 +221,8 @@ class Deliverer:
     async def _first_rows(
         self, conn: AsyncConnection, where: sa.ColumnElement[bool], limit: int
     ) -> list[dict[str, Any]]:
-        query = _claimable(where).stmt
-        return [dict(r._mapping) for r in await conn.execute(query, {"limit": limit})]
+        rows = await conn.execute(_claimable(where), {"limit": limit})
+        return [dict(r._mapping) for r in rows]
 
     async def _claim_each(
         self, conn: AsyncConnection, requests: list[list[int]]

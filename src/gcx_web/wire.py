@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import msgspec
 
-from gcx_core.entities import DocumentRequirement
 from gcx_core.reference import REJECTION_REASONS
 from gcx_core.services.applicant import ApplicantView, OutstandingItem
 from gcx_core.services.queries import TimelineItem
@@ -211,14 +210,9 @@ def status_out(view: ApplicantView, titles: dict[str, str], labels: dict[str, st
 
 
 def outstanding_out(item: OutstandingItem) -> OutstandingOut:
-    if item.reason == "missing" and not item.note:  # the same everywhere: made once
-        return _missing_out(item.requirement)
+    if item.reason == "missing":  # the same for every application: converted once
+        return _missing_out(item)
     return _outstanding_out(item)
-
-
-@functools.lru_cache(maxsize=1024)
-def _missing_out(requirement: DocumentRequirement) -> OutstandingOut:
-    return _outstanding_out(OutstandingItem(requirement, "missing"))
 
 
 def _outstanding_out(item: OutstandingItem) -> OutstandingOut:
@@ -232,6 +226,10 @@ def _outstanding_out(item: OutstandingItem) -> OutstandingOut:
         max_bytes=r.max_bytes,
         content_types=list(r.content_types),
     )
+
+
+# Frozen, one instance serves every application that lacks the document.
+_missing_out = functools.lru_cache(maxsize=1024)(_outstanding_out)
 
 
 class StatusFigureOut(msgspec.Struct):

@@ -61,23 +61,6 @@ def row_values(app: Application, *, active: bool) -> dict[str, Any]:
 # one pass (no dicts in between).
 _DETAILS = msgspec.json.Decoder(ApplicationDraft, strict=False)
 
-# The columns an Application is made of; the others repeat parts of `details` for searching
-# and for the duplicate guard.
-ENTITY_COLUMNS = tuple(
-    applications.c[name]
-    for name in (
-        "id",
-        "tracking_code",
-        "status",
-        "version",
-        "details",
-        "assigned_reviewer_id",
-        "created_at",
-        "updated_at",
-        "status_changed_at",
-    )
-)
-
 
 def to_application(row: sa.Row[Any] | Mapping[str, Any]) -> Application:
     """The entity of a row; `details` may be decoded already (a dict) or JSON text."""
@@ -148,8 +131,21 @@ async def get(
 
 # An application's row as `to_application` reads it fastest: its entity's columns only, and
 # `details` as JSON text where the driver hands over text (SQLite).
+# (The other columns repeat parts of `details` for searching and for the duplicate guard.)
 _ENTITY_ROW = sa.select(
-    *(c for c in ENTITY_COLUMNS if c.key != "details"),
+    *(
+        applications.c[name]
+        for name in (
+            "id",
+            "tracking_code",
+            "status",
+            "version",
+            "assigned_reviewer_id",
+            "created_at",
+            "updated_at",
+            "status_changed_at",
+        )
+    ),
     sa.type_coerce(applications.c.details, sa.Text).label("details"),
 )
 _BY_CODE = fast.FastSelect(_ENTITY_ROW.where(applications.c.tracking_code == sa.bindparam("code")))
