@@ -45,6 +45,9 @@ class Gcx:
     submissions: Any = None
     # Requests in progress (counted by the web app), for background work to yield to.
     foreground: Foreground = attrs.field(factory=Foreground)
+    # What services make from stored rows and keep for this instance, by service (the
+    # applicant's status views, keyed by the rows they were made from).
+    caches: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
     @classmethod
     async def open(

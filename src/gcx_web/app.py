@@ -31,6 +31,7 @@ from gcx_web.errors import EXCEPTION_HANDLERS
 from gcx_web.live import Publisher, make_channels
 from gcx_web.ratelimit import MemoryCounter, RateLimiter, RedisCounter, parse_networks
 from gcx_web.sessions import RotatingSessionConfig
+from gcx_web.wire import status_json
 
 HERE = Path(__file__).parent
 # No inline script anywhere: scripts and styles come from /static only.
@@ -167,6 +168,7 @@ def create_app(
         state.gcx = running
         state.requirement_titles = {r.code: r.title for r in running.requirements.values()}
         state.status_labels = {s.name: s.label for s in running.workflow.states.values()}
+        state.status_json = status_json(state.requirement_titles, state.status_labels)
         running.foreground = foreground
         publisher = Publisher(channels, running)
         pm.register(publisher, name=f"gcx_web.publisher.{id(publisher)}")

@@ -63,6 +63,29 @@ async def test_submit_then_status(client: httpx.AsyncClient) -> None:
     assert again.status_code == 200
 
 
+async def test_a_status_looked_up_again_follows_every_change(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any
+) -> None:
+    """Status answers are kept per unchanged application (see applicant_view): the same bytes
+    while nothing changes, the new state at once after a change."""
+    code = await submit_json(client, make_submission())
+    url = f"/api/v1/applications/{code}"
+    first = await client.get(url)
+    assert (await client.get(url)).content == first.content
+    uploaded = await client.post(
+        f"{url}/documents/tax_clearance", files={"file": ("tax.pdf", PDF, "application/pdf")}
+    )
+    assert uploaded.status_code == 201
+    after = (await client.get(url)).json()
+    assert "tax_clearance" not in [o["requirement"] for o in after["outstanding"]]
+    assert [e["kind"] for e in after["timeline"]] == ["status_change", "document"]
+    _, reviewer = await gcx_staff(Role.REVIEWER)
+    await app_service.act(gcx, code, "start_review", reviewer)  # staff, not this API
+    assert (await client.get(url)).json()["status"] == "under_review"
+    outstanding = (await client.get(f"{url}/outstanding")).json()
+    assert outstanding["status"] == "under_review"
+
+
 async def test_the_api_sets_no_cookies_and_needs_no_csrf_token(client: httpx.AsyncClient) -> None:
     """The public API is cookieless: no session, no CSRF cookie, and none asked for."""
     client.cookies.clear()
@@ -335,6 +358,9 @@ async def test_openapi_is_served_offline(client: httpx.AsyncClient) -> None:
     assert "/api/v1/applications/{tracking_code}/documents/{requirement}" in paths
     assert "ApplicationIn" in json.dumps(schema["components"])
     assert "ErrorResponse" in json.dumps(schema["components"])
+    # Status answers are written pre-encoded; the schema still documents their shape.
+    ok = paths["/api/v1/applications/{tracking_code}"]["get"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/StatusOut")
     assert "unpkg" not in response.text and "jsdelivr" not in response.text
 
 
@@ -364,3 +390,22 @@ def test_outstanding_items_on_the_wire():
     assert missing.content_types == list(requirement.content_types)
     rejected = outstanding_out(OutstandingItem(requirement, "rejected", "blurred"))
     assert (rejected.reason, rejected.note) == ("rejected", "blurred")
+
+
+async def test_a_status_is_encoded_once_per_view(gcx: Gcx) -> None:
+    """The JSON kept for a view is found by the view object itself, never by an equal one."""
+    import attrs
+    import msgspec
+
+    from gcx_core.entities import Actor
+    from gcx_core.services.applicant import applicant_view
+    from gcx_web.wire import status_json
+
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    view = await applicant_view(gcx, app.tracking_code)
+    encode = status_json({}, {"pending_review": "Pending review"})
+    body = encode(view)
+    assert encode(view) is body
+    assert msgspec.json.decode(body)["tracking_code"] == app.tracking_code
+    equal = attrs.evolve(view)
+    assert equal == view and encode(equal) is not body

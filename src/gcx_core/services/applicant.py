@@ -19,6 +19,7 @@ from gcx_core.exceptions import NotFoundError
 from gcx_core.services.queries import TimelineItem, build_timeline
 from gcx_core.storage import applications as app_rows
 from gcx_core.storage import documents as doc_rows
+from gcx_core.storage.fast import Snapshot
 from gcx_core.tracking import normalise_tracking_code
 from gcx_core.workflow import State
 
@@ -56,15 +57,35 @@ class ApplicantView:
     accepts_uploads: bool
 
 
+# Views kept per Gcx, by the rows they were made from; a few KB each.
+VIEW_CACHE_SIZE = 1024
+
+
 async def applicant_view(gcx: Gcx, code: str) -> ApplicantView:
-    """The applicant's status page; raises NotFoundError for an unknown or malformed code."""
+    """The applicant's status page; raises NotFoundError for an unknown or malformed code.
+
+    The view is a function of the application's rows alone (and of the workflow and
+    requirements, fixed for a Gcx), so a lookup that reads the same rows as an earlier one
+    gets the view made then: the same object, to be read and not changed. A change to any of
+    those rows, made by this process or another, makes the next lookup build a new one.
+    """
     normal = normalise_tracking_code(code)
     if normal is None:
         raise NotFoundError("application", code)
     # One snapshot, so the parts of the page agree with each other.
-    found, change_rows, version_rows, request_rows = await _VIEW.read(gcx.database, code=normal)
-    if not found:
+    found = await _VIEW.snapshot(gcx.database, code=normal)
+    if found is None:
         raise NotFoundError("application", code)
+    views = gcx.caches.get(__name__)
+    if views is None:
+        views = gcx.caches[__name__] = functools.lru_cache(VIEW_CACHE_SIZE)(
+            functools.partial(_make_view, gcx)
+        )
+    return views(found)
+
+
+def _make_view(gcx: Gcx, snapshot: Snapshot) -> ApplicantView:
+    found, change_rows, version_rows, request_rows = snapshot.rows()
     app = app_rows.to_application(found[0])
     changes = [StatusChange(**r) for r in change_rows]
     versions = [doc_rows.to_document(r) for r in version_rows]

@@ -128,9 +128,12 @@ class _SelectPlan(_StatementPlan):
             raise ValueError("FastSelect cannot run an expanding IN; use SQLAlchemy for it")
         self.keys, self.convert = _readers(list(stmt.selected_columns), dialect)
 
+    def fetch(self, handle: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows as the driver gives them (tuples of SQLite's own values)."""
+        return handle.execute(self.sql, self.row(params)).fetchall()
+
     def run(self, handle: Any, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        rows = handle.execute(self.sql, self.row(params)).fetchall()
-        return _as_dicts(self.keys, self.convert, rows)
+        return _as_dicts(self.keys, self.convert, self.fetch(handle, params))
 
 
 class FastSelect:
@@ -222,6 +225,42 @@ class _ChildPlan:
         return tuple((0, 0) if row[k] is None else (1, row[k]) for k in self.sort_keys)
 
 
+_FamilyPlan = tuple[_SelectPlan, tuple[_ChildPlan, ...]]
+
+
+class Snapshot:
+    """One family as `FastFamily.snapshot` read it: `rows()` gives the lists `read` returns,
+    and the snapshot hashes and compares by a `key` that is equal exactly when the rows are:
+    on inline SQLite the single statement's row as the driver gave it (converted only when
+    `rows()` is called), elsewhere the rows' JSON. What is made from a family's rows can so be
+    cached by the snapshot itself: an unchanged family finds it, a changed one cannot.
+    """
+
+    __slots__ = ("_plan", "_rows", "key")
+
+    def __init__(
+        self, key: Any, plan: _FamilyPlan | None, rows: list[list[dict[str, Any]]]
+    ) -> None:
+        self.key = key
+        self._plan = plan
+        self._rows = rows
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Snapshot) and self.key == other.key
+
+    def rows(self) -> list[list[dict[str, Any]]]:
+        """The parent's row and each child's rows."""
+        if self._plan is None:
+            return self._rows
+        single, children = self._plan
+        row = _as_dicts(single.keys, single.convert, [self.key])[0]
+        nested = [child.rows(row.pop(f"_family_{i}")) for i, child in enumerate(children)]
+        return [[row], *nested]
+
+
 class FastFamily:
     """One row and the rows of other tables that refer to it, read as one consistent snapshot.
 
@@ -251,7 +290,7 @@ class FastFamily:
                 for c in self.children
             ),
         )
-        self._plans: dict[str, tuple[_SelectPlan, tuple[_ChildPlan, ...]] | None] = {}
+        self._plans: dict[str, _FamilyPlan | None] = {}
 
     def _single(self) -> sa.Select[Any]:
         nested = [
@@ -263,12 +302,10 @@ class FastFamily:
         ]
         return self.parent.add_columns(*nested)
 
-    def _plan(
-        self, handle: Any, dialect: sa.Dialect
-    ) -> tuple[_SelectPlan, tuple[_ChildPlan, ...]] | None:
+    def _plan(self, handle: Any, dialect: sa.Dialect) -> _FamilyPlan | None:
         if dialect.name in self._plans:
             return self._plans[dialect.name]
-        plan: tuple[_SelectPlan, tuple[_ChildPlan, ...]] | None = None
+        plan: _FamilyPlan | None = None
         try:
             handle.execute("SELECT json_group_array(json_array(1))").fetchall()
         except sqlite3.OperationalError:  # built without JSON functions: the portable form
@@ -286,13 +323,21 @@ class FastFamily:
         plan = self._plan(handle, database.engine.dialect) if handle is not None else None
         if plan is None:
             return await select_together(database, self.selects, **params)
-        single, children = plan
-        found = single.run(handle, params)
+        found = plan[0].fetch(handle, params)
         if not found:
-            return [[] for _ in range(len(children) + 1)]
-        row = found[0]
-        nested = [child.rows(row.pop(f"_family_{i}")) for i, child in enumerate(children)]
-        return [[row], *nested]
+            return [[] for _ in range(len(self.children) + 1)]
+        return Snapshot(found[0], plan, []).rows()
+
+    async def snapshot(self, database: Database, **params: Any) -> Snapshot | None:
+        """The family as one Snapshot, or None when the parent row does not exist."""
+        handle = database.inline_reader()
+        plan = self._plan(handle, database.engine.dialect) if handle is not None else None
+        if plan is None:
+            rows = await select_together(database, self.selects, **params)
+            # The key is taken before anyone holds the rows, so changing them cannot change it.
+            return Snapshot(msgspec.json.encode(rows), None, rows) if rows[0] else None
+        found = plan[0].fetch(handle, params)
+        return Snapshot(found[0], plan, []) if found else None
 
 
 class FastStatement:
