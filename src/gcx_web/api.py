@@ -64,8 +64,8 @@ def status_of(request: ASGIConnection[Any, Any, Any, Any], view: Any) -> StatusO
 
 def status_answer(request: ASGIConnection[Any, Any, Any, Any], view: Any) -> StatusOut:
     """The view's StatusOut already encoded (`wire.status_json`, once per view): what the
-    handlers' annotation documents, written into the response as it is."""
-    return cast(StatusOut, request.app.state.status_json(view))
+    handlers' annotation documents, written into the response as it is (a msgspec Raw)."""
+    return cast(StatusOut, msgspec.Raw(request.app.state.status_json(view)))
 
 
 def submitted(request: Request[Any, Any, Any], app: Application, docs: list[Any]) -> SubmittedOut:

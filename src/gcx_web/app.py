@@ -28,6 +28,7 @@ from gcx_core.settings import Settings
 from gcx_web import plugin as web_plugin
 from gcx_web.config import WebConfig
 from gcx_web.errors import EXCEPTION_HANDLERS
+from gcx_web.express import Express
 from gcx_web.live import Publisher, make_channels
 from gcx_web.ratelimit import MemoryCounter, RateLimiter, RedisCounter, parse_networks
 from gcx_web.sessions import RotatingSessionConfig
@@ -186,7 +187,7 @@ def create_app(
             if redis is not None:
                 await redis.aclose()
 
-    app = Litestar(
+    app = _App(
         route_handlers=[
             *collect_routes(pm),
             create_static_files_router("/static", directories=[HERE / "static"]),
@@ -237,4 +238,16 @@ def create_app(
     app.state.trusted_proxies = trusted
     app.state.rate_limiter = RateLimiter(config.rate_limits, counter, trusted)
     app.state.channels = channels
+    app.express = Express(app.state, SECURITY_HEADERS, foreground)
     return app
+
+
+class _App(Litestar):
+    """Litestar, with the status lookups that `gcx_web.express` serves taken first."""
+
+    express: Express | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.express is not None and await self.express(scope, send):
+            return
+        await super().__call__(scope, receive, send)

@@ -19,6 +19,8 @@ from litestar.exceptions import TooManyRequestsException
 from gcx_web.config import Rate
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# The scope key that says which bucket a request was already counted in.
+SPENT = "gcx.rate_limit_spent"
 
 
 def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
@@ -33,7 +35,20 @@ def client_address(
     peer = connection.client.host if connection.client else "unknown"
     if not trusted or not _is_trusted(peer, trusted):
         return peer
-    forwarded = connection.headers.get("x-forwarded-for", "")
+    return _forwarded_for(peer, connection.headers.get("x-forwarded-for", ""), trusted)
+
+
+def scope_address(scope: Any, trusted: tuple[Network, ...]) -> str:
+    """`client_address` read straight from an ASGI scope, with no connection object made."""
+    client = scope.get("client")
+    peer = client[0] if client else "unknown"
+    if not trusted or not _is_trusted(peer, trusted):
+        return peer
+    found = [v for k, v in scope["headers"] if k == b"x-forwarded-for"]
+    return _forwarded_for(peer, found[0].decode("latin-1") if found else "", trusted)
+
+
+def _forwarded_for(peer: str, forwarded: str, trusted: tuple[Network, ...]) -> str:
     hops = [h.strip() for h in forwarded.split(",") if h.strip()]
     for hop in reversed(hops):
         if not _is_trusted(hop, trusted):
@@ -94,16 +109,26 @@ class RateLimiter:
 
     async def check(self, bucket: str, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
         """Count one request; raise 429 with Retry-After once the client's budget is spent."""
+        if connection.scope.get(SPENT) == bucket:  # counted already (gcx_web.express)
+            return
         rate = self.limits.get(bucket)
         if rate is None:
             return
-        who = client_address(connection, self.trusted)
-        count, reset = await self.counter.hit(f"{bucket}:{who}", rate.seconds)
-        if count > rate.requests:
+        reset = await self.spend(bucket, client_address(connection, self.trusted))
+        if reset is not None:
             raise TooManyRequestsException(
                 detail=f"too many requests; try again in {math.ceil(reset)} seconds",
                 headers={"Retry-After": str(max(1, math.ceil(reset)))},
             )
+
+    async def spend(self, bucket: str, who: str) -> float | None:
+        """Count one request of `who`; None while within the budget, else the seconds until
+        the window ends."""
+        rate = self.limits.get(bucket)
+        if rate is None:
+            return None
+        count, reset = await self.counter.hit(f"{bucket}:{who}", rate.seconds)
+        return reset if count > rate.requests else None
 
 
 def rate_limited(bucket: str) -> Callable[..., Any]:

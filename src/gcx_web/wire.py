@@ -225,19 +225,17 @@ class _Same:
         return isinstance(other, _Same) and other.view is self.view
 
 
-def status_json(
-    titles: dict[str, str], labels: dict[str, str]
-) -> Callable[[ApplicantView], msgspec.Raw]:
+def status_json(titles: dict[str, str], labels: dict[str, str]) -> Callable[[ApplicantView], bytes]:
     """Each view's StatusOut as JSON, encoded once per view.
 
     gcx_core hands out the same view object while an application's rows are unchanged, so a
-    status looked up again is answered with the bytes made the first time (msgspec writes a
-    Raw as it is). A kept entry holds its view, so no other view can take its identity.
+    status looked up again is answered with the bytes made the first time. A kept entry holds
+    its view, so no other view can take its identity.
     """
 
     @functools.lru_cache(maxsize=VIEW_CACHE_SIZE)
-    def encode(key: _Same) -> msgspec.Raw:
-        return msgspec.Raw(msgspec.json.encode(status_out(key.view, titles, labels)))
+    def encode(key: _Same) -> bytes:
+        return msgspec.json.encode(status_out(key.view, titles, labels))
 
     return lambda view: encode(_Same(view))
 
