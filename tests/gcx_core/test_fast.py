@@ -132,6 +132,42 @@ async def test_an_unchanged_application_gets_the_view_made_before(gcx, gcx_staff
     assert await applicant_view(gcx, code) is view
 
 
+async def test_when_nothing_was_committed_a_lookup_reads_nothing(gcx, monkeypatch):
+    app = await applications.submit(gcx, make_submission(), APPLICANT)
+    first = await applicant_view(gcx, app.tracking_code)
+    reads = []
+    original = applicant._VIEW.snapshot
+
+    async def counted(database, **params):
+        reads.append(params["code"])
+        return await original(database, **params)
+
+    monkeypatch.setattr(applicant._VIEW, "snapshot", counted)
+    assert await applicant_view(gcx, app.tracking_code) is first
+    inline = gcx.database.data_version() is not None
+    assert reads == ([] if inline else [app.tracking_code])  # PostgreSQL has no data version
+    await applications.submit(gcx, make_submission(), APPLICANT)  # a commit, of another row
+    assert await applicant_view(gcx, app.tracking_code) is first  # read again, the same rows
+    assert reads[-1] == app.tracking_code
+
+
+async def test_the_data_version_moves_with_every_commit_and_only_then(gcx, gcx_settings):
+    from gcx_core.context import Gcx
+
+    before = gcx.database.data_version()
+    if before is None:
+        assert gcx.database.engine.dialect.name == "postgresql"
+        return
+    app = await applications.submit(gcx, make_submission(), APPLICANT)
+    await applicant_view(gcx, app.tracking_code)
+    after_commit = gcx.database.data_version()
+    assert after_commit != before
+    assert gcx.database.data_version() == after_commit  # reading changes nothing
+    async with await Gcx.open(gcx_settings, clock=gcx.clock) as other:  # another connection
+        await applications.act(other, app.id, "withdraw", APPLICANT)
+    assert gcx.database.data_version() != after_commit
+
+
 async def test_a_change_made_by_another_process_shows_at_once(gcx, gcx_settings):
     """Views are kept by the rows they came from, not told of changes: a change that another
     Gcx (another process, here on the same database) commits is seen on the next lookup."""

@@ -72,16 +72,41 @@ async def applicant_view(gcx: Gcx, code: str) -> ApplicantView:
     normal = normalise_tracking_code(code)
     if normal is None:
         raise NotFoundError("application", code)
+    views: _Views | None = gcx.caches.get(__name__)
+    if views is None:
+        views = gcx.caches[__name__] = _Views(gcx)
+    # On inline SQLite: if nothing at all was committed since the last lookup, a view made
+    # since then is still the one its rows would give, and nothing need be read.
+    version = gcx.database.data_version()
+    if version is not None:
+        if version == views.version:
+            seen = views.by_code.get(normal)
+            if seen is not None:
+                return seen
+        else:
+            views.by_code.clear()
+            views.version = version
     # One snapshot, so the parts of the page agree with each other.
     found = await _VIEW.snapshot(gcx.database, code=normal)
     if found is None:
         raise NotFoundError("application", code)
-    views = gcx.caches.get(__name__)
-    if views is None:
-        views = gcx.caches[__name__] = functools.lru_cache(VIEW_CACHE_SIZE)(
-            functools.partial(_make_view, gcx)
-        )
-    return views(found)
+    view = views.by_rows(found)
+    if version is not None:
+        # Read after `version` was, so at least as new: a commit since changes the version.
+        if len(views.by_code) >= VIEW_CACHE_SIZE:
+            views.by_code.clear()
+        views.by_code[normal] = view
+    return view
+
+
+class _Views:
+    """The views a Gcx keeps: by the rows they were made from, and, on inline SQLite, by code
+    while the database's data version stays the one they were read at."""
+
+    def __init__(self, gcx: Gcx) -> None:
+        self.by_rows = functools.lru_cache(VIEW_CACHE_SIZE)(functools.partial(_make_view, gcx))
+        self.by_code: dict[str, ApplicantView] = {}
+        self.version: int | None = None
 
 
 def _make_view(gcx: Gcx, snapshot: Snapshot) -> ApplicantView:

@@ -130,6 +130,16 @@ class Database:
             self._reader = reader
         return self._reader
 
+    def data_version(self) -> int | None:
+        """On inline SQLite, a number that changes whenever any other connection, in this
+        process or another, has committed to the database since it was last read (SQLite's
+        `PRAGMA data_version`, asked on the read-only handle, which itself never commits).
+        Elsewhere None: there is no such number."""
+        reader = self.inline_reader()
+        if reader is None:
+            return None
+        return int(reader.execute("PRAGMA data_version").fetchone()[0])
+
     async def snapshot(self, work: Callable[[sa.Connection], T]) -> T:
         """`work(connection)` in one read transaction, its SQL off the event loop.
 
