@@ -67,7 +67,9 @@ async def applicant_view(gcx: Gcx, code: str) -> ApplicantView:
     The view is a function of the application's rows alone (and of the workflow and
     requirements, fixed for a Gcx), so a lookup that reads the same rows as an earlier one
     gets the view made then: the same object, to be read and not changed. A change to any of
-    those rows, made by this process or another, makes the next lookup build a new one.
+    those rows, made by this process or another, makes the next lookup build a new one; on
+    inline SQLite, a change committed by another process may take up to 1 ms to be seen
+    (`Database.change_mark`), one by this process is seen at once.
     """
     normal = normalise_tracking_code(code)
     if normal is None:
@@ -77,22 +79,22 @@ async def applicant_view(gcx: Gcx, code: str) -> ApplicantView:
         views = gcx.caches[__name__] = _Views(gcx)
     # On inline SQLite: if nothing at all was committed since the last lookup, a view made
     # since then is still the one its rows would give, and nothing need be read.
-    version = gcx.database.data_version()
-    if version is not None:
-        if version == views.version:
+    mark = gcx.database.change_mark()
+    if mark is not None:
+        if mark == views.mark:
             seen = views.by_code.get(normal)
             if seen is not None:
                 return seen
         else:
             views.by_code.clear()
-            views.version = version
+            views.mark = mark
     # One snapshot, so the parts of the page agree with each other.
     found = await _VIEW.snapshot(gcx.database, code=normal)
     if found is None:
         raise NotFoundError("application", code)
     view = views.by_rows(found)
-    if version is not None:
-        # Read after `version` was, so at least as new: a commit since changes the version.
+    if mark is not None:
+        # Read after `mark` was taken, so at least as new; a commit since changes it.
         if len(views.by_code) >= VIEW_CACHE_SIZE:
             views.by_code.clear()
         views.by_code[normal] = view
@@ -101,12 +103,12 @@ async def applicant_view(gcx: Gcx, code: str) -> ApplicantView:
 
 class _Views:
     """The views a Gcx keeps: by the rows they were made from, and, on inline SQLite, by code
-    while the database's data version stays the one they were read at."""
+    while the database's change mark stays the one they were read at."""
 
     def __init__(self, gcx: Gcx) -> None:
         self.by_rows = functools.lru_cache(VIEW_CACHE_SIZE)(functools.partial(_make_view, gcx))
         self.by_code: dict[str, ApplicantView] = {}
-        self.version: int | None = None
+        self.mark: tuple[int, int] | None = None
 
 
 def _make_view(gcx: Gcx, snapshot: Snapshot) -> ApplicantView:

@@ -25,6 +25,8 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # writer waiting for another process's lock retries BEGIN IMMEDIATE with asyncio sleeps.
 SQLITE_INLINE_BUSY_MS = 20
 SQLITE_LOCK_WAIT_S = 10.0
+# How long a commit by another process may go unnoticed by `Database.change_mark`.
+OTHER_PROCESS_LAG_S = 0.001
 
 T = TypeVar("T")
 
@@ -44,6 +46,11 @@ class Database:
         self._inline_path = inline_path
         self._reader: sqlite3.Connection | None = None
         self._checkpointer: sqlite_inline.Checkpointer | None = None
+        # Write transactions of this process, counted as they begin and as they end.
+        self.writes = 0
+        self.other_process_lag = OTHER_PROCESS_LAG_S
+        self._data_version = 0
+        self._data_version_at = -1.0e9  # time.monotonic() when it was last asked
         self._snapshots: sa.Engine | None = None  # inline SQLite: `snapshot`'s own connections
         if inline_path is not None:
             self._checkpointer = sqlite_inline.Checkpointer(inline_path)
@@ -104,14 +111,18 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that commits when the block ends and rolls back if it raises."""
-        if self._write_lock is None:
-            async with self.engine.connect() as conn, conn.begin():
-                yield conn
-            return
-        async with self._write_lock, self.engine.connect() as conn:
-            conn = await conn.execution_options(gcx_write=True)
-            async with conn.begin():
-                yield conn
+        self.writes += 1
+        try:
+            if self._write_lock is None:
+                async with self.engine.connect() as conn, conn.begin():
+                    yield conn
+                return
+            async with self._write_lock, self.engine.connect() as conn:
+                conn = await conn.execution_options(gcx_write=True)
+                async with conn.begin():
+                    yield conn
+        finally:
+            self.writes += 1
 
     def inline_reader(self) -> sqlite3.Connection | None:
         """A read-only sqlite3 handle for single-statement reads on inline SQLite, else None.
@@ -130,15 +141,24 @@ class Database:
             self._reader = reader
         return self._reader
 
-    def data_version(self) -> int | None:
-        """On inline SQLite, a number that changes whenever any other connection, in this
-        process or another, has committed to the database since it was last read (SQLite's
-        `PRAGMA data_version`, asked on the read-only handle, which itself never commits).
-        Elsewhere None: there is no such number."""
+    def change_mark(self) -> tuple[int, int] | None:
+        """On inline SQLite, a value that stays the same only while nothing was committed:
+        it changes as soon as a write transaction of this process begins or ends
+        (`Database.write`), and within `other_process_lag` seconds (1 ms) of a commit by any
+        other process. Elsewhere None: there is no such value.
+
+        The second part is SQLite's `PRAGMA data_version` on the read-only handle (which
+        itself never commits), asked at most once per `other_process_lag`: each asking starts
+        a read transaction, whose file locks cost more than the rest of a cached lookup.
+        """
         reader = self.inline_reader()
         if reader is None:
             return None
-        return int(reader.execute("PRAGMA data_version").fetchone()[0])
+        now = time.monotonic()
+        if now - self._data_version_at >= self.other_process_lag:
+            self._data_version = reader.execute("PRAGMA data_version").fetchone()[0]
+            self._data_version_at = now
+        return self.writes, self._data_version
 
     async def snapshot(self, work: Callable[[sa.Connection], T]) -> T:
         """`work(connection)` in one read transaction, its SQL off the event loop.
