@@ -25,7 +25,9 @@ _JSON = (b"content-type", b"application/json")
 
 
 class Express:
-    def __init__(self, state: Any, headers: list[tuple[bytes, bytes]], foreground: Foreground):
+    def __init__(
+        self, state: Any, headers: list[tuple[bytes, bytes]], foreground: Foreground
+    ) -> None:
         self.state = state  # the app's state: gcx and status_json once the lifespan started
         self.headers = headers
         self.foreground = foreground

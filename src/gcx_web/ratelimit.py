@@ -109,10 +109,8 @@ class RateLimiter:
 
     async def check(self, bucket: str, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
         """Count one request; raise 429 with Retry-After once the client's budget is spent."""
-        if connection.scope.get(SPENT) == bucket:  # counted already (gcx_web.express)
-            return
-        rate = self.limits.get(bucket)
-        if rate is None:
+        # Not limited, or counted already (gcx_web.express).
+        if self.limits.get(bucket) is None or connection.scope.get(SPENT) == bucket:
             return
         reset = await self.spend(bucket, client_address(connection, self.trusted))
         if reset is not None:
