@@ -13,7 +13,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, JSONBody, PathParameter
 
-from gcx_core.entities import Actor, Application
+from gcx_core.entities import Actor
 from gcx_core.exceptions import ValidationError
 from gcx_core.services import applications as app_service
 from gcx_core.services import documents as doc_service
@@ -34,6 +34,7 @@ from gcx_web.wire import (
     as_submission,
     outstanding_out,
     status_out,
+    submitted_out,
 )
 
 CODE = Annotated[str, PathParameter(description="The tracking code, e.g. GCX-7K3Q-M9TD-X2HB")]
@@ -68,19 +69,6 @@ def status_answer(request: ASGIConnection[Any, Any, Any, Any], view: Any) -> Sta
     return cast(StatusOut, msgspec.Raw(request.app.state.status_json(view)))
 
 
-def submitted(request: Request[Any, Any, Any], app: Application, docs: list[Any]) -> SubmittedOut:
-    return SubmittedOut(
-        tracking_code=app.tracking_code,
-        status=app.status,
-        status_url=f"/api/v1/applications/{app.tracking_code}",
-        submitted_at=app.created_at,
-        documents=[
-            DocumentOut(d.requirement_code, d.version, d.original_name, str(d.review_status))
-            for d in docs
-        ],
-    )
-
-
 @post(
     "/",
     status_code=201,
@@ -94,7 +82,7 @@ async def submit_application(
     """Submit a new application as JSON; the answer holds its tracking code."""
     gcx = request.app.state.gcx
     app = await app_service.submit(gcx, as_submission(data), applicant(request))
-    return submitted(request, app, [])
+    return submitted_out(app, [])
 
 
 @post(
@@ -143,7 +131,7 @@ async def submit_with_documents(
         await doc_service.upload_document(gcx, app.id, code, content, name, actor)
         for code, (content, name) in files.items()
     ]
-    return submitted(request, app, docs)
+    return submitted_out(app, docs)
 
 
 async def read_files_from(data: dict[str, Any]) -> dict[str, tuple[bytes, str]]:

@@ -238,16 +238,18 @@ def create_app(
     app.state.trusted_proxies = trusted
     app.state.rate_limiter = RateLimiter(config.rate_limits, counter, trusted)
     app.state.channels = channels
-    app.express = Express(app.state, SECURITY_HEADERS, foreground)
+    app.express = Express(app.state, SECURITY_HEADERS, foreground, config.max_body_bytes)
     return app
 
 
 class _App(Litestar):
-    """Litestar, with the status lookups that `gcx_web.express` serves taken first."""
+    """Litestar, with the requests that `gcx_web.express` serves taken first."""
 
     express: Express | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and self.express is not None and await self.express(scope, send):
-            return
+        if scope["type"] == "http" and self.express is not None:
+            receive = await self.express(scope, receive, send)
+            if receive is None:
+                return
         await super().__call__(scope, receive, send)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from gcx_core.entities import Application, DocumentVersion
 from gcx_core.reference import REJECTION_REASONS
 from gcx_core.services.applicant import VIEW_CACHE_SIZE, ApplicantView, OutstandingItem
 from gcx_core.services.queries import TimelineItem
@@ -115,6 +116,19 @@ class SubmittedOut(msgspec.Struct):
     status_url: str
     submitted_at: datetime
     documents: list[DocumentOut] = []
+
+
+def submitted_out(app: Application, docs: list[DocumentVersion]) -> SubmittedOut:
+    return SubmittedOut(
+        tracking_code=app.tracking_code,
+        status=app.status,
+        status_url=f"/api/v1/applications/{app.tracking_code}",
+        submitted_at=app.created_at,
+        documents=[
+            DocumentOut(d.requirement_code, d.version, d.original_name, str(d.review_status))
+            for d in docs
+        ],
+    )
 
 
 class TimelineEntry(msgspec.Struct):
