@@ -4,6 +4,7 @@ in progress have answered; a burst shares snapshots, at most one per THROTTLE.""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import Any
 
@@ -70,15 +71,21 @@ async def test_a_lone_change_is_published_at_once(gcx: Gcx) -> None:
 
 async def test_a_burst_shares_snapshots_and_loses_no_change(gcx: Gcx) -> None:
     sink, publisher = make_publisher(gcx, throttle=0.2)
+    started = time.monotonic()
     for app_id in range(1, 101):
         publisher.gcx_handle_event(transition(gcx, app_id))
         if app_id % 10 == 0:
             await asyncio.sleep(0.002)  # a burst spread over ~20 ms, well inside the throttle
+    burst = time.monotonic() - started
     await settle(publisher)
     dashboards = sink.dashboards()
-    # The first change at once, everything after it in the next snapshot.
-    assert len(dashboards) == 2
-    assert dashboards[1][0] - dashboards[0][0] >= 0.19
+    # The first change at once, everything after it in the next snapshot. (A machine that
+    # stalls the burst past the throttle, as a loaded CI runner can, rightly sends a third.)
+    if burst < 0.15:
+        assert len(dashboards) == 2
+    assert 2 <= len(dashboards) <= 2 + int(burst / 0.2)
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(dashboards)]
+    assert min(gaps) >= 0.19
     seen = [c["application_id"] for _, m, _ in dashboards for c in m["data"]["changes"]]
     assert seen == list(range(1, 101))  # every transition, once, in order
     seqs = [m["seq"] for _, m, _ in sink.sent]
