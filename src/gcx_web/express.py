@@ -65,7 +65,7 @@ class Express:
 
     async def _lookup(self, scope: Any, receive: Receive, send: Any, code: str) -> Receive | None:
         state = self.state
-        if not await self._spend(scope, "lookup"):
+        if not await self._spend(scope, "lookup", scope_address(scope, state.rate_limiter.trusted)):
             return receive
         self.foreground.started()
         try:
@@ -93,7 +93,8 @@ class Express:
             or int(length) > self.max_body
         ):
             return receive
-        if not await self._spend(scope, "submit"):
+        who = scope_address(scope, self.state.rate_limiter.trusted)
+        if not await self._spend(scope, "submit", who):
             return receive
         self.foreground.started()
         try:
@@ -102,7 +103,6 @@ class Express:
                 return replay
             try:
                 data = msgspec.json.decode(body, type=ApplicationIn)
-                who = scope_address(scope, self.state.rate_limiter.trusted)
                 app = await submit(self.state.gcx, as_submission(data), Actor.applicant(who))
             except Exception:  # nothing was stored: Litestar reads the same body again
                 return replay
@@ -111,11 +111,10 @@ class Express:
             self.foreground.finished()
         return None
 
-    async def _spend(self, scope: Any, bucket: str) -> bool:
+    async def _spend(self, scope: Any, bucket: str, who: str) -> bool:
         """Count the request; False when the client is over its limit (Litestar answers the
         429, and counting once more changes nothing then)."""
-        limiter = self.state.rate_limiter
-        if await limiter.spend(bucket, scope_address(scope, limiter.trusted)) is not None:
+        if await self.state.rate_limiter.spend(bucket, who) is not None:
             return False
         scope[SPENT] = bucket
         return True

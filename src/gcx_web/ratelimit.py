@@ -109,8 +109,7 @@ class RateLimiter:
 
     async def check(self, bucket: str, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
         """Count one request; raise 429 with Retry-After once the client's budget is spent."""
-        # Not limited, or counted already (gcx_web.express).
-        if self.limits.get(bucket) is None or connection.scope.get(SPENT) == bucket:
+        if connection.scope.get(SPENT) == bucket:  # counted already (gcx_web.express)
             return
         reset = await self.spend(bucket, client_address(connection, self.trusted))
         if reset is not None:

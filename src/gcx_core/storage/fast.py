@@ -319,14 +319,8 @@ class FastFamily:
         return plan
 
     async def read(self, database: Database, **params: Any) -> list[list[dict[str, Any]]]:
-        handle = database.inline_reader()
-        plan = self._plan(handle, database.engine.dialect) if handle is not None else None
-        if plan is None:
-            return await select_together(database, self.selects, **params)
-        found = plan[0].fetch(handle, params)
-        if not found:
-            return [[] for _ in range(len(self.children) + 1)]
-        return Snapshot(found[0], plan, []).rows()
+        found = await self.snapshot(database, **params)
+        return found.rows() if found is not None else [[] for _ in range(len(self.children) + 1)]
 
     async def snapshot(self, database: Database, **params: Any) -> Snapshot | None:
         """The family as one Snapshot, or None when the parent row does not exist."""
