@@ -32,10 +32,7 @@ def client_address(
 ) -> str:
     """The client's address: the peer, or, when the peer is a trusted proxy, the nearest address
     in X-Forwarded-For that is not itself a trusted proxy."""
-    peer = connection.client.host if connection.client else "unknown"
-    if not trusted or not _is_trusted(peer, trusted):
-        return peer
-    return _forwarded_for(peer, connection.headers.get("x-forwarded-for", ""), trusted)
+    return scope_address(connection.scope, trusted)
 
 
 def scope_address(scope: Any, trusted: tuple[Network, ...]) -> str:
@@ -45,10 +42,7 @@ def scope_address(scope: Any, trusted: tuple[Network, ...]) -> str:
     if not trusted or not _is_trusted(peer, trusted):
         return peer
     found = [v for k, v in scope["headers"] if k == b"x-forwarded-for"]
-    return _forwarded_for(peer, found[0].decode("latin-1") if found else "", trusted)
-
-
-def _forwarded_for(peer: str, forwarded: str, trusted: tuple[Network, ...]) -> str:
+    forwarded = found[0].decode("latin-1") if found else ""
     hops = [h.strip() for h in forwarded.split(",") if h.strip()]
     for hop in reversed(hops):
         if not _is_trusted(hop, trusted):
