@@ -13,7 +13,6 @@ import pluggy
 from gcx_core.entities import Application, DocumentRequirement
 from gcx_core.exceptions import ConfigurationError
 from gcx_core.files import FileStore, LocalFileStore
-from gcx_core.foreground import Foreground
 from gcx_core.phones import PhoneFormat
 from gcx_core.plugins import call_async, make_plugin_manager
 from gcx_core.reference import is_processed_food
@@ -43,11 +42,6 @@ class Gcx:
     # The GroupCommit that writes concurrent submissions together (services.submit); made on
     # first use.
     submissions: Any = None
-    # Requests in progress (counted by the web app), for background work to yield to.
-    foreground: Foreground = attrs.field(factory=Foreground)
-    # What services make from stored rows and keep for this instance, by service (the
-    # applicant's status views, keyed by the rows they were made from).
-    caches: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
     @classmethod
     async def open(

@@ -44,6 +44,19 @@ class CountersChanged:
 
 
 @attrs.frozen
+class NotificationDelivery:
+    """A notification moved to `sent`, `retrying` or `dead` (new rows fire NotificationsQueued)."""
+
+    notification_id: int
+    status: str
+    attempts: int
+    at: datetime
+    error: str = ""
+    application_id: int | None = None
+    type: str = ""
+
+
+@attrs.frozen
 class UserChanged:
     user_id: int
     change: str
@@ -56,6 +69,7 @@ Event = (
     | DocumentReviewed
     | NotificationsQueued
     | CountersChanged
+    | NotificationDelivery
     | UserChanged
 )
 
@@ -64,6 +78,7 @@ __all__ = [
     "DocumentReviewed",
     "DocumentUploaded",
     "Event",
+    "NotificationDelivery",
     "NotificationsQueued",
     "TransitionEvent",
     "UserChanged",

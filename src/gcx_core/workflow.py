@@ -48,6 +48,13 @@ class State:
     # An active application holds its email and TIN: nobody may submit another with them.
     active: bool = True
     terminal: bool = False
+    # Whether applicants may still send documents in this state (not once approved, say).
+    accepts_documents: bool = True
+
+    @property
+    def open_for_documents(self) -> bool:
+        """An application in this state takes uploads from its applicant."""
+        return self.active and not self.terminal and self.accepts_documents
 
 
 @attrs.frozen

@@ -22,8 +22,9 @@ import sqlalchemy as sa
 
 from gcx_core.context import Gcx
 from gcx_core.settings import SmtpSettings
-from gcx_core.storage import fast, records
+from gcx_core.storage import records
 from gcx_core.storage.batching import GroupCommit
+from gcx_core.storage.rows import insert_many
 from gcx_notify.storage import captured_messages
 
 
@@ -226,5 +227,5 @@ async def _capture_rows(conn: Any, rows: list[dict[str, Any]]) -> list[int]:
     ids = await records.allocate_ids(conn, captured_messages, len(rows))
     for row, captured_id in zip(rows, ids, strict=True):
         row["id"] = captured_id
-    await fast.insert_many(conn, captured_messages, rows)
+    await insert_many(conn, captured_messages, rows)
     return ids

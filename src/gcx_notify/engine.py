@@ -23,14 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gcx_core.context import Gcx
 from gcx_core.entities import Notification, NotificationStatus, Role
-from gcx_core.events import CountersChanged, NotificationsQueued
+from gcx_core.events import CountersChanged, NotificationDelivery, NotificationsQueued
 from gcx_core.plugins import first_async
 from gcx_core.storage import accounts as user_rows
-from gcx_core.storage import fast, records
+from gcx_core.storage import records
 from gcx_core.storage.batching import GroupCommit
+from gcx_core.storage.rows import dicts
 from gcx_core.storage.tables import notifications
 from gcx_notify.channels import PermanentFailure, TemporaryFailure
-from gcx_notify.events import NotificationDelivery
 from gcx_notify.render import Renderer, TemplateError
 
 log = logging.getLogger(__name__)
@@ -74,20 +74,16 @@ def _mark(**values: Any) -> Any:
     )
 
 
-_MARK_SENT = fast.FastStatement(
-    lambda dialect: _mark(
-        status=NotificationStatus.SENT,
-        sent_at=sa.bindparam("b_at"),
-        provider_message_id=sa.bindparam("b_provider"),
-        next_attempt_at=None,
-    )
+_MARK_SENT = _mark(
+    status=NotificationStatus.SENT,
+    sent_at=sa.bindparam("b_at"),
+    provider_message_id=sa.bindparam("b_provider"),
+    next_attempt_at=None,
 )
-_MARK_FAILED = fast.FastStatement(
-    lambda dialect: _mark(
-        status=sa.bindparam("b_status"),
-        last_error=sa.bindparam("b_error"),
-        next_attempt_at=sa.bindparam("b_next"),
-    )
+_MARK_FAILED = _mark(
+    status=sa.bindparam("b_status"),
+    last_error=sa.bindparam("b_error"),
+    next_attempt_at=sa.bindparam("b_next"),
 )
 
 
@@ -103,17 +99,13 @@ def _claimable(where: sa.ColumnElement[bool]) -> sa.Select[Any]:
     )
 
 
-# Compiled once (storage.fast): a claim during a burst takes a few rows at a time, so the cost
-# of building and compiling its statements is paid per handful of messages.
-_DUE_IN_STATUS = fast.FastSelect(
-    _claimable(
-        sa.and_(N.c.status == sa.bindparam("status"), N.c.next_attempt_at <= sa.bindparam("now"))
-    )
+# Built once, so SQLAlchemy's compiled cache finds them: a claim during a burst takes a few
+# rows at a time.
+_DUE_IN_STATUS = _claimable(
+    sa.and_(N.c.status == sa.bindparam("status"), N.c.next_attempt_at <= sa.bindparam("now"))
 )
-_LEASE_RAN_OUT = fast.FastSelect(
-    _claimable(
-        sa.and_(N.c.status == NotificationStatus.SENDING, N.c.locked_until < sa.bindparam("now"))
-    )
+_LEASE_RAN_OUT = _claimable(
+    sa.and_(N.c.status == NotificationStatus.SENDING, N.c.locked_until < sa.bindparam("now"))
 )
 
 
@@ -129,6 +121,11 @@ _TAKE = (
     )
     .returning(*N.c)
 )
+
+
+async def _each(conn: AsyncConnection, stmt: Any, params: list[dict[str, Any]]) -> list[int]:
+    """Run `stmt` once per set of parameters; each run's rowcount (conditional updates)."""
+    return [(await conn.execute(stmt, p)).rowcount for p in params]
 
 
 @attrs.frozen(eq=False)
@@ -213,16 +210,15 @@ class Deliverer:
         """
         found: list[dict[str, Any]] = []
         for status in SENDABLE:
-            found += await _DUE_IN_STATUS.all(conn, status=str(status), now=now, limit=limit)
+            found += await dicts(conn, _DUE_IN_STATUS, status=str(status), now=now, limit=limit)
         # Leases that ran out: a handful at most (the rows in flight), so no index order needed.
-        found += await _LEASE_RAN_OUT.all(conn, now=now, limit=limit)
+        found += await dicts(conn, _LEASE_RAN_OUT, now=now, limit=limit)
         return sorted(found, key=lambda r: (r["next_attempt_at"], r["id"]))[:limit]
 
     async def _first_rows(
         self, conn: AsyncConnection, where: sa.ColumnElement[bool], limit: int
     ) -> list[dict[str, Any]]:
-        rows = await conn.execute(_claimable(where), {"limit": limit})
-        return [dict(r._mapping) for r in rows]
+        return await dicts(conn, _claimable(where), limit=limit)
 
     async def _claim_each(
         self, conn: AsyncConnection, requests: list[list[int]]
@@ -329,8 +325,9 @@ class Deliverer:
         counts = dict(
             zip(
                 sent,
-                await _MARK_SENT.run_each(
+                await _each(
                     conn,
+                    _MARK_SENT,
                     [
                         {
                             "b_id": o.notification.id,
@@ -347,8 +344,9 @@ class Deliverer:
         counts.update(
             zip(
                 failed,
-                await _MARK_FAILED.run_each(
+                await _each(
                     conn,
+                    _MARK_FAILED,
                     [
                         {
                             "b_id": o.notification.id,

@@ -1,9 +1,11 @@
 """The notification engine of one process: channels, renderer, taskiq broker, tasks, schedules.
 
-Embedded mode: an InMemoryBroker runs tasks inside the web process and the scheduler runs as a
-background task there. Scale-out mode (a Redis URL): a RedisStreamBroker carries the tasks to
-`gcx worker` processes, and one `gcx scheduler` sends the scheduled ones; every scheduled run
-is recorded per schedule and minute in `job_runs`, so a second scheduler never doubles it.
+Both modes run the same tasks: `gcx.deliver` for the rows of each commit, and the scheduled
+sweep, reconciliation and cleanup. Embedded mode: an InMemoryBroker runs them inside the web
+process and the scheduler runs as a background task there. Scale-out mode (a Redis URL): a
+RedisStreamBroker carries the tasks to `gcx worker` processes, and one `gcx scheduler` sends
+the scheduled ones; every scheduled run is recorded per schedule and minute in `job_runs`, so
+a second scheduler never doubles it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ TASK_TIMEOUT = 300  # seconds; the Redis idle timeout below is longer than any t
 # Rows per deliver task when a sweep kicks a backlog: a task sends its rows concurrently, and
 # several tasks run at once, so SMTP connections stay busy while a lease covers every row.
 SWEEP_BATCH = 100
+# Embedded: deliver tasks in flight at most. An InMemoryBroker starts every task it is given at
+# once, so past this many the rows wait in the outbox (where they are safe anyway) and the
+# sweep kicks them as soon as the tasks in flight have finished.
+EMBEDDED_IN_FLIGHT = 50
 SCHEDULES = (
     ("gcx.sweep", "* * * * *"),
     ("gcx.reconcile", "*/5 * * * *"),
@@ -46,7 +52,7 @@ def make_broker(gcx: Gcx) -> AsyncBroker:
     """The broker the settings ask for: Redis streams in scale-out, in-memory otherwise."""
     url = gcx.settings.broker_url
     if not url:
-        return InMemoryBroker(max_async_tasks=50)
+        return InMemoryBroker(max_async_tasks=EMBEDDED_IN_FLIGHT)
     from taskiq_redis import RedisStreamBroker
 
     return RedisStreamBroker(
@@ -97,11 +103,13 @@ class Notifier:
         self._register_tasks()
         self.scheduler = TaskiqScheduler(self.broker, [SlotDedupSource(self.broker, self)])
         self._scheduler_task: asyncio.Task[None] | None = None
-        # Embedded: the task delivering from the outbox, and whether more was kicked since it
-        # last looked.
-        self._drainer: asyncio.Task[None] | None = None
-        self._kicked = False
-        self._stopping = False
+        # Embedded: deliver tasks kicked and not yet finished, and whether rows were left in
+        # the outbox for the sweep because too many were.
+        self.in_flight = 0
+        self._left_for_sweep = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._follow_up: asyncio.Task[int] | None = None
         self._started = False
 
     @property
@@ -113,7 +121,6 @@ class Notifier:
         await self.broker.startup()
         self.gcx.plugins.register(self, name=f"gcx_notify.notifier.{id(self)}")
         self._started = True
-        self._stopping = False
         if run_scheduler if run_scheduler is not None else self.embedded:
             self._scheduler_task = asyncio.create_task(
                 run_scheduler_task(self.scheduler, run_startup=False)
@@ -134,7 +141,6 @@ class Notifier:
         if self._started:
             self.gcx.plugins.unregister(self)
             self._started = False
-        self._stopping = True
         await self.idle()
         await self.broker.shutdown()
         for channel in self.channels.values():
@@ -142,69 +148,62 @@ class Notifier:
                 await channel.close()
 
     async def idle(self) -> None:
-        """Embedded mode: wait until no task runs and nothing kicked is left to deliver,
-        including work started while waiting."""
-        # A delivery can queue more (a dead letter alerts admins), so wait until none is left.
-        if not isinstance(self.broker, InMemoryBroker):
+        """Embedded mode: wait until no task runs, including tasks started while waiting (a
+        delivery can queue more: a dead letter alerts admins)."""
+        broker = self.broker
+        if not isinstance(broker, InMemoryBroker):
             return
         while True:
-            # Finished tasks leave the set only when the loop runs their callbacks: done().
-            running = [t for t in self.broker._running_tasks if not t.done()]
-            if self._drainer is not None and not self._drainer.done():
-                running.append(self._drainer)
-            if not running:
+            await self._idle.wait()
+            await broker.wait_all()
+            if self._idle.is_set():
                 return
-            await asyncio.wait(running)
 
     @hookimpl
     async def gcx_handle_event(self, event: Any) -> None:
         if isinstance(event, NotificationsQueued):
             await self.kick(*event.notification_ids)
 
-    async def kick(self, *notification_ids: int) -> None:
-        """Have these rows delivered: one deliver task for them on the broker (scale-out), or
-        the in-process drainer woken (embedded)."""
+    async def kick(self, *notification_ids: int) -> bool:
+        """Have these rows delivered: one deliver task for them on the broker. Embedded, with
+        EMBEDDED_IN_FLIGHT tasks in flight already, they stay in the outbox for the sweep that
+        follows those tasks (False)."""
         if not notification_ids:
-            return
+            return True
         if self.embedded:
-            self._wake_drainer()
+            if self.in_flight >= EMBEDDED_IN_FLIGHT:
+                self._left_for_sweep = True
+                return False
+            self.in_flight += 1
+            self._idle.clear()
+        try:
+            await self.deliver_task.kiq(list(notification_ids))
+        except BaseException:
+            if self.embedded:
+                self._finished_one()
+            raise
+        return True
+
+    def _finished_one(self) -> None:
+        self.in_flight -= 1
+        self._settle()
+
+    def _settle(self) -> None:
+        """Once nothing is in flight: sweep what was left in the outbox, or be idle."""
+        if self.in_flight or (self._follow_up is not None and not self._follow_up.done()):
             return
-        await self.deliver_task.kiq(list(notification_ids))
-
-    def _wake_drainer(self) -> None:
-        self._kicked = True
-        if self._stopping:
+        if self._left_for_sweep and self._started:
+            self._left_for_sweep = False
+            self._follow_up = asyncio.get_running_loop().create_task(self.sweep())
+            self._follow_up.add_done_callback(self._swept)
             return
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+        self._idle.set()
 
-    # Embedded delivery yields to requests: it delivers a full batch whenever no request has
-    # been in progress for QUIET seconds, and only BUSY_BATCH rows per PACE seconds while
-    # requests keep coming. The outbox holds the rest, oldest first; nothing is lost.
-    QUIET = 0.002
-    PACE = 0.02
-    BATCH = 100
-    BUSY_BATCH = 10
-
-    async def _drain(self) -> None:
-        """Embedded: deliver due rows from the outbox until none is left."""
-        foreground = self.gcx.foreground
-        while self._kicked:
-            self._kicked = False
-            while not self._stopping:
-                quiet = await foreground.quiet(self.QUIET, self.PACE)
-                if self._stopping:
-                    return
-                try:
-                    sent = await self.deliverer.deliver_due(
-                        self.BATCH if quiet else self.BUSY_BATCH
-                    )
-                except Exception:
-                    # The rows stay due; the next kick or the minute's sweep tries again.
-                    log.exception("delivering from the outbox failed")
-                    return
-                if not sent:
-                    break
+    def _swept(self, task: asyncio.Task[int]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # The rows stay due; the minute's sweep tries again.
+            log.error("sweeping the outbox failed", exc_info=task.exception())
+        self._settle()
 
     # -- tasks ----------------------------------------------------------------------------
 
@@ -213,7 +212,11 @@ class Notifier:
         async def deliver(notification_ids: list[int] | int) -> list[str | None]:
             # One task per commit's rows (a submission queues four); a bare id is one row.
             ids = [notification_ids] if isinstance(notification_ids, int) else notification_ids
-            statuses = await self.deliverer.deliver_many(ids)
+            try:
+                statuses = await self.deliverer.deliver_many(ids)
+            finally:
+                if self.embedded:
+                    self._finished_one()
             return [str(s) if s is not None else None for s in statuses]
 
         async def sweep() -> int:
@@ -240,18 +243,16 @@ class Notifier:
     async def sweep(self) -> int:
         """Kick every due row: retries whose time came, expired leases, anything never kicked.
 
-        Embedded, the drainer reads the outbox itself: the sweep only counts and wakes it.
+        Returns how many rows were kicked; embedded, a sweep stops at EMBEDDED_IN_FLIGHT
+        tasks and the rest is kicked when those have finished.
         """
-        if self.embedded:
-            due = await self.deliverer.count_due()
-            if due:
-                self._wake_drainer()
-            return due
         kicked, after = 0, 0
         while ids := await self.deliverer.due_ids(limit=1000, after=after):
             for start in range(0, len(ids), SWEEP_BATCH):
-                await self.kick(*ids[start : start + SWEEP_BATCH])
-            kicked += len(ids)
+                batch = ids[start : start + SWEEP_BATCH]
+                if not await self.kick(*batch):
+                    return kicked
+                kicked += len(batch)
             after = ids[-1]
         return kicked
 

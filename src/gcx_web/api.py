@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Router, get, post
@@ -61,12 +61,6 @@ def applicant(request: Request[Any, Any, Any]) -> Actor:
 def status_of(request: ASGIConnection[Any, Any, Any, Any], view: Any) -> StatusOut:
     state = request.app.state
     return status_out(view, state.requirement_titles, state.status_labels)
-
-
-def status_answer(request: ASGIConnection[Any, Any, Any, Any], view: Any) -> StatusOut:
-    """The view's StatusOut already encoded (`wire.status_json`, once per view): what the
-    handlers' annotation documents, written into the response as it is (a msgspec Raw)."""
-    return cast(StatusOut, msgspec.Raw(request.app.state.status_json(view)))
 
 
 @post(
@@ -154,7 +148,7 @@ async def read_files_from(data: dict[str, Any]) -> dict[str, tuple[bytes, str]]:
 async def application_status(request: Request[Any, Any, Any], tracking_code: CODE) -> StatusOut:
     """Status in plain words, the applicant's timeline and what is outstanding."""
     view = await applicant_view(request.app.state.gcx, tracking_code)
-    return status_answer(request, view)
+    return status_of(request, view)
 
 
 @get(
@@ -220,7 +214,7 @@ async def withdraw(
         raise ValidationError({"confirm": "confirm the withdrawal with true"})
     params = {"comment": data.comment} if data.comment else None
     await app_service.act(gcx, tracking_code, "withdraw", applicant(request), params=params)
-    return status_answer(request, await applicant_view(gcx, tracking_code))
+    return status_of(request, await applicant_view(gcx, tracking_code))
 
 
 @post(
@@ -234,7 +228,7 @@ async def resubmit(request: Request[Any, Any, Any], tracking_code: CODE) -> Stat
     """Once every requested document is uploaded, hand the application back to its reviewer."""
     gcx = request.app.state.gcx
     await app_service.act(gcx, tracking_code, "resubmit_documents", applicant(request))
-    return status_answer(request, await applicant_view(gcx, tracking_code))
+    return status_of(request, await applicant_view(gcx, tracking_code))
 
 
 def router() -> Router:

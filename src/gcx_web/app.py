@@ -22,17 +22,14 @@ from litestar.stores.memory import MemoryStore
 from litestar.template import TemplateConfig
 
 from gcx_core.context import Gcx
-from gcx_core.foreground import Foreground
 from gcx_core.plugins import make_plugin_manager
 from gcx_core.settings import Settings
 from gcx_web import plugin as web_plugin
 from gcx_web.config import WebConfig
 from gcx_web.errors import EXCEPTION_HANDLERS
-from gcx_web.express import Express
-from gcx_web.live import Publisher, make_channels
+from gcx_web.live import Listeners, Publisher, make_channels
 from gcx_web.ratelimit import MemoryCounter, RateLimiter, RedisCounter, parse_networks
 from gcx_web.sessions import RotatingSessionConfig
-from gcx_web.wire import status_json
 
 HERE = Path(__file__).parent
 # No inline script anywhere: scripts and styles come from /static only.
@@ -50,30 +47,23 @@ SECURITY_HEADERS = [
 ]
 
 
-def http_middleware(foreground: Foreground) -> Any:
+def security_headers(app: Any) -> Any:
     """ASGI middleware: every HTTP response, errors and static files included, gets the
-    security headers; `foreground` counts the requests in progress."""
+    security headers."""
 
-    def wrap(app: Any) -> Any:
-        async def middleware(scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] != "http":
-                await app(scope, receive, send)
-                return
+    async def middleware(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
 
-            async def send_with_headers(message: Any) -> None:
-                if message["type"] == "http.response.start":
-                    message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
-                await send(message)
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+            await send(message)
 
-            foreground.started()
-            try:
-                await app(scope, receive, send_with_headers)
-            finally:
-                foreground.finished()
+        await app(scope, receive, send_with_headers)
 
-        return middleware
-
-    return wrap
+    return middleware
 
 
 # Paths without cookies: the public API and machine endpoints need no session and no CSRF.
@@ -145,7 +135,7 @@ def create_app(
 
         redis = Redis.from_url(settings.redis_url)
     channels = make_channels(redis)
-    foreground = gcx.foreground if gcx is not None else Foreground()
+    listeners = Listeners()
     trusted = parse_networks(settings.trusted_proxies)
     counter: Any = RedisCounter(redis) if redis is not None else MemoryCounter()
     if redis is not None:
@@ -169,9 +159,8 @@ def create_app(
         state.gcx = running
         state.requirement_titles = {r.code: r.title for r in running.requirements.values()}
         state.status_labels = {s.name: s.label for s in running.workflow.states.values()}
-        state.status_json = status_json(state.requirement_titles, state.status_labels)
-        running.foreground = foreground
-        publisher = Publisher(channels, running)
+        # Embedded, every listener is in this process: messages nobody follows are not built.
+        publisher = Publisher(channels, running, listeners if redis is None else None)
         pm.register(publisher, name=f"gcx_web.publisher.{id(publisher)}")
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -187,7 +176,7 @@ def create_app(
             if redis is not None:
                 await redis.aclose()
 
-    app = _App(
+    app = Litestar(
         route_handlers=[
             *collect_routes(pm),
             create_static_files_router("/static", directories=[HERE / "static"]),
@@ -196,7 +185,7 @@ def create_app(
         plugins=[channels],
         stores={"sessions": session_store, "memory": MemoryStore()},
         middleware=[
-            http_middleware(foreground),
+            security_headers,
             RotatingSessionConfig(
                 store="sessions",
                 key="gcx_session",
@@ -238,18 +227,6 @@ def create_app(
     app.state.trusted_proxies = trusted
     app.state.rate_limiter = RateLimiter(config.rate_limits, counter, trusted)
     app.state.channels = channels
-    app.express = Express(app.state, SECURITY_HEADERS, foreground, config.max_body_bytes)
+    app.state.listeners = listeners
+    app.state.redis = redis
     return app
-
-
-class _App(Litestar):
-    """Litestar, with the requests that `gcx_web.express` serves taken first."""
-
-    express: Express | None = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and self.express is not None:
-            receive = await self.express(scope, receive, send)
-            if receive is None:
-                return
-        await super().__call__(scope, receive, send)

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +21,12 @@ from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.connection import ASGIConnection
 
-from gcx_core.events import CountersChanged, DocumentReviewed, DocumentUploaded
+from gcx_core.events import (
+    CountersChanged,
+    DocumentReviewed,
+    DocumentUploaded,
+    NotificationDelivery,
+)
 from gcx_core.plugins import hookimpl
 from gcx_core.services.dashboard import snapshot
 from gcx_core.workflow import TransitionEvent
@@ -72,17 +79,15 @@ def describe_event(event: Any) -> tuple[str, dict[str, Any], list[str]] | None:
         return name, data, [f"application:{event.application_id}"]
     if isinstance(event, CountersChanged):
         return "counters", {}, ["dashboard"]
-    kind = type(event).__name__
-    if kind == "NotificationDelivery":  # gcx_notify's event; gcx_web must not import gcx_notify
-        app_id = getattr(event, "application_id", None)
+    if isinstance(event, NotificationDelivery):
         data = {
-            "notification_id": getattr(event, "notification_id", None),
-            "status": str(getattr(event, "status", "")),
-            "application_id": app_id,
+            "notification_id": event.notification_id,
+            "status": event.status,
+            "application_id": event.application_id,
         }
         targets = ["notifications", "dashboard"]
-        if app_id is not None:
-            targets.append(f"application:{app_id}")
+        if event.application_id is not None:
+            targets.append(f"application:{event.application_id}")
         return "notification", data, targets
     return None
 
@@ -94,31 +99,46 @@ async def dashboard_data(gcx: Any, changes: list[dict[str, Any]]) -> dict[str, A
     return data
 
 
+class Listeners:
+    """How many websockets of this process follow each channel (`follow` counts them)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    @contextlib.contextmanager
+    def following(self, names: list[str]) -> Iterator[None]:
+        self.counts.update(names)
+        try:
+            yield
+        finally:
+            self.counts.subtract(names)
+            for name in names:
+                if self.counts[name] <= 0:
+                    del self.counts[name]
+
+
 class Publisher:
     """A plugin: publishes every committed event to the channels that care about it.
 
     The `dashboard` channel gets snapshots only. The first event after a quiet spell is
-    published as soon as the requests in progress have answered (at most `THROTTLE` later);
-    events that come while a snapshot is being made or within `THROTTLE` seconds after one
-    share the next. So a lone action reaches the dashboards without waiting, the request
-    that made it is not held up by the broadcast, and a burst costs one snapshot per
-    `THROTTLE`, computed once for every subscriber. Each snapshot's `changes` list the
-    transitions since the previous one, for pages that follow single rows.
+    published at once (in a task of its own, so the request that committed it is not held
+    up); events that come while a snapshot is being made or within `THROTTLE` seconds after
+    one share the next. So a lone action reaches the dashboards without waiting, and a burst
+    costs one snapshot per `THROTTLE`, computed once for every subscriber. Each snapshot's
+    `changes` list the transitions since the previous one, for pages that follow single rows.
+
+    With `listeners` (embedded: every listener is in this process) a message for a channel
+    nobody follows is not built at all; through Redis, other processes may be listening.
     """
 
     THROTTLE = 0.01
 
-    def __init__(self, channels: ChannelsPlugin, gcx: Any = None) -> None:
+    def __init__(
+        self, channels: ChannelsPlugin, gcx: Any = None, listeners: Listeners | None = None
+    ) -> None:
         self.channels = channels
         self.gcx = gcx
-        # Embedded, every listener is in this process, so a message for a channel nobody
-        # follows need not be built at all; through Redis, other processes may be listening.
-        backend = getattr(channels, "_backend", None)
-        self._subscribers: dict[str, set[Any]] | None = (
-            getattr(channels, "_channels", None)
-            if isinstance(backend, MemoryChannelsBackend)
-            else None
-        )
+        self.listeners = listeners
         self._seq = itertools.count(1)
         self._refresh: asyncio.Task[None] | None = None
         self._changes: list[dict[str, Any]] = []
@@ -141,9 +161,9 @@ class Publisher:
 
     def audience(self, targets: list[str]) -> list[str]:
         """The targets somebody may hear."""
-        if self._subscribers is None:
+        if self.listeners is None:
             return targets
-        return [t for t in targets if self._subscribers.get(t)]
+        return [t for t in targets if self.listeners.counts.get(t)]
 
     def schedule_snapshot(self) -> None:
         self._dirty = True
@@ -152,7 +172,6 @@ class Publisher:
 
     async def _snapshots(self) -> None:
         await asyncio.sleep(0)  # the rest of the transaction's events join in
-        await self.gcx.foreground.settled(self.THROTTLE)
         while self._dirty:
             self._dirty = False
             changes, self._changes = self._changes, []
@@ -162,7 +181,16 @@ class Publisher:
                 log.exception("could not compute the dashboard snapshot")
             else:
                 self.publish("dashboard", data, ["dashboard"])
-            await asyncio.sleep(self.THROTTLE)
+            await self.wait_between()
+
+    async def wait_between(self) -> None:
+        """The pause after each snapshot, in which further changes gather for the next."""
+        await asyncio.sleep(self.THROTTLE)
+
+    async def idle(self) -> None:
+        """Return once no snapshot is scheduled or being made."""
+        while self._refresh is not None and not self._refresh.done():
+            await asyncio.wait([self._refresh])
 
     async def close(self) -> None:
         if self._refresh is not None:
@@ -200,18 +228,19 @@ def origin_allowed(
     return origin in allowed
 
 
-async def follow(
-    socket: Any,
-    channels: ChannelsPlugin,
-    names: list[str],
-    render: Any,
-) -> None:
+async def follow(socket: Any, names: list[str], render: Any) -> None:
     """Send `render(None)` now and `render(message)` for every message on `names`, until the
     client goes away.
 
     `render` may return None to send nothing. A reader task watches for the client's
     disconnect, so a closed socket never keeps its subscription alive.
     """
+    state = socket.app.state
+    with state.listeners.following(names):
+        await _forward(socket, state.channels, names, render)
+
+
+async def _forward(socket: Any, channels: ChannelsPlugin, names: list[str], render: Any) -> None:
     from litestar.exceptions import WebSocketDisconnect
 
     async with channels.start_subscription(names) as subscriber:

@@ -19,8 +19,6 @@ from litestar.exceptions import TooManyRequestsException
 from gcx_web.config import Rate
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-# The scope key that says which bucket a request was already counted in.
-SPENT = "gcx.rate_limit_spent"
 
 
 def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
@@ -32,11 +30,7 @@ def client_address(
 ) -> str:
     """The client's address: the peer, or, when the peer is a trusted proxy, the nearest address
     in X-Forwarded-For that is not itself a trusted proxy."""
-    return scope_address(connection.scope, trusted)
-
-
-def scope_address(scope: Any, trusted: tuple[Network, ...]) -> str:
-    """`client_address` read straight from an ASGI scope, with no connection object made."""
+    scope = connection.scope
     client = scope.get("client")
     peer = client[0] if client else "unknown"
     if not trusted or not _is_trusted(peer, trusted):
@@ -103,8 +97,6 @@ class RateLimiter:
 
     async def check(self, bucket: str, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
         """Count one request; raise 429 with Retry-After once the client's budget is spent."""
-        if connection.scope.get(SPENT) == bucket:  # counted already (gcx_web.express)
-            return
         reset = await self.spend(bucket, client_address(connection, self.trusted))
         if reset is not None:
             raise TooManyRequestsException(

@@ -52,7 +52,7 @@ async def dashboard_socket(socket: WebSocket[Any, Any, Any]) -> None:
         data = await dashboard_data(gcx, [])
         return msgspec.json.encode(LiveMessage("dashboard", 0, gcx.now(), data))
 
-    await follow(socket, socket.app.state.channels, ["dashboard"], _forward(snapshot))
+    await follow(socket, ["dashboard"], _forward(snapshot))
 
 
 @websocket("/ws/applications/{app_id:int}")
@@ -72,7 +72,7 @@ async def application_socket(socket: WebSocket[Any, Any, Any], app_id: FromPath[
         data = {"application_id": current.id, "version": current.version, "status": current.status}
         return msgspec.json.encode(LiveMessage("application", 0, current.updated_at, data))
 
-    await follow(socket, socket.app.state.channels, [f"application:{app.id}"], _forward(snapshot))
+    await follow(socket, [f"application:{app.id}"], _forward(snapshot))
 
 
 @websocket("/ws/notifications")
@@ -88,7 +88,7 @@ async def notifications_socket(socket: WebSocket[Any, Any, Any]) -> None:
             LiveMessage("notifications", 0, snap.at, dict(snap.notifications))
         )
 
-    await follow(socket, socket.app.state.channels, ["notifications"], _forward(snapshot))
+    await follow(socket, ["notifications"], _forward(snapshot))
 
 
 HANDLERS = [dashboard_socket, application_socket, notifications_socket]

@@ -16,7 +16,7 @@ from gcx_core.services import documents as doc_service
 from gcx_core.services.applicant import applicant_view
 from gcx_core.services.queries import find_by_tracking_code
 from gcx_core.tracking import normalise_tracking_code
-from gcx_web.api import applicant, status_answer, status_of
+from gcx_web.api import applicant, status_of
 from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
 from gcx_web.errors import describe
 from gcx_web.live import follow, origin_allowed
@@ -199,9 +199,9 @@ async def track_socket(socket: WebSocket[Any, Any, Any], code: FromPath[str]) ->
     async def render(_: Any) -> bytes:
         # The event itself may carry staff-only detail: send the applicant's view instead.
         current = await applicant_view(gcx, code)
-        return encoder.encode({"type": "status", "data": status_answer(socket, current)})
+        return encoder.encode({"type": "status", "data": status_of(socket, current)})
 
-    await follow(socket, app_state.channels, [f"application:{view.application.id}"], render)
+    await follow(socket, [f"application:{view.application.id}"], render)
 
 
 HANDLERS = [

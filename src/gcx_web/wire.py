@@ -7,7 +7,6 @@ from the domain validator); wrong types and unknown fields are refused while dec
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -15,7 +14,7 @@ import msgspec
 
 from gcx_core.entities import Application, DocumentVersion
 from gcx_core.reference import REJECTION_REASONS
-from gcx_core.services.applicant import VIEW_CACHE_SIZE, ApplicantView, OutstandingItem
+from gcx_core.services.applicant import ApplicantView, OutstandingItem
 from gcx_core.services.queries import TimelineItem
 
 Text = Annotated[str, msgspec.Meta(max_length=5000)]
@@ -222,36 +221,6 @@ def status_out(view: ApplicantView, titles: dict[str, str], labels: dict[str, st
         accepts_uploads=view.accepts_uploads,
         timeline=[describe_timeline(i, titles, labels) for i in view.timeline],
     )
-
-
-class _Same:
-    """A key equal only to a key of the same view object: views are found by identity."""
-
-    __slots__ = ("view",)
-
-    def __init__(self, view: ApplicantView) -> None:
-        self.view = view
-
-    def __hash__(self) -> int:
-        return id(self.view)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Same) and other.view is self.view
-
-
-def status_json(titles: dict[str, str], labels: dict[str, str]) -> Callable[[ApplicantView], bytes]:
-    """Each view's StatusOut as JSON, encoded once per view.
-
-    gcx_core hands out the same view object while an application's rows are unchanged, so a
-    status looked up again is answered with the bytes made the first time. A kept entry holds
-    its view, so no other view can take its identity.
-    """
-
-    @functools.lru_cache(maxsize=VIEW_CACHE_SIZE)
-    def encode(key: _Same) -> bytes:
-        return msgspec.json.encode(status_out(key.view, titles, labels))
-
-    return lambda view: encode(_Same(view))
 
 
 def outstanding_out(item: OutstandingItem) -> OutstandingOut:

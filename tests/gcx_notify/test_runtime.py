@@ -6,18 +6,20 @@ import asyncio
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from taskiq import TaskiqMessage, TaskiqMiddleware
 
 from gcx_core.entities import Actor
-from gcx_core.events import NotificationsQueued
+from gcx_core.events import NotificationDelivery, NotificationsQueued
 from gcx_core.plugins import hookimpl
 from gcx_core.samples import make_submission
 from gcx_core.services import applications
 from gcx_core.storage.tables import notifications
 from gcx_notify import plugin as notify_plugin
-from gcx_notify.events import NotificationDelivery
+from gcx_notify import runtime
 from gcx_notify.runtime import Notifier
 
 SEEN: list[object] = []
@@ -117,67 +119,87 @@ def test_status_and_retry_commands_on_the_embedded_database(tmp_path):
     assert worker.returncode == 2 and "needs GCX_REDIS_URL" in worker.stderr
 
 
-async def test_embedded_kicks_wake_one_drainer_and_a_sweep_adds_nothing(gcx, smtp_sink):
-    notifier = Notifier(gcx)
-    notifier.PACE = 30  # a request in progress holds the delivery back for the test's length
-    await notifier.start(run_scheduler=False, kick=False)
-    gcx.foreground.started()
-    await applications.submit(gcx, make_submission(), Actor.applicant())  # kicks its row
-    drainer = notifier._drainer
-    assert drainer is not None and not drainer.done()
-    # No broker task per row: the drainer takes what is due from the outbox.
-    assert not notifier.broker._running_tasks
-    # A sweep while the delivery is still waiting its turn wakes the same drainer.
-    assert await notifier.sweep() == 1
-    assert notifier._drainer is drainer
-    gcx.foreground.finished()
-    await asyncio.wait_for(notifier.idle(), 10)
-    assert drainer.done()
-    assert len(smtp_sink.messages) == 1
+class TaskLog(TaskiqMiddleware):
+    """Records the name and arguments of every task the broker runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ran: list[tuple[str, list[Any]]] = []
+
+    def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
+        self.ran.append((message.task_name, list(message.args)))
+        return message
+
+
+def hold_deliveries(notifier: Notifier) -> asyncio.Event:
+    """Deliveries wait for the returned event before sending."""
+    gate = asyncio.Event()
+    send = notifier.deliverer.send_claimed
+
+    async def held(n: Any) -> Any:
+        await gate.wait()
+        return await send(n)
+
+    notifier.deliverer.send_claimed = held  # type: ignore[method-assign]
+    return gate
+
+
+async def statuses(gcx) -> list[str]:
     async with gcx.database.read() as conn:
-        statuses = (await conn.execute(sa.select(notifications.c.status))).scalars().all()
-    assert statuses == ["sent"]
+        query = sa.select(notifications.c.status).order_by(notifications.c.id)
+        return list((await conn.execute(query)).scalars())
+
+
+async def test_embedded_delivery_runs_deliver_tasks_on_the_broker(gcx, smtp_sink):
+    notifier = Notifier(gcx)
+    log = TaskLog()
+    notifier.broker.add_middlewares(log)
+    await notifier.start(run_scheduler=False, kick=False)
+    await applications.submit(gcx, make_submission(), Actor.applicant())
+    await asyncio.wait_for(notifier.idle(), 10)
+    assert log.ran == [("gcx.deliver", [[1]])]  # the committed row, by its id
+    assert len(smtp_sink.messages) == 1 and await statuses(gcx) == ["sent"]
+    assert notifier.in_flight == 0
     await notifier.stop()
 
 
-async def test_a_backlog_does_not_hold_the_shutdown_up(gcx, smtp_sink):
+async def test_embedded_tasks_in_flight_are_bounded_and_the_rest_is_swept_after(
+    gcx, smtp_sink, monkeypatch
+):
+    monkeypatch.setattr(runtime, "EMBEDDED_IN_FLIGHT", 2)
+    notifier = Notifier(gcx)
+    log = TaskLog()
+    notifier.broker.add_middlewares(log)
+    gate = hold_deliveries(notifier)
+    await notifier.start(run_scheduler=False, kick=False)
+    for _ in range(5):
+        await applications.submit(gcx, make_submission(), Actor.applicant())
+    assert notifier.in_flight == 2  # three rows wait in the outbox
+    assert await statuses(gcx) == ["sending", "sending", "pending", "pending", "pending"]
+    gate.set()
+    await asyncio.wait_for(notifier.idle(), 10)
+    assert await statuses(gcx) == ["sent"] * 5 and len(smtp_sink.messages) == 5
+    # Two tasks for the first two rows; the sweep after them kicked the other three together.
+    assert log.ran == [("gcx.deliver", [[1]]), ("gcx.deliver", [[2]]), ("gcx.deliver", [[3, 4, 5]])]
+    await notifier.stop()
+
+
+async def test_a_backlog_does_not_hold_the_shutdown_up(gcx, smtp_sink, monkeypatch):
+    monkeypatch.setattr(runtime, "EMBEDDED_IN_FLIGHT", 1)
+    monkeypatch.setattr(runtime, "SWEEP_BATCH", 2)
     for _ in range(10):  # queued before the notifier runs: a backlog of ten rows
         await applications.submit(gcx, make_submission(), Actor.applicant())
     notifier = Notifier(gcx)
-    notifier.PACE, notifier.BUSY_BATCH = 0.3, 2
-    gcx.foreground.started()  # requests keep coming: two rows per PACE
-    await notifier.start(run_scheduler=False)
-    while len(smtp_sink.messages) < 2:
-        await asyncio.sleep(0.005)
-    await notifier.stop()  # the batch in hand has finished; the rest stays in the outbox
-    gcx.foreground.finished()
-    async with gcx.database.read() as conn:
-        statuses = (await conn.execute(sa.select(notifications.c.status))).scalars().all()
-    assert "sending" not in statuses
-    assert statuses.count("sent") == len(smtp_sink.messages) == 2
-    assert statuses.count("pending") == 8
+    gate = hold_deliveries(notifier)
+    await notifier.start(run_scheduler=False)  # its sweep kicks one task of two rows
+    stopping = asyncio.create_task(notifier.stop())
+    gate.set()
+    await asyncio.wait_for(stopping, 10)  # the task in flight finishes; nothing else starts
+    assert await statuses(gcx) == ["sent"] * 2 + ["pending"] * 8
+    assert len(smtp_sink.messages) == 2
     # The next start takes the rest.
     again = Notifier(gcx)
     await again.start(run_scheduler=False)
     await asyncio.wait_for(again.idle(), 10)
     assert len(smtp_sink.messages) == 10
     await again.stop()
-
-
-async def test_embedded_delivery_yields_to_requests_in_progress(gcx, smtp_sink):
-    notifier = Notifier(gcx)
-    notifier.PACE, notifier.BUSY_BATCH = 0.4, 2
-    await notifier.start(run_scheduler=False, kick=False)
-    foreground = gcx.foreground  # the web app counts its requests here
-    foreground.started()  # a request in progress, and it goes on
-    for _ in range(6):
-        await applications.submit(gcx, make_submission(), Actor.applicant())
-    await asyncio.sleep(0.2)
-    assert len(smtp_sink.messages) == 0  # nothing during the first PACE while busy
-    await asyncio.sleep(0.4)
-    # Still busy: BUSY_BATCH rows per PACE.
-    assert 2 <= len(smtp_sink.messages) <= 4
-    foreground.finished()  # the requests stop: the rest goes at once
-    await asyncio.wait_for(notifier.idle(), 5)
-    assert len(smtp_sink.messages) == 6
-    await notifier.stop()

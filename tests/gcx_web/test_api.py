@@ -390,22 +390,3 @@ def test_outstanding_items_on_the_wire():
     assert missing.content_types == list(requirement.content_types)
     rejected = outstanding_out(OutstandingItem(requirement, "rejected", "blurred"))
     assert (rejected.reason, rejected.note) == ("rejected", "blurred")
-
-
-async def test_a_status_is_encoded_once_per_view(gcx: Gcx) -> None:
-    """The JSON kept for a view is found by the view object itself, never by an equal one."""
-    import attrs
-    import msgspec
-
-    from gcx_core.entities import Actor
-    from gcx_core.services.applicant import applicant_view
-    from gcx_web.wire import status_json
-
-    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
-    view = await applicant_view(gcx, app.tracking_code)
-    encode = status_json({}, {"pending_review": "Pending review"})
-    body = encode(view)
-    assert encode(view) is body
-    assert msgspec.json.decode(body)["tracking_code"] == app.tracking_code
-    equal = attrs.evolve(view)
-    assert equal == view and encode(equal) is not body

@@ -1,10 +1,9 @@
-"""When the publisher broadcasts dashboard snapshots: a lone change at once, after the requests
-in progress have answered; a burst shares snapshots, at most one per THROTTLE."""
+"""When the publisher broadcasts dashboard snapshots: a lone change at once; changes that come
+during the pause after a snapshot share the next one."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from typing import Any
 
@@ -13,7 +12,7 @@ import msgspec
 from gcx_core.context import Gcx
 from gcx_core.entities import Actor
 from gcx_core.workflow import TransitionEvent
-from gcx_web.live import Publisher
+from gcx_web.live import Listeners, Publisher
 
 
 class Sink:
@@ -41,99 +40,75 @@ def transition(gcx: Gcx, app_id: int) -> TransitionEvent:
     )
 
 
-async def settle(publisher: Publisher) -> None:
-    while publisher._refresh is not None and not publisher._refresh.done():
-        await asyncio.sleep(0.005)
+class GatedPublisher(Publisher):
+    """A publisher whose pause between snapshots lasts until the test opens `gate`."""
+
+    def __init__(self, channels: Any, gcx: Gcx) -> None:
+        super().__init__(channels, gcx)
+        self.gate = asyncio.Event()
+        self.pausing = asyncio.Event()
+
+    async def wait_between(self) -> None:
+        self.pausing.set()
+        await self.gate.wait()
+        self.gate.clear()
+        self.pausing.clear()
 
 
-def make_publisher(gcx: Gcx, throttle: float) -> Any:
+async def test_a_lone_change_is_published_without_waiting_for_the_pause(gcx: Gcx) -> None:
     sink = Sink()
-    publisher = Publisher(sink, gcx)  # type: ignore[arg-type]
-    # Long enough that waiting for it (or not) cannot be mistaken for a slow machine.
-    publisher.THROTTLE = throttle
-    return sink, publisher
-
-
-async def test_a_lone_change_is_published_at_once(gcx: Gcx) -> None:
-    sink, publisher = make_publisher(gcx, throttle=1.0)
-    started = time.monotonic()
+    publisher = GatedPublisher(sink, gcx)
     publisher.gcx_handle_event(transition(gcx, 1))
-    while not sink.dashboards():
-        await asyncio.sleep(0.001)
-    assert sink.dashboards()[0][0] - started < 0.5  # did not wait for the throttle
+    await asyncio.wait_for(publisher.pausing.wait(), 10)  # published, then pausing
+    assert len(sink.dashboards()) == 1
     (_, message, _) = sink.dashboards()[0]
     assert [c["application_id"] for c in message["data"]["changes"]] == [1]
     # The application's own channel heard the transition too, raw.
     assert any(s[2] == ["application:1"] for s in sink.sent)
+    publisher.gate.set()
+    await asyncio.wait_for(publisher.idle(), 10)
+    assert len(sink.dashboards()) == 1  # nothing changed since: no second snapshot
     await publisher.close()
-    assert len(sink.dashboards()) == 1
 
 
 async def test_a_burst_shares_snapshots_and_loses_no_change(gcx: Gcx) -> None:
-    sink, publisher = make_publisher(gcx, throttle=0.2)
-    started = time.monotonic()
-    for app_id in range(1, 101):
+    sink = Sink()
+    publisher = GatedPublisher(sink, gcx)
+    publisher.gcx_handle_event(transition(gcx, 1))
+    await asyncio.wait_for(publisher.pausing.wait(), 10)
+    for app_id in range(2, 101):  # a burst while the publisher pauses after the first
         publisher.gcx_handle_event(transition(gcx, app_id))
         if app_id % 10 == 0:
-            await asyncio.sleep(0.002)  # a burst spread over ~20 ms, well inside the throttle
-    burst = time.monotonic() - started
-    await settle(publisher)
+            await asyncio.sleep(0)
+    assert len(sink.dashboards()) == 1
+    publisher.gate.set()  # the burst goes out together
+    await asyncio.wait_for(publisher.pausing.wait(), 10)
+    publisher.gate.set()
+    await asyncio.wait_for(publisher.idle(), 10)
     dashboards = sink.dashboards()
-    # The first change at once, everything after it in the next snapshot. (A machine that
-    # stalls the burst past the throttle, as a loaded CI runner can, rightly sends a third.)
-    if burst < 0.15:
-        assert len(dashboards) == 2
-    assert 2 <= len(dashboards) <= 2 + int(burst / 0.2)
-    gaps = [b[0] - a[0] for a, b in itertools.pairwise(dashboards)]
-    assert min(gaps) >= 0.19
-    seen = [c["application_id"] for _, m, _ in dashboards for c in m["data"]["changes"]]
-    assert seen == list(range(1, 101))  # every transition, once, in order
+    assert len(dashboards) == 2
+    changes = [[c["application_id"] for c in m["data"]["changes"]] for _, m, _ in dashboards]
+    assert changes == [[1], list(range(2, 101))]  # every transition, once, in order
     seqs = [m["seq"] for _, m, _ in sink.sent]
     assert seqs == sorted(seqs)
-
-
-async def test_the_broadcast_waits_for_requests_in_progress_up_to_the_throttle(gcx: Gcx) -> None:
-    requests = gcx.foreground  # what the web app counts its requests in
-    sink, publisher = make_publisher(gcx, throttle=0.5)
-
-    # A request in progress answers 50 ms later: the snapshot follows it.
-    requests.started()
-    publisher.gcx_handle_event(transition(gcx, 1))
-    await asyncio.sleep(0.05)
-    assert sink.dashboards() == []
-    answered = time.monotonic()
-    requests.finished()
-    await settle(publisher)
-    assert sink.dashboards()[0][0] >= answered
-
-    # A request that never answers holds the broadcast up for THROTTLE at most.
-    sink.sent.clear()
-    await asyncio.sleep(0.6)  # past the throttle after the first snapshot
-    requests.started()
-    started = time.monotonic()
-    publisher.gcx_handle_event(transition(gcx, 2))
-    while not sink.dashboards():
-        await asyncio.sleep(0.001)
-    waited = sink.dashboards()[0][0] - started
-    assert 0.45 <= waited < 2.0
-    requests.finished()
-    await settle(publisher)
     await publisher.close()
 
 
-async def test_embedded_messages_nobody_follows_are_not_built(gcx: Gcx, app: Any) -> None:
-    """In one process every listener is local: no subscriber, no snapshot, no message."""
-    channels = app.state.channels
-    publisher = Publisher(channels, gcx)
+async def test_embedded_messages_nobody_follows_are_not_built(gcx: Gcx) -> None:
+    """In one process every listener is local: no listener, no snapshot, no message."""
+    sink = Sink()
+    listeners = Listeners()
+    publisher = Publisher(sink, gcx, listeners)  # type: ignore[arg-type]
     assert publisher.audience(["dashboard", "application:1"]) == []
     publisher.gcx_handle_event(transition(gcx, 1))
-    assert publisher._refresh is None  # no snapshot scheduled for nobody
+    await asyncio.wait_for(publisher.idle(), 10)
+    assert sink.sent == []
 
-    async with channels.start_subscription(["dashboard"]) as subscriber:
+    with listeners.following(["dashboard"]):  # as `follow` counts a websocket
         assert publisher.audience(["dashboard", "application:1"]) == ["dashboard"]
         publisher.gcx_handle_event(transition(gcx, 2))
-        async for raw in subscriber.iter_events():
-            message = msgspec.json.decode(raw)
-            assert [c["application_id"] for c in message["data"]["changes"]] == [2]
-            break
+        await asyncio.wait_for(publisher.idle(), 10)
+    assert [c["application_id"] for c in sink.dashboards()[0][1]["data"]["changes"]] == [2]
+    assert [s[2] for s in sink.sent] == [["dashboard"]]
+    assert publisher.audience(["dashboard"]) == []  # the websocket left
     await publisher.close()

@@ -28,7 +28,12 @@ STATES = (
     State(PENDING_REVIEW, "Pending review", "Received, waiting for a reviewer"),
     State(UNDER_REVIEW, "Under review", "A reviewer is looking at your application"),
     State(DOCUMENTS_REQUESTED, "Documents requested", "We need more documents from you"),
-    State(APPROVED, "Approved", "Approved: check your email to activate your supplier account"),
+    State(
+        APPROVED,
+        "Approved",
+        "Approved: check your email to activate your supplier account",
+        accepts_documents=False,
+    ),
     State(REJECTED, "Rejected", "Not approved", active=False, terminal=True),
     State(WITHDRAWN, "Withdrawn", "Withdrawn at your request", active=False, terminal=True),
 )

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from gcx_core.context import Gcx
 from gcx_core.entities import NotificationStatus
 from gcx_core.events import CountersChanged
-from gcx_core.storage import fast, records
+from gcx_core.storage import records, rows
 from gcx_core.storage.tables import applications, counters, notifications
 
 RECENT = 10
@@ -61,8 +61,8 @@ class DashboardSnapshot:
     at: datetime
 
 
-_COUNTERS = fast.FastSelect(sa.select(counters.c.name, counters.c.value))
-_RECENT = fast.FastSelect(
+_COUNTERS = sa.select(counters.c.name, counters.c.value)
+_RECENT = (
     sa.select(
         applications.c.id,
         applications.c.tracking_code,
@@ -73,7 +73,7 @@ _RECENT = fast.FastSelect(
     .order_by(applications.c.created_at.desc(), applications.c.id.desc())
     .limit(RECENT)
 )
-_OLDEST = fast.FastSelect(
+_OLDEST = (
     sa.select(applications.c.status_changed_at)
     .where(applications.c.status == sa.bindparam("status"))
     .order_by(applications.c.status_changed_at)
@@ -85,18 +85,18 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
     """Counts and percentages per status, recent applications, ageing, notification counts.
 
     Every figure comes from a counter or an index seek, so the cost does not grow with the
-    number of applications. The statements run one by one, not in one snapshot: a change that
-    lands in between shows in the next update, which the live dashboard sends anyway.
+    number of applications; all of them are read in one transaction, so they agree.
     """
     now = gcx.now()
-    db = gcx.database
-    figures = {r["name"]: int(r["value"]) for r in await _COUNTERS.all(db)}
-    recent_rows = await _RECENT.all(db)
     oldest: dict[str, datetime | None] = {}
-    for state in gcx.workflow.states.values():
-        if not state.terminal:
-            row = await _OLDEST.first(db, status=state.name)
-            oldest[state.name] = row["status_changed_at"] if row else None
+    async with gcx.database.read() as conn:
+        figures = {name: int(value) for name, value in await conn.execute(_COUNTERS)}
+        recent_rows = await rows.dicts(conn, _RECENT)
+        for state in gcx.workflow.states.values():
+            if not state.terminal:
+                oldest[state.name] = (
+                    await conn.execute(_OLDEST, {"status": state.name})
+                ).scalar_one_or_none()
     names = list(gcx.workflow.states)
     counts = [figures.get(records.STATUS_PREFIX + n, 0) for n in names]
     percents = largest_remainder(counts)
@@ -151,8 +151,8 @@ _RECONCILED = (records.STATUS_PREFIX, records.NOTIFICATION_PREFIX, records.SUBMI
 
 
 def _stored(conn: sa.Connection) -> dict[str, int]:
-    rows = conn.execute(_COUNTERS.stmt)
-    return {name: int(v) for name, v in rows if name.startswith(_RECONCILED) and v}
+    found = conn.execute(_COUNTERS)
+    return {name: int(v) for name, v in found if name.startswith(_RECONCILED) and v}
 
 
 def _recount_and_stored(conn: sa.Connection) -> tuple[dict[str, int], dict[str, int]]:

@@ -47,8 +47,7 @@ class CheckedUpload:
 
 
 def _may_receive(gcx: Gcx, app: Application) -> bool:
-    state = gcx.workflow.state(app.status)
-    return not (state.terminal or not state.active or app.status == "approved")
+    return gcx.workflow.state(app.status).open_for_documents
 
 
 async def check_upload(

@@ -100,7 +100,8 @@ async def find_by_tracking_code(gcx: Gcx, code: str) -> Application:
     normal = normalise_tracking_code(code)
     if normal is None:
         raise NotFoundError("application", code)
-    app = await app_rows.get_by_tracking_code(gcx.database, normal)
+    async with gcx.database.read() as conn:
+        app = await app_rows.get_by_tracking_code(conn, normal)
     if app is None:
         raise NotFoundError("application", code)
     return app

@@ -18,7 +18,8 @@ from gcx_core.entities import Actor, Application, User
 from gcx_core.events import CountersChanged, NotificationsQueued
 from gcx_core.exceptions import DuplicateApplicationError
 from gcx_core.storage import accounts as user_rows
-from gcx_core.storage import fast, records
+from gcx_core.storage import records
+from gcx_core.storage.rows import insert_many
 from gcx_core.storage.tables import notifications, status_changes
 from gcx_core.workflow import TransitionEvent
 
@@ -72,7 +73,7 @@ async def record_many(gcx: Gcx, conn: AsyncConnection, items: list[Recorded]) ->
     Returns, per transition, the events to fire once the transaction has committed.
     """
     change_ids = await records.allocate_ids(conn, status_changes, len(items))
-    await fast.insert_many(
+    await insert_many(
         conn,
         status_changes,
         [
@@ -144,7 +145,7 @@ async def record_many(gcx: Gcx, conn: AsyncConnection, items: list[Recorded]) ->
     if rows:
         for row, notification_id in zip(rows, notification_ids, strict=True):
             row["id"] = notification_id
-        await fast.insert_many(conn, notifications, rows)
+        await insert_many(conn, notifications, rows)
 
     deltas: Counter[str] = Counter()
     if rows:

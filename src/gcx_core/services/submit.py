@@ -20,8 +20,9 @@ from gcx_core.entities import Actor, Application, ApplicationDraft
 from gcx_core.exceptions import DuplicateApplicationError
 from gcx_core.services.recording import Fired, Recorded, duplicate_from, record_many
 from gcx_core.storage import applications as app_rows
-from gcx_core.storage import fast, records
+from gcx_core.storage import records
 from gcx_core.storage.batching import GroupCommit
+from gcx_core.storage.rows import insert_many
 from gcx_core.storage.tables import application_commodities, applications
 from gcx_core.tracking import new_tracking_code
 from gcx_core.validation import validate_submission
@@ -105,7 +106,7 @@ async def _write(gcx: Gcx, conn: Any, batch: list[_Pending]) -> list[Outcome]:
     if accepted:
         ids = await records.allocate_ids(conn, applications, len(accepted))
         try:
-            await fast.insert_many(
+            await insert_many(
                 conn,
                 applications,
                 [
@@ -119,7 +120,7 @@ async def _write(gcx: Gcx, conn: Any, batch: list[_Pending]) -> list[Outcome]:
             attrs.evolve(item.app, id=app_id)
             for (_, item), app_id in zip(accepted, ids, strict=True)
         ]
-        await fast.insert_many(
+        await insert_many(
             conn,
             application_commodities,
             [{"application_id": a.id, "commodity": c} for a in stored for c in a.commodities],

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gcx_core.entities import Role, User
-from gcx_core.storage import fast
+from gcx_core.storage import rows
 from gcx_core.storage.tables import user_tokens, users
 
 
@@ -28,7 +28,7 @@ async def get_by_email(conn: AsyncConnection, email: str) -> User | None:
     return to_user(row) if row else None
 
 
-_ACTIVE_STAFF = fast.FastSelect(
+_ACTIVE_STAFF = (
     sa.select(users)
     .where(users.c.is_active.is_(True), users.c.role != "supplier")
     .order_by(users.c.id)
@@ -36,7 +36,7 @@ _ACTIVE_STAFF = fast.FastSelect(
 
 
 async def active_staff(conn: AsyncConnection) -> list[User]:
-    return [to_user(r) for r in await _ACTIVE_STAFF.all(conn)]
+    return [to_user(r) for r in await rows.dicts(conn, _ACTIVE_STAFF)]
 
 
 async def insert(conn: AsyncConnection, values: dict[str, Any]) -> int:

@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gcx_core.entities import Application, ApplicationDraft, StatusChange
-from gcx_core.storage import fast
-from gcx_core.storage.database import Database
+from gcx_core.storage.rows import dicts
 from gcx_core.storage.tables import application_commodities, applications, status_changes
 from gcx_core.tracking import normalise_tracking_code
 from gcx_core.validation import normalise_email, normalise_tin
@@ -148,13 +147,12 @@ _ENTITY_ROW = sa.select(
     ),
     sa.type_coerce(applications.c.details, sa.Text).label("details"),
 )
-_BY_CODE = fast.FastSelect(_ENTITY_ROW.where(applications.c.tracking_code == sa.bindparam("code")))
+_BY_CODE = _ENTITY_ROW.where(applications.c.tracking_code == sa.bindparam("code"))
 
 
-async def get_by_tracking_code(source: AsyncConnection | Database, code: str) -> Application | None:
-    """The hot lookup of the public status page: a compiled statement (see storage.fast)."""
-    row = await _BY_CODE.first(source, code=code)
-    return to_application(row) if row else None
+async def get_by_tracking_code(conn: AsyncConnection, code: str) -> Application | None:
+    found = await dicts(conn, _BY_CODE, code=code)
+    return to_application(found[0]) if found else None
 
 
 async def current_version(conn: AsyncConnection, app_id: int) -> int | None:
@@ -168,7 +166,7 @@ async def insert_status_change(conn: AsyncConnection, change: dict[str, Any]) ->
     return int(result.scalar_one())
 
 
-_CHANGES_OF = fast.FastSelect(
+_CHANGES_OF = (
     sa.select(status_changes)
     .where(status_changes.c.application_id == sa.bindparam("app_id"))
     .order_by(status_changes.c.at, status_changes.c.id)
@@ -176,7 +174,7 @@ _CHANGES_OF = fast.FastSelect(
 
 
 async def status_changes_of(conn: AsyncConnection, app_id: int) -> list[StatusChange]:
-    return [StatusChange(**r) for r in await _CHANGES_OF.all(conn, app_id=app_id)]
+    return [StatusChange(**r) for r in await dicts(conn, _CHANGES_OF, app_id=app_id)]
 
 
 def search_condition(term: str) -> sa.ColumnElement[bool]:
@@ -204,28 +202,3 @@ def commodity_condition(codes: Iterable[str]) -> sa.ColumnElement[bool]:
 
 def page(rows: Sequence[Any]) -> list[Application]:
     return [to_application(r) for r in rows]
-
-
-def view_by_code() -> fast.FastFamily:
-    """The application, its status changes, documents and requests, all by tracking code."""
-    from gcx_core.storage.tables import document_requests, documents
-
-    return fast.FastFamily(
-        _BY_CODE.stmt,
-        applications.c.id,
-        [
-            fast.Children(
-                status_changes,
-                status_changes.c.application_id,
-                (status_changes.c.at, status_changes.c.id),
-            ),
-            fast.Children(
-                documents,
-                documents.c.application_id,
-                (documents.c.requirement_code, documents.c.version),
-            ),
-            fast.Children(
-                document_requests, document_requests.c.application_id, (document_requests.c.id,)
-            ),
-        ],
-    )

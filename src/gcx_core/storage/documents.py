@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gcx_core.entities import DocumentRequest, DocumentVersion, ReviewStatus
-from gcx_core.storage import fast
+from gcx_core.storage import rows
 from gcx_core.storage.tables import document_requests, documents
 
 
@@ -28,12 +28,12 @@ def to_request(row: Any) -> DocumentRequest:
     return DocumentRequest(**data)
 
 
-_VERSIONS_OF = fast.FastSelect(
+_VERSIONS_OF = (
     sa.select(documents)
     .where(documents.c.application_id == sa.bindparam("app_id"))
     .order_by(documents.c.requirement_code, documents.c.version)
 )
-_REQUESTS_OF = fast.FastSelect(
+_REQUESTS_OF = (
     sa.select(document_requests)
     .where(document_requests.c.application_id == sa.bindparam("app_id"))
     .order_by(document_requests.c.id)
@@ -41,7 +41,7 @@ _REQUESTS_OF = fast.FastSelect(
 
 
 async def versions_of(conn: AsyncConnection, app_id: int) -> list[DocumentVersion]:
-    return [to_document(r) for r in await _VERSIONS_OF.all(conn, app_id=app_id)]
+    return [to_document(r) for r in await rows.dicts(conn, _VERSIONS_OF, app_id=app_id)]
 
 
 def latest_versions(versions: list[DocumentVersion]) -> dict[str, DocumentVersion]:
@@ -89,4 +89,4 @@ async def open_request(conn: AsyncConnection, app_id: int) -> DocumentRequest | 
 
 
 async def requests_of(conn: AsyncConnection, app_id: int) -> list[DocumentRequest]:
-    return [to_request(r) for r in await _REQUESTS_OF.all(conn, app_id=app_id)]
+    return [to_request(r) for r in await rows.dicts(conn, _REQUESTS_OF, app_id=app_id)]

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gcx_core.entities import Actor, AuditEntry, Notification, NotificationStatus
-from gcx_core.storage import fast
+from gcx_core.storage.rows import insert_many
 from gcx_core.storage.tables import audit_log, counters
 
 # Counter names: "status:<status>", "notifications:<status>", "submitted:<YYYY-MM-DD>".
@@ -53,7 +53,7 @@ async def add_audit(conn: AsyncConnection, entries: Iterable[Mapping[str, Any]])
         }
         for e in entries
     ]
-    await fast.insert_many(conn, audit_log, rows)
+    await insert_many(conn, audit_log, rows)
 
 
 def to_audit_entry(row: Any) -> AuditEntry:
@@ -70,16 +70,14 @@ def _counter_upsert(dialect: str) -> Any:
     )
 
 
-_ADD_TO_COUNTER = fast.FastStatement(_counter_upsert)
-
-
 async def bump_counters(conn: AsyncConnection, deltas: Mapping[str, int]) -> None:
     """Add deltas to named counters, creating missing ones, in one upsert for all of them.
 
     Names are sorted so concurrent PostgreSQL transactions lock rows in the same order.
     """
     rows = [{"name": n, "delta": d} for n, d in sorted(deltas.items()) if d]
-    await _ADD_TO_COUNTER.run_many(conn, rows)
+    if rows:
+        await conn.execute(_counter_upsert(conn.dialect.name), rows)
 
 
 async def read_counters(conn: AsyncConnection, prefix: str = "") -> dict[str, int]:
@@ -122,12 +120,5 @@ async def allocate_ids(conn: AsyncConnection, table: sa.Table, count: int) -> li
             sa.select(sa.func.nextval(seq)).select_from(sa.func.generate_series(1, count))
         )
         return [int(i) for i in result.scalars()]
-    query = _MAX_ID.get(table.name)
-    if query is None:
-        query = _MAX_ID[table.name] = fast.FastSelect(sa.select(sa.func.max(table.c.id).label("m")))
-    row = await query.first(conn)
-    start = (row["m"] if row else None) or 0
+    start = (await conn.execute(sa.select(sa.func.max(table.c.id)))).scalar() or 0
     return list(range(start + 1, start + 1 + count))
-
-
-_MAX_ID: dict[str, fast.FastSelect] = {}
