@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +43,11 @@ class Gcx:
     # The GroupCommit that writes concurrent submissions together (services.submit); made on
     # first use.
     submissions: Any = None
+    # The applicants' status views made so far, by (application id, revision)
+    # (services.applicant).
+    applicant_views: OrderedDict[tuple[int, int], Any] = attrs.field(
+        factory=OrderedDict, eq=False, repr=False
+    )
 
     @classmethod
     async def open(

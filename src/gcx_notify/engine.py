@@ -19,7 +19,6 @@ from typing import Any
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gcx_core.context import Gcx
 from gcx_core.entities import Notification, NotificationStatus, Role
@@ -28,6 +27,7 @@ from gcx_core.plugins import first_async
 from gcx_core.storage import accounts as user_rows
 from gcx_core.storage import records
 from gcx_core.storage.batching import GroupCommit
+from gcx_core.storage.database import Connection
 from gcx_core.storage.rows import dicts
 from gcx_core.storage.tables import notifications
 from gcx_notify.channels import PermanentFailure, TemporaryFailure
@@ -123,7 +123,7 @@ _TAKE = (
 )
 
 
-async def _each(conn: AsyncConnection, stmt: Any, params: list[dict[str, Any]]) -> list[int]:
+async def _each(conn: Connection, stmt: Any, params: list[dict[str, Any]]) -> list[int]:
     """Run `stmt` once per set of parameters; each run's rowcount (conditional updates)."""
     return [(await conn.execute(stmt, p)).rowcount for p in params]
 
@@ -173,7 +173,7 @@ class Deliverer:
             return await self._claim_in(conn, ids, limit)
 
     async def _claim_in(
-        self, conn: AsyncConnection, ids: list[int] | None, limit: int
+        self, conn: Connection, ids: list[int] | None, limit: int
     ) -> list[Notification]:
         now = self.gcx.now()
         if ids is not None:
@@ -198,7 +198,7 @@ class Deliverer:
         return sorted((records.to_notification(r) for r in rows), key=lambda n: n.id)
 
     async def _oldest_due(
-        self, conn: AsyncConnection, now: datetime, limit: int
+        self, conn: Connection, now: datetime, limit: int
     ) -> list[dict[str, Any]]:
         """The `limit` oldest due rows (id, status, next_attempt_at), locked where the database
         can lock rows.
@@ -216,17 +216,19 @@ class Deliverer:
         return sorted(found, key=lambda r: (r["next_attempt_at"], r["id"]))[:limit]
 
     async def _first_rows(
-        self, conn: AsyncConnection, where: sa.ColumnElement[bool], limit: int
+        self, conn: Connection, where: sa.ColumnElement[bool], limit: int
     ) -> list[dict[str, Any]]:
         return await dicts(conn, _claimable(where), limit=limit)
 
     async def _claim_each(
-        self, conn: AsyncConnection, requests: list[list[int]]
+        self, conn: Connection, requests: list[list[int]]
     ) -> list[list[Notification | None]]:
         """Group-commit work: claim the ids of several requests in one statement."""
         ids = sorted({i for r in requests for i in r})
         claimed = {n.id: n for n in await self._claim_in(conn, ids, len(ids))}
-        return [[claimed.get(i) for i in r] for r in requests]
+        # A row named by several requests (a sweep's kick beside the commit's own) goes to the
+        # first of them only: it is sent once, by the task that claimed it.
+        return [[claimed.pop(i, None) for i in r] for r in requests]
 
     async def count_due(self) -> int:
         async with self.gcx.database.read() as conn:
@@ -315,7 +317,7 @@ class Deliverer:
         return status
 
     async def _record_each(
-        self, conn: AsyncConnection, outcomes: list[_Outcome]
+        self, conn: Connection, outcomes: list[_Outcome]
     ) -> list[list[Any] | None]:
         """Group-commit work: write several outcomes; None for a row another worker took over."""
         results: list[list[Any] | None] = []
@@ -387,7 +389,7 @@ class Deliverer:
         return results
 
     async def _alert_admins(
-        self, conn: AsyncConnection, n: Notification, error: str, now: datetime
+        self, conn: Connection, n: Notification, error: str, now: datetime
     ) -> list[int]:
         admins = [u for u in await user_rows.active_staff(conn) if u.role is Role.ADMIN]
         if not admins:

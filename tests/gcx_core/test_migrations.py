@@ -17,6 +17,6 @@ async def test_migrated_schema_matches_the_tables(gcx: Gcx) -> None:
         context = MigrationContext.configure(sync_conn, opts={"compare_type": False})
         return list(compare_metadata(context, metadata))
 
-    async with gcx.database.engine.connect() as conn:
+    async with gcx.database.read() as conn:
         differences = await conn.run_sync(compare)
     assert differences == []

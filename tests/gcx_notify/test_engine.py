@@ -33,6 +33,21 @@ async def rows(gcx):
         return (await conn.execute(sa.select(notifications).order_by(notifications.c.id))).all()
 
 
+async def test_a_row_kicked_twice_at_once_is_sent_once(gcx, smtp_sink):
+    """A sweep's kick and the commit's own name the same row in one claim: one task sends."""
+    await applications.submit(gcx, make_submission(), APPLICANT)
+    notifier = Notifier(gcx)
+    first, second = await asyncio.gather(
+        notifier.deliverer.deliver_many([1]), notifier.deliverer.deliver_many([1])
+    )
+    sent = [NotificationStatus.SENT]
+    assert [first, second] in ([sent, [None]], [[None], sent])
+    assert len(smtp_sink.messages) == 1
+    assert [r.status for r in await rows(gcx)] == ["sent"]
+    for channel in notifier.channels.values():
+        await channel.close()
+
+
 async def test_two_workers_deliver_every_notification_exactly_once(gcx, gcx_settings, smtp_sink):
     """Two engines (as two worker processes) claim the same backlog at the same time."""
     for _ in range(60):

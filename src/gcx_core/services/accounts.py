@@ -17,7 +17,6 @@ from typing import Any
 import anyio
 import argon2
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gcx_core.context import Gcx
 from gcx_core.entities import STAFF_ROLES, Actor, Application, Role, User
@@ -25,6 +24,7 @@ from gcx_core.events import UserChanged
 from gcx_core.exceptions import AuthenticationError, NotFoundError, TokenError, ValidationError
 from gcx_core.storage import accounts as user_rows
 from gcx_core.storage import records
+from gcx_core.storage.database import Connection
 from gcx_core.storage.tables import user_tokens, users
 from gcx_core.validation import _EMAIL, normalise_email
 
@@ -198,7 +198,7 @@ def activation_link(gcx: Gcx, selector: str) -> str:
 
 
 async def issue_token(
-    gcx: Gcx, conn: AsyncConnection, user_id: int, purpose: str, ttl: timedelta
+    gcx: Gcx, conn: Connection, user_id: int, purpose: str, ttl: timedelta
 ) -> str:
     """Store a new token for `purpose` (older unused ones stop working); returns its selector."""
     now = gcx.now()
@@ -227,7 +227,7 @@ async def issue_token(
 
 
 async def open_supplier_account(
-    gcx: Gcx, conn: AsyncConnection, app: Application, actor: Actor, at: object
+    gcx: Gcx, conn: Connection, app: Application, actor: Actor, at: object
 ) -> str:
     """Create (or reuse) the applicant's supplier user, inactive, and an activation token."""
     existing = await user_rows.get_by_email(conn, app.contact.email)

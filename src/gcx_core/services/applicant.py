@@ -13,6 +13,7 @@ from gcx_core.entities import (
     DocumentRequirement,
     DocumentVersion,
     ReviewStatus,
+    StatusChange,
 )
 from gcx_core.exceptions import NotFoundError
 from gcx_core.services.queries import TimelineItem, build_timeline
@@ -53,19 +54,50 @@ class ApplicantView:
     accepts_uploads: bool
 
 
+# Views kept per Gcx, by (application id, revision); a few KB each.
+VIEW_CACHE_SIZE = 1024
+
+
 async def applicant_view(gcx: Gcx, code: str) -> ApplicantView:
-    """The applicant's status page; raises NotFoundError for an unknown or malformed code."""
+    """The applicant's status page; raises NotFoundError for an unknown or malformed code.
+
+    A view depends on the application and its documents alone (and on the workflow and the
+    requirements, fixed for a Gcx), and every change to those moves the application's
+    revision; so views are kept by (id, revision), and a lookup of an unchanged application
+    reads one row.
+    """
     normal = normalise_tracking_code(code)
     if normal is None:
         raise NotFoundError("application", code)
+    kept = gcx.applicant_views
     # One transaction, so the parts of the page agree with each other.
     async with gcx.database.read() as conn:
-        app = await app_rows.get_by_tracking_code(conn, normal)
-        if app is None:
+        row = await app_rows.row_by_tracking_code(conn, normal)
+        if row is None:
             raise NotFoundError("application", code)
+        key = (row["id"], row["revision"])
+        view = kept.get(key)
+        if view is not None:
+            kept.move_to_end(key)
+            return view
+        app = app_rows.to_application(row)
         changes = await app_rows.status_changes_of(conn, app.id)
         versions = await doc_rows.versions_of(conn, app.id)
         requests = await doc_rows.requests_of(conn, app.id)
+    view = _make_view(gcx, app, changes, versions, requests)
+    kept[key] = view
+    if len(kept) > VIEW_CACHE_SIZE:
+        kept.popitem(last=False)
+    return view
+
+
+def _make_view(
+    gcx: Gcx,
+    app: Application,
+    changes: list[StatusChange],
+    versions: list[DocumentVersion],
+    requests: list[DocumentRequest],
+) -> ApplicantView:
     items = build_timeline(changes, versions, requests, [], for_applicant=True)
     request = next((r for r in reversed(requests) if r.fulfilled_at is None), None)
     state = gcx.workflow.state(app.status)

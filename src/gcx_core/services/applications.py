@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gcx_core.context import Gcx
 from gcx_core.entities import Actor, Application
@@ -19,6 +18,7 @@ from gcx_core.exceptions import ConflictError, NotFoundError, ValidationError
 from gcx_core.services import effects
 from gcx_core.services.recording import Recorded, duplicate_from, record_many
 from gcx_core.storage import applications as app_rows
+from gcx_core.storage.database import Connection
 from gcx_core.tracking import normalise_tracking_code
 from gcx_core.workflow import apply
 
@@ -49,7 +49,7 @@ def clean_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     return cleaned
 
 
-async def resolve(conn: AsyncConnection, ref: int | str) -> Application:
+async def resolve(conn: Connection, ref: int | str) -> Application:
     """Load by id (staff) or tracking code (applicant); unknown or malformed refs are NotFound."""
     if isinstance(ref, int):
         app = await app_rows.get(conn, ref)

@@ -25,6 +25,7 @@ from gcx_core.exceptions import (
 from gcx_core.files import sanitise_filename, sniff_content_type
 from gcx_core.plugins import first_async
 from gcx_core.services.applications import resolve
+from gcx_core.storage import applications as app_rows
 from gcx_core.storage import documents as doc_rows
 from gcx_core.storage import records
 from gcx_core.storage.tables import documents
@@ -116,6 +117,7 @@ async def upload_document(
             "review_status": ReviewStatus.PENDING,
         }
         doc_id = await doc_rows.insert(conn, values)
+        await app_rows.touch(conn, app.id)
         after = {
             "requirement": requirement_code,
             "version": version,
@@ -159,6 +161,7 @@ async def review_document(
         document = await doc_rows.get(conn, document_id)
         if document is None:
             raise NotFoundError("document", document_id)
+        await app_rows.touch(conn, document.application_id)
         await conn.execute(
             documents.update()
             .where(documents.c.id == document_id)

@@ -6,12 +6,12 @@ from types import MappingProxyType
 from typing import Any
 
 import attrs
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gcx_core.context import Gcx
 from gcx_core.entities import Application
 from gcx_core.services import accounts
 from gcx_core.storage import documents as doc_rows
+from gcx_core.storage.database import Connection
 from gcx_core.storage.tables import document_requests
 from gcx_core.workflow import (
     EFFECT_CLOSE_DOCUMENT_REQUEST,
@@ -23,7 +23,7 @@ from gcx_core.workflow import (
 )
 
 
-async def gather_facts(gcx: Gcx, conn: AsyncConnection, app: Application, action: str) -> Facts:
+async def gather_facts(gcx: Gcx, conn: Connection, app: Application, action: str) -> Facts:
     applicable = gcx.requirements_for(app)
     versions = await doc_rows.versions_of(conn, app.id)
     latest = doc_rows.latest_versions(versions)
@@ -46,7 +46,7 @@ async def gather_facts(gcx: Gcx, conn: AsyncConnection, app: Application, action
 
 async def carry_out(
     gcx: Gcx,
-    conn: AsyncConnection,
+    conn: Connection,
     transition: Transition,
     app: Application,
     event: TransitionEvent,

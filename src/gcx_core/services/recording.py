@@ -11,7 +11,6 @@ from typing import Any
 
 import attrs
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gcx_core.context import Gcx
 from gcx_core.entities import Actor, Application, User
@@ -19,6 +18,7 @@ from gcx_core.events import CountersChanged, NotificationsQueued
 from gcx_core.exceptions import DuplicateApplicationError
 from gcx_core.storage import accounts as user_rows
 from gcx_core.storage import records
+from gcx_core.storage.database import Connection
 from gcx_core.storage.rows import insert_many
 from gcx_core.storage.tables import notifications, status_changes
 from gcx_core.workflow import TransitionEvent
@@ -67,7 +67,7 @@ def _audit_values(item: Recorded) -> tuple[dict[str, Any], dict[str, Any]]:
     return {k: old.get(k) for k in changed if k in old}, {k: new[k] for k in changed}
 
 
-async def record_many(gcx: Gcx, conn: AsyncConnection, items: list[Recorded]) -> list[Fired]:
+async def record_many(gcx: Gcx, conn: Connection, items: list[Recorded]) -> list[Fired]:
     """Write the status change, audit entry, outbox rows and counters of each transition.
 
     Returns, per transition, the events to fire once the transaction has committed.

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gcx_core.entities import Role, User
 from gcx_core.storage import rows
+from gcx_core.storage.database import Connection
 from gcx_core.storage.tables import user_tokens, users
 
 
@@ -18,12 +18,12 @@ def to_user(row: Any) -> User:
     return User(**data)
 
 
-async def get(conn: AsyncConnection, user_id: int) -> User | None:
+async def get(conn: Connection, user_id: int) -> User | None:
     row = (await conn.execute(sa.select(users).where(users.c.id == user_id))).first()
     return to_user(row) if row else None
 
 
-async def get_by_email(conn: AsyncConnection, email: str) -> User | None:
+async def get_by_email(conn: Connection, email: str) -> User | None:
     row = (await conn.execute(sa.select(users).where(users.c.email == email))).first()
     return to_user(row) if row else None
 
@@ -35,15 +35,15 @@ _ACTIVE_STAFF = (
 )
 
 
-async def active_staff(conn: AsyncConnection) -> list[User]:
+async def active_staff(conn: Connection) -> list[User]:
     return [to_user(r) for r in await rows.dicts(conn, _ACTIVE_STAFF)]
 
 
-async def insert(conn: AsyncConnection, values: dict[str, Any]) -> int:
+async def insert(conn: Connection, values: dict[str, Any]) -> int:
     result = await conn.execute(users.insert().returning(users.c.id), values)
     return int(result.scalar_one())
 
 
-async def insert_token(conn: AsyncConnection, values: dict[str, Any]) -> int:
+async def insert_token(conn: Connection, values: dict[str, Any]) -> int:
     result = await conn.execute(user_tokens.insert().returning(user_tokens.c.id), values)
     return int(result.scalar_one())

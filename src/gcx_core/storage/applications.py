@@ -7,9 +7,9 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gcx_core.entities import Application, ApplicationDraft, StatusChange
+from gcx_core.storage.database import Connection
 from gcx_core.storage.rows import dicts
 from gcx_core.storage.tables import application_commodities, applications, status_changes
 from gcx_core.tracking import normalise_tracking_code
@@ -91,7 +91,7 @@ def to_application(row: sa.Row[Any] | Mapping[str, Any]) -> Application:
     )
 
 
-async def insert(conn: AsyncConnection, app: Application) -> int:
+async def insert(conn: Connection, app: Application) -> int:
     result = await conn.execute(
         applications.insert().returning(applications.c.id), row_values(app, active=True)
     )
@@ -104,12 +104,13 @@ async def insert(conn: AsyncConnection, app: Application) -> int:
 
 
 async def update(
-    conn: AsyncConnection, app: Application, *, expected_version: int, active: bool
+    conn: Connection, app: Application, *, expected_version: int, active: bool
 ) -> bool:
     """Write a changed application if nobody else did since `expected_version`."""
     values = row_values(app, active=active)
     for key in ("tracking_code", "created_at"):
         values.pop(key)
+    values["revision"] = applications.c.revision + 1
     result = await conn.execute(
         applications.update()
         .where(applications.c.id == app.id, applications.c.version == expected_version)
@@ -118,9 +119,7 @@ async def update(
     return result.rowcount == 1
 
 
-async def get(
-    conn: AsyncConnection, app_id: int, *, for_update: bool = False
-) -> Application | None:
+async def get(conn: Connection, app_id: int, *, for_update: bool = False) -> Application | None:
     query = sa.select(applications).where(applications.c.id == app_id)
     if for_update:
         query = query.with_for_update()
@@ -139,6 +138,7 @@ _ENTITY_ROW = sa.select(
             "tracking_code",
             "status",
             "version",
+            "revision",
             "assigned_reviewer_id",
             "created_at",
             "updated_at",
@@ -150,18 +150,33 @@ _ENTITY_ROW = sa.select(
 _BY_CODE = _ENTITY_ROW.where(applications.c.tracking_code == sa.bindparam("code"))
 
 
-async def get_by_tracking_code(conn: AsyncConnection, code: str) -> Application | None:
+async def get_by_tracking_code(conn: Connection, code: str) -> Application | None:
     found = await dicts(conn, _BY_CODE, code=code)
     return to_application(found[0]) if found else None
 
 
-async def current_version(conn: AsyncConnection, app_id: int) -> int | None:
+async def row_by_tracking_code(conn: Connection, code: str) -> dict[str, Any] | None:
+    """The application's row as `to_application` reads it, with its `revision`."""
+    found = await dicts(conn, _BY_CODE, code=code)
+    return found[0] if found else None
+
+
+async def touch(conn: Connection, app_id: int) -> None:
+    """Move the application's revision: something of it changed besides its own row."""
+    await conn.execute(
+        applications.update()
+        .where(applications.c.id == app_id)
+        .values(revision=applications.c.revision + 1)
+    )
+
+
+async def current_version(conn: Connection, app_id: int) -> int | None:
     return (
         await conn.execute(sa.select(applications.c.version).where(applications.c.id == app_id))
     ).scalar_one_or_none()
 
 
-async def insert_status_change(conn: AsyncConnection, change: dict[str, Any]) -> int:
+async def insert_status_change(conn: Connection, change: dict[str, Any]) -> int:
     result = await conn.execute(status_changes.insert().returning(status_changes.c.id), change)
     return int(result.scalar_one())
 
@@ -173,7 +188,7 @@ _CHANGES_OF = (
 )
 
 
-async def status_changes_of(conn: AsyncConnection, app_id: int) -> list[StatusChange]:
+async def status_changes_of(conn: Connection, app_id: int) -> list[StatusChange]:
     return [StatusChange(**r) for r in await dicts(conn, _CHANGES_OF, app_id=app_id)]
 
 

@@ -14,15 +14,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from gcx_core.storage.database import Database
+from gcx_core.storage.database import Connection, Database
 
 T = TypeVar("T")
 R = TypeVar("R")
 _LEAD = object()
 
-Work = Callable[[AsyncConnection, list[T]], Awaitable[Sequence[R | BaseException]]]
+Work = Callable[[Connection, list[T]], Awaitable[Sequence[R | BaseException]]]
 
 
 class _Request(Generic[T, R]):

@@ -1,12 +1,21 @@
-"""Engines and transactions: SQLite (WAL, busy timeout, immediate writes) or PostgreSQL."""
+"""Engines and transactions: SQLite (WAL, immediate writes) run inline, or PostgreSQL.
+
+SQLite runs on SQLAlchemy's synchronous engine (the standard sqlite3 driver), called from the
+event loop: an indexed SQLite statement takes microseconds, less than handing it to a thread
+and back, and the handing costs far more under load, when the loop thread and the driver's
+threads queue for the GIL. PostgreSQL runs on SQLAlchemy's asyncio engine with asyncpg.
+Services see one `Connection` either way.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 import sqlalchemy as sa
@@ -16,28 +25,82 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from gcx_core.exceptions import ConfigurationError
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+# SQLite waits this long for another process's lock inside the driver, which on the event
+# loop holds every request of the process; a writer then retries with asyncio sleeps between
+# attempts, up to SQLITE_LOCK_WAIT_S.
+SQLITE_BUSY_TIMEOUT_MS = 20
+SQLITE_LOCK_WAIT_S = 10.0
 
 T = TypeVar("T")
+
+
+class Connection(Protocol):
+    """A connection inside a transaction, as services and repositories use it."""
+
+    @property
+    def dialect(self) -> sa.Dialect: ...
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        """Run a Core statement; the result is buffered or readable until the block ends."""
+        ...
+
+    async def run_sync(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(sync_connection, *args)` in this transaction."""
+        ...
+
+
+class InlineConnection:
+    """A synchronous SQLAlchemy connection (SQLite), used from the event loop."""
+
+    __slots__ = ("dialect", "sync")
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.sync = conn
+        self.dialect = conn.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        return self.sync.execute(statement, parameters)
+
+    async def run_sync(self, work: Callable[..., T], *args: Any) -> T:
+        return work(self.sync, *args)
+
+
+class AsyncAdapter:
+    """An asyncio SQLAlchemy connection (PostgreSQL) behind the same two methods."""
+
+    __slots__ = ("conn", "dialect")
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        return await self.conn.execute(statement, parameters)
+
+    async def run_sync(self, work: Callable[..., T], *args: Any) -> T:
+        return await self.conn.run_sync(work, *args)
 
 
 class Database:
     """One engine and the two kinds of transaction GCX uses: read and write.
 
     On SQLite a write transaction starts with BEGIN IMMEDIATE, so it takes the write lock before
-    reading what it will change, and writers of this process queue on an asyncio lock rather
-    than in SQLite's busy handler. Writers of other processes wait through busy_timeout, in
-    aiosqlite's thread, never on the event loop.
+    reading what it will change, and writers of this process queue on an asyncio lock. A
+    writer of another process holding the lock is waited for with asyncio sleeps, so the
+    event loop stays free meanwhile.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self.dialect = engine.dialect.name
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+    def __init__(self, *, sqlite: sa.Engine | None = None, pg: AsyncEngine | None = None) -> None:
+        if (sqlite is None) == (pg is None):
+            raise ValueError("a Database has exactly one engine")
+        self._sqlite = sqlite
+        self._pg = pg
+        self.dialect = (sqlite or pg).dialect.name  # type: ignore[union-attr]
+        self._write_lock = asyncio.Lock() if sqlite is not None else None
 
     @property
     def is_sqlite(self) -> bool:
-        return self.dialect == "sqlite"
+        return self._sqlite is not None
 
     @classmethod
     def from_url(cls, url: str, *, pool_size: int = 8, echo: bool = False) -> Database:
@@ -48,54 +111,118 @@ class Database:
             "json_serializer": _json_dumps,
             "json_deserializer": msgspec.json.decode,
         }
-        if parsed.get_backend_name() == "sqlite":
-            if parsed.get_driver_name() != "aiosqlite":
-                raise ConfigurationError("use the sqlite+aiosqlite:// driver for SQLite")
+        backend = parsed.get_backend_name()
+        if backend == "sqlite":
+            if parsed.get_driver_name() not in ("aiosqlite", "pysqlite"):
+                raise ConfigurationError("use a sqlite+aiosqlite:// URL for SQLite")
+            if parsed.database in (None, "", ":memory:"):
+                raise ConfigurationError("GCX keeps SQLite in a file: name one in the URL")
             ensure_sqlite_directory(url)
-            kwargs["pool_size"] = pool_size
-            kwargs["max_overflow"] = 0
-            kwargs["poolclass"] = sa.pool.AsyncAdaptedQueuePool
-        elif parsed.get_backend_name() == "postgresql":
+            engine = sa.create_engine(
+                parsed.set(drivername="sqlite+pysqlite"),
+                pool_size=pool_size,
+                # Never wait for a connection on the event loop: past pool_size, open more.
+                max_overflow=-1,
+                # A connection may be used by a snapshot's worker thread (one at a time).
+                connect_args={"check_same_thread": False},
+                **kwargs,
+            )
+            _configure_sqlite(engine)
+            return cls(sqlite=engine)
+        if backend == "postgresql":
             if parsed.get_driver_name() != "asyncpg":
                 raise ConfigurationError("use the postgresql+asyncpg:// driver for PostgreSQL")
-            kwargs["pool_size"] = pool_size
-            kwargs["max_overflow"] = pool_size
-            kwargs["pool_pre_ping"] = True
-        else:
-            raise ConfigurationError(f"unsupported database {parsed.get_backend_name()!r}")
-        engine = create_async_engine(parsed, **kwargs)
-        if engine.dialect.name == "sqlite":
-            _configure_sqlite(engine, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
-        return cls(engine)
+            return cls(
+                pg=create_async_engine(
+                    parsed,
+                    pool_size=pool_size,
+                    max_overflow=pool_size,
+                    pool_pre_ping=True,
+                    **kwargs,
+                )
+            )
+        raise ConfigurationError(f"unsupported database {backend!r}")
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn, conn.begin():
-            yield conn
-
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction that commits when the block ends and rolls back if it raises."""
-        if self._write_lock is None:
-            async with self.engine.connect() as conn, conn.begin():
-                yield conn
+    async def read(self) -> AsyncIterator[Connection]:
+        """A read transaction: one consistent view of the database."""
+        if self._sqlite is not None:
+            with self._sqlite.connect() as conn, conn.begin():
+                _sqlite_begin(conn, "BEGIN")
+                yield InlineConnection(conn)
             return
-        async with self._write_lock, self.engine.connect() as conn:
-            conn = await conn.execution_options(gcx_write=True)
-            async with conn.begin():
-                yield conn
+        assert self._pg is not None
+        async with self._pg.connect() as aconn, aconn.begin():
+            yield AsyncAdapter(aconn)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Connection]:
+        """A transaction that commits when the block ends and rolls back if it raises."""
+        if self._sqlite is None:
+            assert self._pg is not None
+            async with self._pg.connect() as aconn, aconn.begin():
+                yield AsyncAdapter(aconn)
+            return
+        assert self._write_lock is not None
+        async with self._write_lock:
+            with self._sqlite.connect() as conn, conn.begin():
+                await _begin_immediate(conn)
+                yield InlineConnection(conn)
 
     async def snapshot(self, work: Callable[[sa.Connection], T]) -> T:
-        """`work(connection)` in one read transaction; for long reads such as recounts.
+        """`work(connection)` in one read transaction, its SQL off the event loop.
 
-        Both drivers wait for the database without blocking the event loop, so the loop
-        stays free while `work`'s statements run.
+        For long reads, such as recounts, that inline would hold every request of the process
+        while they run: on SQLite `work` runs in a worker thread on a connection of its own.
+        asyncpg already waits without blocking the loop.
         """
-        async with self.read() as conn:
-            return await conn.run_sync(work)
+        if self._sqlite is None:
+            async with self.read() as conn:
+                return await conn.run_sync(work)
+        engine = self._sqlite
+
+        def run() -> T:
+            with engine.connect() as conn, conn.begin():
+                _sqlite_begin(conn, "BEGIN")
+                return work(conn)
+
+        return await asyncio.to_thread(run)
+
+    @contextmanager
+    def sync_connection(self) -> Iterator[sa.Connection]:
+        """A plain synchronous connection to an SQLite database (tools and tests)."""
+        if self._sqlite is None:
+            raise ConfigurationError("only SQLite databases offer a synchronous connection")
+        with self._sqlite.connect() as conn:
+            yield conn
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        if self._sqlite is not None:
+            self._sqlite.dispose()
+        if self._pg is not None:
+            await self._pg.dispose()
+
+
+def _sqlite_begin(conn: sa.Connection, statement: str) -> None:
+    """Open SQLite's transaction inside SQLAlchemy's, which ends it (the driver's commit and
+    rollback end a transaction begun by hand). The driver itself begins none: it runs with
+    isolation_level None, so reads share one snapshot and writes take the lock up front."""
+    conn.connection.dbapi_connection.execute(statement)  # type: ignore[union-attr]
+
+
+async def _begin_immediate(conn: sa.Connection) -> None:
+    """BEGIN IMMEDIATE, waiting for another process's write lock without blocking the loop."""
+    deadline = time.monotonic() + SQLITE_LOCK_WAIT_S
+    delay = 0.001
+    while True:
+        try:
+            _sqlite_begin(conn, "BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 def _json_dumps(value: Any) -> str:
@@ -109,24 +236,19 @@ def ensure_sqlite_directory(url: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _configure_sqlite(engine: sa.Engine) -> None:
+    @event.listens_for(engine.pool, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event, not the driver, decide how transactions start.
+        # The driver begins no transaction of its own: Database does (see _sqlite_begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         for pragma in (
             "journal_mode=WAL",
             "synchronous=NORMAL",
-            f"busy_timeout={busy_timeout_ms}",
+            f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
             "foreign_keys=ON",
             "cache_size=-65536",
             "temp_store=MEMORY",
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        write = conn.get_execution_options().get("gcx_write")
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gcx_core.entities import DocumentRequest, DocumentVersion, ReviewStatus
 from gcx_core.storage import rows
+from gcx_core.storage.database import Connection
 from gcx_core.storage.tables import document_requests, documents
 
 
@@ -40,7 +40,7 @@ _REQUESTS_OF = (
 )
 
 
-async def versions_of(conn: AsyncConnection, app_id: int) -> list[DocumentVersion]:
+async def versions_of(conn: Connection, app_id: int) -> list[DocumentVersion]:
     return [to_document(r) for r in await rows.dicts(conn, _VERSIONS_OF, app_id=app_id)]
 
 
@@ -52,12 +52,12 @@ def latest_versions(versions: list[DocumentVersion]) -> dict[str, DocumentVersio
     return latest
 
 
-async def get(conn: AsyncConnection, document_id: int) -> DocumentVersion | None:
+async def get(conn: Connection, document_id: int) -> DocumentVersion | None:
     row = (await conn.execute(sa.select(documents).where(documents.c.id == document_id))).first()
     return to_document(row) if row else None
 
 
-async def next_version(conn: AsyncConnection, app_id: int, code: str) -> int:
+async def next_version(conn: Connection, app_id: int, code: str) -> int:
     current = (
         await conn.execute(
             sa.select(sa.func.max(documents.c.version)).where(
@@ -68,12 +68,12 @@ async def next_version(conn: AsyncConnection, app_id: int, code: str) -> int:
     return (current or 0) + 1
 
 
-async def insert(conn: AsyncConnection, values: dict[str, Any]) -> int:
+async def insert(conn: Connection, values: dict[str, Any]) -> int:
     result = await conn.execute(documents.insert().returning(documents.c.id), values)
     return int(result.scalar_one())
 
 
-async def open_request(conn: AsyncConnection, app_id: int) -> DocumentRequest | None:
+async def open_request(conn: Connection, app_id: int) -> DocumentRequest | None:
     row = (
         await conn.execute(
             sa.select(document_requests)
@@ -88,5 +88,5 @@ async def open_request(conn: AsyncConnection, app_id: int) -> DocumentRequest | 
     return to_request(row) if row else None
 
 
-async def requests_of(conn: AsyncConnection, app_id: int) -> list[DocumentRequest]:
+async def requests_of(conn: Connection, app_id: int) -> list[DocumentRequest]:
     return [to_request(r) for r in await rows.dicts(conn, _REQUESTS_OF, app_id=app_id)]

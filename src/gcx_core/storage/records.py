@@ -8,9 +8,9 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gcx_core.entities import Actor, AuditEntry, Notification, NotificationStatus
+from gcx_core.storage.database import Connection
 from gcx_core.storage.rows import insert_many
 from gcx_core.storage.tables import audit_log, counters
 
@@ -43,7 +43,7 @@ def audit_row(
     }
 
 
-async def add_audit(conn: AsyncConnection, entries: Iterable[Mapping[str, Any]]) -> None:
+async def add_audit(conn: Connection, entries: Iterable[Mapping[str, Any]]) -> None:
     # Dates, enums and the like become JSON-friendly values here, once for every caller.
     rows = [
         {
@@ -70,7 +70,7 @@ def _counter_upsert(dialect: str) -> Any:
     )
 
 
-async def bump_counters(conn: AsyncConnection, deltas: Mapping[str, int]) -> None:
+async def bump_counters(conn: Connection, deltas: Mapping[str, int]) -> None:
     """Add deltas to named counters, creating missing ones, in one upsert for all of them.
 
     Names are sorted so concurrent PostgreSQL transactions lock rows in the same order.
@@ -80,14 +80,14 @@ async def bump_counters(conn: AsyncConnection, deltas: Mapping[str, int]) -> Non
         await conn.execute(_counter_upsert(conn.dialect.name), rows)
 
 
-async def read_counters(conn: AsyncConnection, prefix: str = "") -> dict[str, int]:
+async def read_counters(conn: Connection, prefix: str = "") -> dict[str, int]:
     query = sa.select(counters.c.name, counters.c.value)
     if prefix:
         query = query.where(counters.c.name.startswith(prefix, autoescape=True))
     return {name: int(value) for name, value in await conn.execute(query)}
 
 
-async def set_counters(conn: AsyncConnection, values: Mapping[str, int], prefix: str) -> None:
+async def set_counters(conn: Connection, values: Mapping[str, int], prefix: str) -> None:
     """Replace every counter under `prefix` with `values` (used by reconciliation)."""
     await conn.execute(counters.delete().where(counters.c.name.startswith(prefix, autoescape=True)))
     rows = [{"name": k, "value": v} for k, v in values.items() if v]
@@ -105,7 +105,7 @@ def day_key(at: datetime) -> str:
     return SUBMITTED_PREFIX + at.date().isoformat()
 
 
-async def allocate_ids(conn: AsyncConnection, table: sa.Table, count: int) -> list[int]:
+async def allocate_ids(conn: Connection, table: sa.Table, count: int) -> list[int]:
     """Reserve `count` primary keys, so a batch can be inserted with one executemany.
 
     SQLAlchemy can only map RETURNING rows to parameters row by row on SQLite; knowing the ids

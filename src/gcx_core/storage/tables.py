@@ -138,6 +138,9 @@ applications = sa.Table(
     sa.Column("tracking_code", sa.String(20), nullable=False, unique=True),
     sa.Column("status", sa.String(40), nullable=False, index=True),
     sa.Column("version", sa.Integer, nullable=False),
+    # Moves with every change to the application or its documents (a transition, an upload,
+    # a review), so what is made from them can be kept by (id, revision).
+    sa.Column("revision", sa.Integer, nullable=False, server_default="0"),
     sa.Column("business_name", sa.String(200), nullable=False),
     # Case-folded copy for substring search; kept by the repository, never by hand.
     sa.Column("search_name", sa.String(200), nullable=False),
