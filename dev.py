@@ -3,6 +3,7 @@
 
     python3 dev.py demo     install into .venv, load sample data, run the demo
     python3 dev.py test     install into .venv and run the whole test suite
+    python3 dev.py lowest   the test suite with the lowest dependency versions pyproject allows
     python3 dev.py lint     ruff (lint + format check) and mypy
     python3 dev.py docs     build the documentation into site/
     python3 dev.py bench    run the benchmarks in bench/
@@ -13,6 +14,7 @@ Everything is installed into ./.venv; nothing outside the clone is touched.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import venv
@@ -22,6 +24,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 MARKER = VENV / ".gcx-installed"
+LOWEST_VENV = ROOT / ".venv-lowest"
 
 
 def run(*args: str | Path, check: bool = True) -> int:
@@ -57,6 +60,41 @@ def test(args: list[str]) -> int:
     return run(BIN / "python", "-m", "pytest", *args, check=False)
 
 
+def lowest_versions() -> list[str]:
+    """A pip constraint `name==X` for every requirement of GCX and its test group that says
+    `>=X`: the oldest versions pyproject claims to work with."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    wanted = [
+        *project["project"]["dependencies"],
+        *(r for rs in project["project"]["optional-dependencies"].values() for r in rs),
+        *(r for r in project["dependency-groups"]["test"] if isinstance(r, str)),
+    ]
+    pins: dict[str, str] = {}
+    for requirement in wanted:
+        found = re.match(r"\s*([A-Za-z0-9_.-]+)(?:\[[^]]*])?\s*([^;]*)", requirement)
+        lowest = re.search(r">=\s*([\w.]+)", found.group(2)) if found else None
+        if found and lowest and found.group(1).lower() != "gcx":
+            pins[found.group(1).lower()] = lowest.group(1)
+    return [f"{name}=={version}" for name, version in sorted(pins.items())]
+
+
+def lowest(args: list[str]) -> int:
+    """The test suite in .venv-lowest, each direct dependency at its lowest allowed version."""
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may run on an older python3
+        sys.exit(f"GCX needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    bin_dir = LOWEST_VENV / BIN.name
+    venv.EnvBuilder(with_pip=True, clear=True).create(LOWEST_VENV)
+    constraints = LOWEST_VENV / "lowest.txt"
+    constraints.write_text("\n".join(lowest_versions()) + "\n")
+    print(constraints.read_text(), end="", flush=True)
+    run(bin_dir / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip>=25.1")
+    run(bin_dir / "python", "-m", "pip", "install", "--quiet", "-c", constraints, "-e", ".",
+        "--group", "test")  # fmt: skip
+    return run(bin_dir / "python", "-m", "pytest", *args, check=False)
+
+
 def lint(args: list[str]) -> int:
     ensure_venv("dev")
     failed = 0
@@ -79,7 +117,14 @@ def bench(args: list[str]) -> int:
     return run(BIN / "python", "bench/run.py", *args, check=False)
 
 
-COMMANDS = {"demo": demo, "test": test, "lint": lint, "docs": docs, "bench": bench}
+COMMANDS = {
+    "demo": demo,
+    "test": test,
+    "lowest": lowest,
+    "lint": lint,
+    "docs": docs,
+    "bench": bench,
+}
 
 
 def main() -> int:

@@ -1,7 +1,10 @@
-"""The baseline for bench_web.py: bare Litestar handlers with the same bodies and no GCX work.
+"""The baseline for bench_web.py: Litestar with GCX's request stack and handlers that do no
+GCX work.
 
-POST decodes the same msgspec body as `POST /api/v1/applications` and answers a fixed 201;
-GET answers a fixed status body of the same size as GCX's.
+The app has the same middleware, CSRF configuration, error mapping and body limits as GCX's
+(`gcx_web.app.request_stack`), and its routes sit under a router with the same options as
+GCX's public API. POST decodes the same msgspec body as `POST /api/v1/applications` and
+answers a fixed 201; GET answers a fixed status body of the same size as GCX's.
 """
 
 from __future__ import annotations
@@ -10,9 +13,13 @@ import json
 import os
 from typing import Any
 
-from litestar import Litestar, get, post
+from litestar import Litestar, Router, get, post
 from litestar.params import JSONBody
+from litestar.stores.memory import MemoryStore
 
+from gcx_core.settings import Settings
+from gcx_web.app import request_stack
+from gcx_web.config import WebConfig
 from gcx_web.wire import ApplicationIn
 
 STATUS = json.loads(os.environ.get("BARE_STATUS_BODY", "{}"))
@@ -25,14 +32,26 @@ SUBMITTED = {
 }
 
 
-@post("/api/v1/applications", status_code=201)
+@post("/", status_code=201)
 async def submit(data: JSONBody[ApplicationIn]) -> dict[str, Any]:
     return SUBMITTED
 
 
-@get("/api/v1/applications/{tracking_code:str}")
+@get("/{tracking_code:str}")
 async def status(tracking_code: str) -> dict[str, Any]:
     return STATUS
 
 
-app = Litestar([submit, status], openapi_config=None)
+_settings = Settings(secret_key="bench-secret")
+app = Litestar(
+    [
+        Router(
+            "/api/v1/applications",
+            route_handlers=[submit, status],
+            opt={"skip_session": True, "exclude_from_csrf": True},
+        )
+    ],
+    stores={"sessions": MemoryStore()},
+    openapi_config=None,
+    **request_stack(_settings, WebConfig.from_env(_settings)),
+)

@@ -2,7 +2,7 @@
 
     python bench/bench_ws.py [--sockets 1000] [--events 20] [--applications 1000000]
 
-Seeds the embedded database (`--applications`, default 1M; `--quick` uses 100k), starts
+Seeds the embedded database (`--applications`, default 1M; `--quick` uses 10k), starts
 `gcx serve`, signs a staff user in, opens the sockets and measures:
 
 - time to the first dashboard message (the snapshot) after each socket opens;
@@ -34,8 +34,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from bench_web import serve, stop  # noqa: E402
-
-from gcx_core.testing.servers import free_port  # noqa: E402
+from common import emit, free_port  # noqa: E402
 
 PASSWORD = "correct horse battery staple"
 
@@ -280,6 +279,17 @@ async def run(args: argparse.Namespace) -> int:
     print(f"deliveries: {len(delays):,} received, {missed} missed")
     print(f"the action's own request (POST to response): median {statistics.median(posts):.1f} ms")
     print(f"server RSS with every socket open: {memory:.0f} MB")
+    emit(
+        {
+            "fanout": {
+                "sockets": args.sockets,
+                "p99_ms": percentile(since_change, 99),
+                "missed": missed,
+                "first_message_ms": statistics.median(first),
+            },
+            "rss_mb": memory,
+        }
+    )
     return 0 if missed == 0 else 1
 
 
@@ -288,7 +298,7 @@ def main() -> int:
     parser.add_argument("--sockets", type=int, default=1000)
     parser.add_argument("--events", type=int, default=20)
     parser.add_argument("--applications", type=int, default=1_000_000)
-    parser.add_argument("--quick", action="store_true", help="100k applications")
+    parser.add_argument("--quick", action="store_true", help="10k applications")
     parser.add_argument("--verbose", action="store_true", help="a line per event")
     parser.add_argument("--server-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
@@ -296,7 +306,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.quick:
-        args.applications = 100_000
+        args.applications = 10_000
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     return asyncio.run(run(args))
 

@@ -113,6 +113,11 @@ class Notifier:
         self._started = False
 
     @property
+    def scheduling(self) -> bool:
+        """Whether this notifier runs the scheduler in its own process."""
+        return self._scheduler_task is not None and not self._scheduler_task.done()
+
+    @property
     def embedded(self) -> bool:
         return isinstance(self.broker, InMemoryBroker)
 

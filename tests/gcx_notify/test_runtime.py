@@ -52,11 +52,11 @@ async def test_queued_and_delivery_events_reach_plugins(gcx, notifier, smtp_sink
 async def test_the_embedded_notifier_runs_its_scheduler(gcx):
     notifier = Notifier(gcx)
     await notifier.start()
-    assert notifier.embedded and notifier._scheduler_task is not None
+    assert notifier.embedded and notifier.scheduling
     await asyncio.sleep(0.2)
-    assert not notifier._scheduler_task.done()
+    assert notifier.scheduling  # still running
     await notifier.stop()
-    assert notifier._scheduler_task is None
+    assert not notifier.scheduling
 
 
 def run_gcx(tmp_path, *args):

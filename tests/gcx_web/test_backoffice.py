@@ -278,7 +278,9 @@ async def test_list_search_filters_and_csv(as_role: Any, gcx: Gcx) -> None:
     assert "account_number" not in lines[0]  # only whitelisted columns
 
 
-async def test_users_and_api_tokens(as_role: Any, gcx: Gcx, staff: dict[Role, Any]) -> None:
+async def test_users_and_api_tokens(
+    as_role: Any, gcx: Gcx, staff: dict[Role, Any], app: Any
+) -> None:
     client = await as_role(Role.ADMIN)
     page = await client.get("/backoffice/users")
     token = csrf_of(page.text)
@@ -304,7 +306,7 @@ async def test_users_and_api_tokens(as_role: Any, gcx: Gcx, staff: dict[Role, An
     )
     secret = re.search(r'id="secret">([^<]+)<', made.text).group(1)  # type: ignore[union-attr]
     # The token works on the staff API, without cookies or CSRF.
-    transport = client._transport  # type: ignore[attr-defined]
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as bare:
         listed = await bare.get(
             "/api/v1/staff/applications", headers={"authorization": f"Bearer {secret}"}

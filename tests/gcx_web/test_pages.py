@@ -14,49 +14,7 @@ from gcx_core.samples import make_submission
 from gcx_core.services import applications as app_service
 from gcx_core.storage.tables import applications, documents, notifications
 from tests.gcx_core.pdfs import HTML, PDF
-from tests.gcx_web.conftest import csrf_of, field_errors, submit_json
-
-
-def step_form(data: dict[str, Any], step: str) -> dict[str, Any]:
-    """The fields a person would type into one step, from a sample submission."""
-    b, c = data["business"], data["contact"]
-    if step == "business":
-        return {f"business.{k}": v for k, v in b.items() if k != "country"}
-    if step == "contact":
-        return {
-            "contact.telephone": c["telephone"],
-            "contact.email": c["email"],
-            "warehouse_location": data["warehouse_location"],
-        }
-    if step == "commodities":
-        return {"commodities": data["commodities"], "commodities_other": "Dried mango"}
-    if step == "team":
-        return {f"team_members[0].{k}": v for k, v in data["team_members"][0].items()}
-    if step == "next_of_kin":
-        return {f"next_of_kin.{k}": v for k, v in data["next_of_kin"].items()}
-    if step == "bank":
-        return {
-            f"bank_accounts.primary.{k}": v for k, v in data["bank_accounts"]["primary"].items()
-        }
-    if step == "declaration":
-        d = data["declaration"]
-        return {
-            "declaration.agreed": "true",
-            "declaration.data_consent": "true",
-            "declaration.signer_name": d["signer_name"],
-            "declaration.signer_designation": d["signer_designation"],
-        }
-    return {}
-
-
-async def post_step(
-    client: httpx.AsyncClient, step: str, fields: dict[str, Any], files: Any = None
-) -> httpx.Response:
-    page = await client.get(f"/apply/{step}")
-    assert page.status_code == 200, page.text
-    return await client.post(
-        f"/apply/{step}", data={"_csrf_token": csrf_of(page.text), **fields}, files=files
-    )
+from tests.gcx_web.conftest import csrf_of, field_errors, post_step, step_form, submit_json
 
 
 async def count(gcx: Gcx, table: sa.Table) -> int:

@@ -18,7 +18,7 @@ from gcx_core.plugins import hookimpl
 from gcx_core.samples import make_submission
 from gcx_web.app import create_app
 from gcx_web.config import WebConfig, parse_rate_limits
-from tests.gcx_web.conftest import running
+from tests.gcx_web.conftest import csrf_of, post_step, running, step_form
 
 
 @get("/programme/faq")
@@ -91,8 +91,6 @@ async def test_plugins_add_routes_templates_and_services(gcx: Gcx, plugin: WebPl
             assert "Deadlines of" in (await client.get("/programme/page")).text
             # The plugin's apply/done.html replaces the built-in page.
             html = (await client.get("/apply/business")).text
-            from tests.gcx_web.conftest import csrf_of
-            from tests.gcx_web.test_pages import post_step, step_form
 
             data = make_submission()
             for step in (
@@ -138,7 +136,6 @@ class MailPlugin:
 async def test_back_office_mail_ports(gcx: Gcx, gcx_staff: Any) -> None:
     from gcx_core.entities import Actor, Role
     from gcx_core.services import applications as app_service
-    from tests.gcx_web.conftest import csrf_of
 
     gcx.plugins.register(MailPlugin())
     await app_service.submit(gcx, make_submission(), Actor.applicant())
