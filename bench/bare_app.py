@@ -20,7 +20,7 @@ from litestar.stores.memory import MemoryStore
 from gcx_core.settings import Settings
 from gcx_web.app import request_stack
 from gcx_web.config import WebConfig
-from gcx_web.wire import ApplicationIn
+from gcx_web.schemas import ApplicationIn
 
 STATUS = json.loads(os.environ.get("BARE_STATUS_BODY", "{}"))
 SUBMITTED = {

@@ -27,10 +27,10 @@ sys.path.insert(0, str(HERE))
 
 from common import emit  # noqa: E402
 
-from gcx_core.context import Gcx  # noqa: E402
 from gcx_core.services.dashboard import reconcile_counters  # noqa: E402
 from gcx_core.settings import Settings  # noqa: E402
-from gcx_web.live import LiveMessage, dashboard_data  # noqa: E402
+from gcx_core.system import Gcx  # noqa: E402
+from gcx_web.live.publisher import LiveMessage, dashboard_data  # noqa: E402
 
 SIZES = (1_000, 100_000, 1_000_000)
 STATUSES = (

@@ -27,11 +27,11 @@ from statistics import median
 import aiosmtplib
 import sqlalchemy as sa
 
-from gcx_core.context import Gcx
 from gcx_core.plugins import make_plugin_manager
 from gcx_core.settings import Settings, SmtpSettings
-from gcx_core.storage import records
+from gcx_core.storage import bookkeeping
 from gcx_core.storage.tables import notifications
+from gcx_core.system import Gcx
 from gcx_notify import plugin as notify_plugin
 from gcx_notify.runtime import Notifier
 
@@ -110,7 +110,7 @@ async def gcx_engine(port: int, count: int) -> float:
         ]
         async with gcx.database.write() as conn:
             await conn.execute(notifications.insert(), rows)
-            await records.bump_counters(conn, {"notifications:pending": count})
+            await bookkeeping.bump_counters(conn, {"notifications:pending": count})
         notifier = Notifier(gcx)
         await notifier.start(run_scheduler=False, kick=False)
         started = time.perf_counter()

@@ -53,10 +53,10 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30)
 
 
 def prepare(data_dir: Path) -> None:
-    from gcx_core.context import Gcx
     from gcx_core.entities import Actor, Role
     from gcx_core.services.accounts import create_user
     from gcx_core.settings import Settings
+    from gcx_core.system import Gcx
 
     async def run() -> None:
         disabled = os.environ.get("GCX_DISABLE_PLUGINS", "")

@@ -46,11 +46,11 @@ def percentile(values: list[float], p: float) -> float:
 
 async def prepare(data_dir: Path, applications: int) -> str:
     """Seed (unless `applications` is 0) and add the staff user the bench signs in as."""
-    from gcx_core.context import Gcx
     from gcx_core.entities import Actor, Role
     from gcx_core.seed import seed_demo
     from gcx_core.services.accounts import create_user
     from gcx_core.settings import Settings
+    from gcx_core.system import Gcx
 
     settings = Settings(data_dir=data_dir, secret_key="bench-secret")
     async with await Gcx.open(settings, migrate=True) as gcx:

@@ -53,9 +53,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from gcx_core.context import migration_locations
     from gcx_core.plugins import make_plugin_manager
     from gcx_core.storage.migrate import upgrade_sync
+    from gcx_core.system import migration_locations
 
     settings = settings_from_args(args)
     pm = make_plugin_manager(disabled=settings.disabled_plugins)
@@ -65,9 +65,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_create_user(args: argparse.Namespace) -> int:
-    from gcx_core.context import Gcx
     from gcx_core.entities import Actor
     from gcx_core.services.accounts import create_user
+    from gcx_core.system import Gcx
 
     password = None
     if args.password_stdin:

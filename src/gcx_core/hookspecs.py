@@ -1,18 +1,23 @@
 """The hooks of gcx_core. Built-in behaviour implements these exactly as third parties do.
 
-Hooks take keyword arguments. Hooks marked "may be async" are called through
-`gcx_core.plugins.call_async` / `first_async`, which await coroutine results; the others are
-called synchronously inside a database transaction and must not do I/O.
+Hooks take keyword arguments. The hooks in ASYNC_HOOKS may be implemented by coroutine
+functions: they are called through `gcx_core.plugins.call_async` / `first_async`, which await
+their results. The others are called synchronously (several inside a database transaction,
+where they must not do I/O), and the plugin manager refuses async implementations of them.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from gcx_core.entities import (
         Actor,
         Application,
@@ -22,9 +27,12 @@ if TYPE_CHECKING:
     )
     from gcx_core.events import Event
     from gcx_core.phones import PhoneFormat
+    from gcx_core.system import Gcx
     from gcx_core.workflow import TransitionEvent, WorkflowBuilder
 
 hookspec = pluggy.HookspecMarker("gcx")
+
+ASYNC_HOOKS = frozenset({"gcx_validate_upload", "gcx_after_transition", "gcx_handle_event"})
 
 
 @hookspec
@@ -112,7 +120,7 @@ def gcx_handle_event(event: Event) -> None:
 
 
 @hookspec
-def gcx_register_tables(metadata: Any) -> None:
+def gcx_register_tables(metadata: sa.MetaData) -> None:
     """Add a plugin's tables to GCX's SQLAlchemy ``MetaData``.
 
     :param metadata: the ``sqlalchemy.MetaData`` shared by all tables; ship an Alembic migration
@@ -134,7 +142,9 @@ def gcx_add_hookspecs(plugin_manager: pluggy.PluginManager) -> None:
 
 
 @hookspec
-def gcx_register_commands(subparsers: Any) -> None:
+def gcx_register_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     """Add sub-commands to the `gcx` command line.
 
     :param subparsers: argparse sub-parsers: ``p = subparsers.add_parser(name, help=...)``, then
@@ -143,13 +153,13 @@ def gcx_register_commands(subparsers: Any) -> None:
 
 
 @hookspec
-def gcx_process_services(gcx: Any, role: str) -> Any:
+def gcx_process_services(gcx: Gcx, role: str) -> AbstractAsyncContextManager[object] | None:
     """Return an async context manager to run for the life of a GCX process, or None.
 
     gcx_notify uses it to run delivery inside ``gcx serve``; a plugin may run its own
     background work the same way. Entered after the database opens, left before it closes.
 
-    :param gcx: the process's ``gcx_core.context.Gcx``.
+    :param gcx: the process's ``gcx_core.system.Gcx``.
     :param role: ``"serve"`` (the embedded all-in-one process), ``"web"`` (a scale-out web
         process; workers and the scheduler run elsewhere), ``"worker"`` or ``"scheduler"``.
     """

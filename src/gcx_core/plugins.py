@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 from collections.abc import Iterable
 from inspect import isawaitable
@@ -26,10 +27,6 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "gcx_core.default_plugins.notifications",
     "gcx_core.default_plugins.phones",
 )
-
-# Hooks whose implementations may be coroutines; wrappers cannot see their results, so they
-# are refused on these.
-ASYNC_HOOKS = frozenset({"gcx_validate_upload", "gcx_after_transition", "gcx_handle_event"})
 
 
 def make_plugin_manager(
@@ -64,20 +61,33 @@ def make_plugin_manager(
     return pm
 
 
+def async_hooks(caller: pluggy.HookCaller) -> frozenset[str]:
+    """The hooks that its hookspecs module (``ASYNC_HOOKS``) says may be async."""
+    spec = caller.spec
+    return getattr(spec.namespace, "ASYNC_HOOKS", frozenset()) if spec else frozenset()
+
+
 def check_plugin_manager(pm: pluggy.PluginManager) -> None:
-    """Catch typos in hook names and wrappers on async hooks; call after registering plugins."""
+    """Catch typos in hook names, async implementations of hooks called synchronously (they
+    would never run) and wrappers on async hooks; call after registering plugins."""
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(str(exc)) from exc
-    for name in ASYNC_HOOKS:
-        caller = getattr(pm.hook, name, None)
-        if caller is None:
+    callers = {c.name: c for p in pm.get_plugins() for c in pm.get_hookcallers(p) or ()}
+    for name, caller in callers.items():
+        if caller.spec is None:
             continue
+        may_be_async = name in async_hooks(caller)
         for impl in caller.get_hookimpls():
-            if impl.hookwrapper or impl.wrapper:
+            if may_be_async and (impl.hookwrapper or impl.wrapper):
                 raise PluginError(
                     f"{impl.plugin_name}: {name} may be async and cannot be a wrapper"
+                )
+            if not may_be_async and inspect.iscoroutinefunction(impl.function):
+                raise PluginError(
+                    f"{impl.plugin_name}: {name} is called synchronously; "
+                    "an async implementation would never run"
                 )
 
 

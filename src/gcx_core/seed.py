@@ -15,7 +15,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gcx_core.context import Gcx
 from gcx_core.entities import (
     Application,
     BankAccount,
@@ -36,6 +35,7 @@ from gcx_core.storage.tables import (
     documents,
     status_changes,
 )
+from gcx_core.system import Gcx
 from gcx_core.tracking import new_tracking_code
 
 # (final status, share, the actions that led there)

@@ -20,11 +20,11 @@ import aiosmtplib
 import attrs
 import sqlalchemy as sa
 
-from gcx_core.context import Gcx
 from gcx_core.settings import SmtpSettings
-from gcx_core.storage import records
+from gcx_core.storage import bookkeeping
 from gcx_core.storage.batching import GroupCommit
 from gcx_core.storage.rows import insert_many
+from gcx_core.system import Gcx
 from gcx_notify.storage import captured_messages
 
 
@@ -224,7 +224,7 @@ async def captured(gcx: Gcx, recipient: str | None = None) -> list[dict[str, Any
 
 
 async def _capture_rows(conn: Any, rows: list[dict[str, Any]]) -> list[int]:
-    ids = await records.allocate_ids(conn, captured_messages, len(rows))
+    ids = await bookkeeping.allocate_ids(conn, captured_messages, len(rows))
     for row, captured_id in zip(rows, ids, strict=True):
         row["id"] = captured_id
     await insert_many(conn, captured_messages, rows)

@@ -10,11 +10,11 @@ import signal
 from typing import Any
 
 from gcx_core.cli import configure_logging, settings_from_args
-from gcx_core.context import Gcx
 from gcx_core.entities import Actor
 from gcx_core.exceptions import ConfigurationError
 from gcx_core.services import notifications as outbox
 from gcx_core.settings import Settings
+from gcx_core.system import Gcx
 
 log = logging.getLogger("gcx_notify")
 

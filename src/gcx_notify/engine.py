@@ -20,16 +20,16 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 
-from gcx_core.context import Gcx
 from gcx_core.entities import Notification, NotificationStatus, Role
 from gcx_core.events import CountersChanged, NotificationDelivery, NotificationsQueued
 from gcx_core.plugins import first_async
 from gcx_core.storage import accounts as user_rows
-from gcx_core.storage import records
+from gcx_core.storage import bookkeeping
 from gcx_core.storage.batching import GroupCommit
 from gcx_core.storage.database import Connection
 from gcx_core.storage.rows import dicts
 from gcx_core.storage.tables import notifications
+from gcx_core.system import Gcx
 from gcx_notify.channels import PermanentFailure, TemporaryFailure
 from gcx_notify.render import Renderer, TemplateError
 
@@ -188,14 +188,14 @@ class Deliverer:
             )
         ).all()
         moves = Counter(str(r["status"]) for r in found)
-        await records.bump_counters(
+        await bookkeeping.bump_counters(
             conn,
             {
-                **{records.NOTIFICATION_PREFIX + s: -n for s, n in moves.items()},
-                records.NOTIFICATION_PREFIX + NotificationStatus.SENDING: len(found),
+                **{bookkeeping.NOTIFICATION_PREFIX + s: -n for s, n in moves.items()},
+                bookkeeping.NOTIFICATION_PREFIX + NotificationStatus.SENDING: len(found),
             },
         )
-        return sorted((records.to_notification(r) for r in rows), key=lambda n: n.id)
+        return sorted((bookkeeping.to_notification(r) for r in rows), key=lambda n: n.id)
 
     async def _oldest_due(
         self, conn: Connection, now: datetime, limit: int
@@ -204,9 +204,8 @@ class Deliverer:
         can lock rows.
 
         One query per status, each in the order of the (status, next_attempt_at) index, so a
-        claim reads about `limit` rows per status however long the outbox is. (A single query
-        with OR between the statuses collects every due row and sorts them all for each claim:
-        with 60,000 rows waiting after a burst, that was a fifth of the process's time.)
+        claim reads about `limit` rows per status however long the outbox is (a single query
+        with OR between the statuses would collect every due row and sort them all).
         """
         found: list[dict[str, Any]] = []
         for status in SENDABLE:
@@ -369,8 +368,8 @@ class Deliverer:
             if counts[o] != 1:
                 results.append(None)
                 continue
-            deltas[records.NOTIFICATION_PREFIX + NotificationStatus.SENDING] -= 1
-            deltas[records.NOTIFICATION_PREFIX + o.status] += 1
+            deltas[bookkeeping.NOTIFICATION_PREFIX + NotificationStatus.SENDING] -= 1
+            deltas[bookkeeping.NOTIFICATION_PREFIX + o.status] += 1
             fired: list[Any] = [
                 (
                     NotificationDelivery(
@@ -385,7 +384,7 @@ class Deliverer:
                     fired.append((NotificationsQueued(tuple(alert_ids), o.at), None))
             fired.append((CountersChanged(o.at), None))
             results.append(fired)
-        await records.bump_counters(conn, deltas)
+        await bookkeeping.bump_counters(conn, deltas)
         return results
 
     async def _alert_admins(
@@ -394,7 +393,7 @@ class Deliverer:
         admins = [u for u in await user_rows.active_staff(conn) if u.role is Role.ADMIN]
         if not admins:
             return []
-        ids = await records.allocate_ids(conn, N, len(admins))
+        ids = await bookkeeping.allocate_ids(conn, N, len(admins))
         rows = [
             {
                 "id": i,
@@ -423,5 +422,7 @@ class Deliverer:
             for i, admin in zip(ids, admins, strict=True)
         ]
         await conn.execute(N.insert(), rows)
-        await records.bump_counters(conn, {records.NOTIFICATION_PREFIX + "pending": len(rows)})
+        await bookkeeping.bump_counters(
+            conn, {bookkeeping.NOTIFICATION_PREFIX + "pending": len(rows)}
+        )
         return ids

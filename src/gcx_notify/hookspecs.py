@@ -10,12 +10,17 @@ import pluggy
 if TYPE_CHECKING:
     from gcx_core.entities import Notification
     from gcx_notify.engine import RetryPolicy
+    from gcx_notify.runtime import Notifier
 
 hookspec = pluggy.HookspecMarker("gcx")
 
+ASYNC_HOOKS = frozenset({"gcx_notify_retry_policy"})
+
 
 @hookspec
-def gcx_notify_register_channels(register: Callable[[str, Callable[[Any], Any]], None]) -> None:
+def gcx_notify_register_channels(
+    register: Callable[[str, Callable[[Notifier], Any]], None],
+) -> None:
     """Declare delivery channels.
 
     :param register: call ``register(name, factory)``; ``factory(notifier)`` returns an object

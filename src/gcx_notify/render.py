@@ -12,9 +12,9 @@ from typing import Any
 
 import jinja2
 
-from gcx_core.context import Gcx
 from gcx_core.entities import Notification
 from gcx_core.services.accounts import activation_link, reset_link
+from gcx_core.system import Gcx
 from gcx_notify.channels import RenderedMessage
 
 

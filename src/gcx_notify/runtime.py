@@ -22,12 +22,12 @@ from taskiq.api import run_scheduler_task
 from taskiq.exceptions import ScheduledTaskCancelledError
 from taskiq.schedule_sources import LabelScheduleSource
 
-from gcx_core.context import Gcx
 from gcx_core.events import NotificationsQueued
 from gcx_core.plugins import hookimpl
 from gcx_core.services.dashboard import reconcile_counters
-from gcx_core.storage import records
+from gcx_core.storage import bookkeeping
 from gcx_core.storage.tables import job_runs, notifications
+from gcx_core.system import Gcx
 from gcx_notify.engine import Deliverer
 from gcx_notify.render import Renderer
 from gcx_notify.storage import captured_messages
@@ -274,7 +274,9 @@ class Notifier:
             deleted = (
                 await conn.execute(notifications.delete().where(notifications.c.id.in_(old)))
             ).rowcount
-            await records.bump_counters(conn, {records.NOTIFICATION_PREFIX + "sent": -deleted})
+            await bookkeeping.bump_counters(
+                conn, {bookkeeping.NOTIFICATION_PREFIX + "sent": -deleted}
+            )
             await conn.execute(job_runs.delete().where(job_runs.c.started_at < cutoff))
         return deleted
 

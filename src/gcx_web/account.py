@@ -18,8 +18,8 @@ from gcx_core.services.accounts import (
     reset_password,
 )
 from gcx_core.services.queries import documents_of, get_application
-from gcx_web.auth import session_user, sign_in, sign_out
-from gcx_web.ratelimit import client_address, rate_limited
+from gcx_web.security.auth import session_user, sign_in, sign_out
+from gcx_web.security.ratelimit import client_address, rate_limited
 
 
 def _safe_next(target: str | None, default: str) -> str:

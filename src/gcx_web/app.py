@@ -21,51 +21,20 @@ from litestar.stores.file import FileStore
 from litestar.stores.memory import MemoryStore
 from litestar.template import TemplateConfig
 
-from gcx_core.context import Gcx
+from gcx_core.exceptions import ConfigurationError
 from gcx_core.plugins import make_plugin_manager
 from gcx_core.settings import Settings
+from gcx_core.system import Gcx
 from gcx_web import plugin as web_plugin
 from gcx_web.config import WebConfig
 from gcx_web.errors import EXCEPTION_HANDLERS
-from gcx_web.live import Listeners, Publisher, make_channels
-from gcx_web.ratelimit import MemoryCounter, RateLimiter, RedisCounter, parse_networks
-from gcx_web.sessions import RotatingSessionConfig
+from gcx_web.live.publisher import Publisher, make_channels
+from gcx_web.live.sockets import Listeners
+from gcx_web.security.headers import security_headers
+from gcx_web.security.ratelimit import MemoryCounter, RateLimiter, RedisCounter, parse_networks
+from gcx_web.security.sessions import RotatingSessionConfig
 
 HERE = Path(__file__).parent
-# No inline script anywhere: scripts and styles come from /static only.
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'none'"
-)
-SECURITY_HEADERS = [
-    (b"content-security-policy", CSP.encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"x-frame-options", b"DENY"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-]
-
-
-def security_headers(app: Any) -> Any:
-    """ASGI middleware: every HTTP response, errors and static files included, gets the
-    security headers."""
-
-    async def middleware(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
-            await send(message)
-
-        await app(scope, receive, send_with_headers)
-
-    return middleware
-
-
 # Paths without cookies: the public API and machine endpoints need no session and no CSRF.
 COOKIELESS = ["^/api/v1/applications", "^/health", "^/schema", "^/static"]
 # The staff API checks CSRF itself (only for calls authenticated by session, not by token).
@@ -79,10 +48,13 @@ def _version() -> str:
         return "0"
 
 
-def ensure_web_plugin(pm: pluggy.PluginManager) -> None:
-    """Managers built without entry points (tests) still need gcx_web's hooks and pages."""
+def require_web_plugin(pm: pluggy.PluginManager) -> None:
+    """The app's pages, API and templates come from gcx_web's own plugin, through its hooks."""
     if pm.get_plugin("gcx_web") is None and not pm.is_registered(web_plugin):
-        pm.register(web_plugin, name="gcx_web")
+        raise ConfigurationError(
+            "the plugin manager has no gcx_web plugin: build it with make_plugin_manager() "
+            "(which loads the installed `gcx` entry points) or register gcx_web.plugin"
+        )
 
 
 def template_engine(pm: pluggy.PluginManager, settings: Settings) -> JinjaTemplateEngine:
@@ -156,7 +128,7 @@ def create_app(
         plugin_manager = gcx.plugins
     settings = (settings or Settings.from_env()).with_secret_key()
     pm = plugin_manager or make_plugin_manager(disabled=settings.disabled_plugins)
-    ensure_web_plugin(pm)
+    require_web_plugin(pm)
     config = config or WebConfig.from_env(settings)
     redis = None
     if settings.redis_url:

@@ -76,9 +76,9 @@ def settle_heap() -> None:
     """Once started, move everything loaded so far out of the garbage collector's sight.
 
     The modules, compiled statements, templates and routes live as long as the process; left
-    in the oldest generation, each full collection walks all of them again, a pause of 100 ms
-    and more with a thousand websockets open. Frozen, a collection walks only what requests
-    and sockets made since.
+    in the oldest generation, each full collection walks all of them again, a long pause with
+    a thousand websockets open. Frozen, a collection walks only what requests and sockets
+    made since.
     """
     gc.collect()
     gc.freeze()
@@ -99,10 +99,10 @@ def web(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from gcx_core.context import Gcx
     from gcx_core.entities import Actor, Role
     from gcx_core.seed import seed_demo
     from gcx_core.services.accounts import create_user
+    from gcx_core.system import Gcx
 
     settings = settings_from_args(args).with_secret_key()
 

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+if TYPE_CHECKING:
+    import jinja2
+    from litestar.types import ControllerRouterHandler
+
+    from gcx_core.entities import Notification
+    from gcx_core.system import Gcx
+
 hookspec = pluggy.HookspecMarker("gcx")
+
+ASYNC_HOOKS = frozenset({"gcx_web_notification_preview", "gcx_web_captured_mail"})
 
 
 @hookspec
-def gcx_web_register_routes(register: Callable[[Any], None]) -> None:
+def gcx_web_register_routes(register: Callable[[ControllerRouterHandler], None]) -> None:
     """Add Litestar route handlers, controllers or routers to the web app.
 
     :param register: call ``register(handler)`` once per handler, ``Controller`` subclass or
@@ -21,7 +31,9 @@ def gcx_web_register_routes(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
-def gcx_web_register_templates(register: Callable[[Any], None]) -> None:
+def gcx_web_register_templates(
+    register: Callable[[str | Path | jinja2.BaseLoader], None],
+) -> None:
     """Add Jinja2 template folders or loaders, searched before the built-in templates.
 
     :param register: call ``register(path_or_loader)`` with a folder (``str`` or ``Path``) or a
@@ -31,7 +43,7 @@ def gcx_web_register_templates(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
-def gcx_web_notification_preview(gcx: Any, notification: Any) -> dict[str, str] | None:
+def gcx_web_notification_preview(gcx: Gcx, notification: Notification) -> dict[str, str] | None:
     """Render a notification for the back office: ``{"subject", "text", "html"}``, or None.
 
     gcx_notify answers with its templates; links carrying a token are shown redacted.
@@ -42,7 +54,7 @@ def gcx_web_notification_preview(gcx: Any, notification: Any) -> dict[str, str] 
 
 
 @hookspec
-def gcx_web_captured_mail(gcx: Any, limit: int) -> list[dict[str, Any]] | None:
+def gcx_web_captured_mail(gcx: Gcx, limit: int) -> list[dict[str, Any]] | None:
     """Return the newest captured messages (embedded mode without SMTP), or None if none exist.
 
     :param gcx: the running ``Gcx``.

@@ -25,7 +25,11 @@ def gcx_add_hookspecs(plugin_manager: pluggy.PluginManager) -> None:
 
 @hookimpl(tryfirst=True)
 def gcx_web_register_routes(register: Callable[[Any], None]) -> None:
-    from gcx_web import account, admin, api, backoffice, health, pages, staff_api, staff_live, track
+    from gcx_web import account, health
+    from gcx_web.applicant import api, pages, track
+    from gcx_web.backoffice import admin, sockets
+    from gcx_web.backoffice import api as staff_api
+    from gcx_web.backoffice import pages as backoffice
 
     register(api.router())
     register(staff_api.router())
@@ -36,7 +40,7 @@ def gcx_web_register_routes(register: Callable[[Any], None]) -> None:
         *account.HANDLERS,
         *backoffice.HANDLERS,
         *admin.HANDLERS,
-        *staff_live.HANDLERS,
+        *sockets.HANDLERS,
     ):
         register(handler)
 
@@ -58,6 +62,6 @@ def gcx_process_services(gcx: Any, role: str) -> Any:
     """In scale-out workers and schedulers, publish live updates to Redis for the web."""
     if role not in ("worker", "scheduler") or not gcx.settings.redis_url:
         return None
-    from gcx_web.live import redis_publishing
+    from gcx_web.live.publisher import redis_publishing
 
     return redis_publishing(gcx)

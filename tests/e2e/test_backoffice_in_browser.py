@@ -7,13 +7,13 @@ import concurrent.futures
 from pathlib import Path
 from typing import Any
 
-from gcx_core.context import Gcx
 from gcx_core.entities import Actor, Role
 from gcx_core.samples import make_submission
 from gcx_core.services import applications as app_service
 from gcx_core.services import documents as doc_service
 from gcx_core.services.accounts import create_user
 from gcx_core.settings import Settings
+from gcx_core.system import Gcx
 from tests.e2e.conftest import Server
 from tests.gcx_core.pdfs import PDF
 

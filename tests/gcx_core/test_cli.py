@@ -70,9 +70,9 @@ def test_seed_demo_fills_every_state(tmp_path):
     assert "100%" in result.stderr  # the progress bar
     import asyncio
 
-    from gcx_core.context import Gcx
     from gcx_core.services import dashboard
     from gcx_core.settings import Settings
+    from gcx_core.system import Gcx
 
     async def check():
         async with await Gcx.open(Settings(data_dir=tmp_path / "data")) as g:

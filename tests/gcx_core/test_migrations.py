@@ -8,8 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import gcx_notify.storage  # noqa: F401 - its table joins the shared MetaData
-from gcx_core.context import Gcx
 from gcx_core.storage.tables import metadata
+from gcx_core.system import Gcx
 
 
 async def test_migrated_schema_matches_the_tables(gcx: Gcx) -> None:

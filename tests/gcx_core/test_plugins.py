@@ -186,6 +186,39 @@ def test_wrappers_on_async_hooks_are_refused():
         make_plugin_manager(plugins=[Wrapper()], load_entry_points=False)
 
 
+def test_async_implementations_of_synchronous_hooks_are_refused():
+    class Eager:
+        @hookimpl
+        async def gcx_register_workflow(self, builder):
+            pass
+
+    with pytest.raises(PluginError, match="gcx_register_workflow is called synchronously"):
+        make_plugin_manager(plugins=[Eager()], load_entry_points=False)
+
+
+def test_each_hookspecs_module_declares_its_async_hooks():
+    from gcx_core import hookspecs
+    from gcx_notify import hookspecs as notify_hookspecs
+    from gcx_web import hookspecs as web_hookspecs
+
+    class Listener:
+        @hookimpl
+        async def gcx_handle_event(self, event):
+            pass
+
+        @hookimpl
+        async def gcx_notify_retry_policy(self, notification):
+            return None
+
+    pm = make_plugin_manager(plugins=[Listener()])  # async where the specs allow it: accepted
+    assert "gcx_handle_event" in hookspecs.ASYNC_HOOKS
+    assert {"gcx_notify_retry_policy"} == notify_hookspecs.ASYNC_HOOKS
+    for module in (hookspecs, notify_hookspecs, web_hookspecs):
+        for name in module.ASYNC_HOOKS:
+            assert callable(getattr(module, name)), name
+            assert hasattr(pm.hook, name)
+
+
 async def test_async_caller_awaits_before_choosing():
     class Undecided:
         @hookimpl(tryfirst=True)
@@ -204,7 +237,7 @@ async def test_async_caller_awaits_before_choosing():
 
 
 async def test_disabling_a_default_plugin(gcx_settings):
-    from gcx_core.context import Gcx
+    from gcx_core.system import Gcx
 
     pm = make_plugin_manager(
         disabled=["gcx_core.default_plugins.notifications"], load_entry_points=False
@@ -233,7 +266,7 @@ def test_entry_point_plugins_load_and_can_be_disabled(tmp_path, monkeypatch):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: gcx-demo-plugin\nVersion: 1.2.3\n")
     (dist / "entry_points.txt").write_text("[gcx]\ndemo = gcx_demo_plugin\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    from gcx_core.context import collect_requirements
+    from gcx_core.system import collect_requirements
 
     pm = make_plugin_manager()
     assert "export_licence" in collect_requirements(pm)
@@ -248,8 +281,8 @@ def test_plugins_add_phone_formats(gcx_settings):
 
     import attrs
 
-    from gcx_core.context import Gcx
     from gcx_core.phones import PhoneFormat
+    from gcx_core.system import Gcx
 
     class Togo:
         @hookimpl
@@ -270,9 +303,9 @@ def test_plugins_add_tables_and_migrations(tmp_path):
     """A plugin's table joins the MetaData; its Alembic branch runs with `migrate=True`."""
     import asyncio
 
-    from gcx_core.context import Gcx
     from gcx_core.settings import Settings
     from gcx_core.storage.tables import metadata
+    from gcx_core.system import Gcx
 
     versions = tmp_path / "loyalty_versions"
     versions.mkdir()

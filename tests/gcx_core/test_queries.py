@@ -154,11 +154,11 @@ async def test_dashboard_snapshot(gcx, population):
 
 
 async def test_reconcile_repairs_drift(gcx, population):
-    from gcx_core.storage import records
+    from gcx_core.storage import bookkeeping
 
     assert not await dashboard.reconcile_counters(gcx)
     async with gcx.database.write() as conn:
-        await records.bump_counters(conn, {"status:approved": 5, "status:pending_review": -1})
+        await bookkeeping.bump_counters(conn, {"status:approved": 5, "status:pending_review": -1})
     assert await dashboard.reconcile_counters(gcx)
     assert not await dashboard.reconcile_counters(gcx)
     assert (await dashboard.snapshot(gcx)).total == 4
@@ -208,7 +208,7 @@ ACTIONS = [
 @given(steps=st.lists(st.tuples(st.integers(0, 3), st.sampled_from(ACTIONS)), max_size=25))
 async def test_counters_always_equal_a_recount(gcx, gcx_staff, steps):
     """Random actions on a few applications, through the real services and database."""
-    from gcx_core.storage import records
+    from gcx_core.storage import bookkeeping
 
     staff = _STAFF.get(id(gcx))
     if staff is None:  # hypothesis reuses the function's fixtures across examples
@@ -249,5 +249,5 @@ async def test_counters_always_equal_a_recount(gcx, gcx_staff, steps):
             assert type(exc).__name__ == "DuplicateApplicationError", exc
     async with gcx.database.read() as conn:
         truth = await dashboard.recount(conn)
-        stored = {k: v for k, v in (await records.read_counters(conn)).items() if v}
+        stored = {k: v for k, v in (await bookkeeping.read_counters(conn)).items() if v}
     assert stored == truth

@@ -19,7 +19,7 @@ from gcx_core.exceptions import (
     ValidationError,
 )
 from gcx_core.services import accounts, applications, dashboard, documents, queries
-from gcx_core.storage import records
+from gcx_core.storage import bookkeeping
 from gcx_core.storage.tables import audit_log, notifications, status_changes, users
 from gcx_core.testing import make_submission
 
@@ -42,7 +42,7 @@ async def rows(gcx, table, *where):
 async def counters_match_recount(gcx):
     async with gcx.database.read() as conn:
         truth = await dashboard.recount(conn)
-        stored = {k: v for k, v in (await records.read_counters(conn)).items() if v}
+        stored = {k: v for k, v in (await bookkeeping.read_counters(conn)).items() if v}
     return stored == truth
 
 

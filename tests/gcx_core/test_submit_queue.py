@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from gcx_core.context import Gcx
 from gcx_core.entities import Actor
 from gcx_core.exceptions import DuplicateApplicationError, ValidationError
 from gcx_core.plugins import hookimpl, make_plugin_manager
 from gcx_core.services import applications, queries
+from gcx_core.system import Gcx
 from gcx_core.testing import make_submission
 
 APPLICANT = Actor.applicant()

@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gcx_core.context import build_workflow
 from gcx_core.entities import ReviewStatus
 from gcx_core.exceptions import (
     GuardFailedError,
@@ -15,6 +14,7 @@ from gcx_core.exceptions import (
     PluginError,
 )
 from gcx_core.plugins import make_plugin_manager
+from gcx_core.system import build_workflow
 from gcx_core.workflow import Facts, State, Transition, WorkflowBuilder, apply
 
 from .helpers import ADMIN, APPLICANT, NOW, REVIEWER, SUPPLIER, VIEWER, application

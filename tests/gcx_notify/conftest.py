@@ -8,7 +8,6 @@ import attrs
 import pytest
 from aiosmtpd.smtp import SMTP
 
-from gcx_core.context import Gcx
 from gcx_core.plugins import make_plugin_manager
 from gcx_core.settings import SmtpSettings
 from gcx_notify import plugin as notify_plugin
@@ -68,11 +67,8 @@ def _smtp_settings(gcx_settings, smtp_sink):
 
 
 @pytest.fixture(name="notifier")
-async def _notifier(gcx: Gcx):
-    notifier = Notifier(gcx)
-    await notifier.start(run_scheduler=False)
-    yield notifier
-    await notifier.stop()
+def _notifier(gcx_notifier: Notifier) -> Notifier:
+    return gcx_notifier
 
 
 def make_pm(*plugins):

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from gcx_core.entities import Actor, Role
 from gcx_core.samples import make_submission
 from gcx_core.services import applications
-from gcx_core.storage import records
+from gcx_core.storage import bookkeeping
 from gcx_core.storage.tables import notifications
 
 APPLICANT = Actor.applicant()
@@ -40,7 +40,7 @@ async def test_submission_mail_arrives_once_with_both_parts(gcx, gcx_staff, noti
     staff_mail = smtp_sink.by_recipient(reviewer.email)
     assert len(staff_mail) == 1 and "New application" in staff_mail[0]["Subject"]
     async with gcx.database.read() as conn:
-        counts = await records.read_counters(conn, records.NOTIFICATION_PREFIX)
+        counts = await bookkeeping.read_counters(conn, bookkeeping.NOTIFICATION_PREFIX)
     assert counts.get("notifications:sent") == 2 and not counts.get("notifications:pending")
 
 

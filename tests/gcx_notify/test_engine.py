@@ -10,15 +10,15 @@ import attrs
 import pytest
 import sqlalchemy as sa
 
-from gcx_core.context import Gcx
 from gcx_core.entities import Actor, Notification, NotificationStatus, Role
 from gcx_core.exceptions import InvalidTransitionError, NotFoundError, PermissionDeniedError
 from gcx_core.plugins import hookimpl
 from gcx_core.samples import make_submission
 from gcx_core.services import applications, dashboard
 from gcx_core.services import notifications as outbox
-from gcx_core.storage import records
+from gcx_core.storage import bookkeeping
 from gcx_core.storage.tables import notifications
+from gcx_core.system import Gcx
 from gcx_notify.channels import captured
 from gcx_notify.engine import RetryPolicy
 from gcx_notify.runtime import Notifier
@@ -70,7 +70,7 @@ async def test_two_workers_deliver_every_notification_exactly_once(gcx, gcx_sett
     assert {r.status for r in await rows(gcx)} == {"sent"}
     async with gcx.database.read() as conn:
         assert await dashboard.recount(conn) == {
-            k: v for k, v in (await records.read_counters(conn)).items() if v
+            k: v for k, v in (await bookkeeping.read_counters(conn)).items() if v
         }
 
 
@@ -383,7 +383,7 @@ async def test_cleanup_keeps_dead_and_recent(gcx, gcx_clock, smtp_sink):
     await notifier.stop()
     async with gcx.database.read() as conn:
         assert await dashboard.recount(conn) == {
-            k: v for k, v in (await records.read_counters(conn)).items() if v
+            k: v for k, v in (await bookkeeping.read_counters(conn)).items() if v
         }
 
 

@@ -1,18 +1,11 @@
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from litestar import Litestar
-
-from gcx_core.context import Gcx
-from gcx_web.app import create_app
-from gcx_web.config import WebConfig, parse_rate_limits
 
 
 @pytest.fixture(name="gcx_database_url")
@@ -21,49 +14,14 @@ def _sqlite_only(gcx_sqlite_database_url: str) -> str:
     return gcx_sqlite_database_url
 
 
-@pytest.fixture(name="web_config")
-def _web_config() -> WebConfig:
-    return WebConfig(rate_limits=parse_rate_limits("off"), allowed_origins=("http://testserver",))
-
-
 @pytest.fixture(name="app")
-async def _app(gcx: Gcx, web_config: WebConfig) -> AsyncIterator[Litestar]:
-    """The app on the test's own event loop and Gcx (stack notes §1.8)."""
-    app = create_app(gcx=gcx, config=web_config)
-    async with running(app):
-        yield app
+def _app(gcx_app: Litestar) -> Litestar:
+    return gcx_app
 
 
 @pytest.fixture(name="client")
-async def _client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
-
-
-@contextlib.asynccontextmanager
-async def running(app: Litestar) -> AsyncIterator[None]:
-    """Run the app's lifespan in a task of its own: pytest-asyncio may set a fixture up and
-    tear it down in different tasks, and the lifespan's cancel scopes must stay in one."""
-    started = asyncio.Event()
-    stop = asyncio.Event()
-
-    async def run() -> None:
-        async with app.lifespan():
-            started.set()
-            await stop.wait()
-
-    task = asyncio.create_task(run())
-    waiter = asyncio.create_task(started.wait())
-    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        waiter.cancel()
-        task.result()  # the lifespan failed: raise its error
-    try:
-        yield
-    finally:
-        stop.set()
-        await task
+def _client(gcx_client: httpx.AsyncClient) -> httpx.AsyncClient:
+    return gcx_client
 
 
 def csrf_of(html: str) -> str:

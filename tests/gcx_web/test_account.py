@@ -7,13 +7,13 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from gcx_core.context import Gcx
 from gcx_core.entities import Actor, Role
 from gcx_core.samples import make_submission
 from gcx_core.services import applications as app_service
 from gcx_core.services import documents as doc_service
 from gcx_core.services.accounts import ACTIVATION, derive_token
 from gcx_core.storage.tables import notifications
+from gcx_core.system import Gcx
 from tests.gcx_core.pdfs import PDF
 from tests.gcx_web.conftest import csrf_of
 
@@ -124,7 +124,7 @@ async def test_password_reset_by_single_use_link(
     assert len(rows) == 1 and rows[0].recipient == user.email
     token = derive_token(gcx.settings.secret_key, RESET, rows[0].context["reset_selector"])
     assert token not in str(rows[0].context)  # only the selector is stored
-    from gcx_core.storage.records import to_notification
+    from gcx_core.storage.bookkeeping import to_notification
 
     message = Renderer(gcx, []).render(to_notification(rows[0]))
     assert f"/reset/{token}" in message.text

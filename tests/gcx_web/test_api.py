@@ -9,11 +9,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from gcx_core.context import Gcx
 from gcx_core.entities import Role
 from gcx_core.samples import make_submission
 from gcx_core.services import applications as app_service
 from gcx_core.storage.tables import applications, audit_log, documents
+from gcx_core.system import Gcx
 from tests.gcx_core.pdfs import HTML, PDF, PNG
 from tests.gcx_web.conftest import submit_json
 
@@ -375,7 +375,7 @@ def test_outstanding_items_on_the_wire():
     """A plain "missing" item is converted once per requirement; others carry their own note."""
     from gcx_core.entities import DocumentRequirement
     from gcx_core.services.applicant import OutstandingItem
-    from gcx_web.wire import outstanding_out
+    from gcx_web.schemas import outstanding_out
 
     requirement = DocumentRequirement("tax", "Tax", "A description", max_bytes=5)
     missing = outstanding_out(OutstandingItem(requirement, "missing"))

@@ -9,12 +9,12 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from gcx_core.context import Gcx
 from gcx_core.entities import Role
 from gcx_core.samples import make_submission
 from gcx_core.services import applications as app_service
 from gcx_core.services import documents as doc_service
 from gcx_core.storage.tables import applications, audit_log
+from gcx_core.system import Gcx
 from tests.gcx_core.pdfs import PDF
 from tests.gcx_web.conftest import csrf_of, submit_json
 

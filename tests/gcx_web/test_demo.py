@@ -7,11 +7,11 @@ import contextlib
 
 import sqlalchemy as sa
 
-from gcx_core.context import Gcx
 from gcx_core.entities import Actor
 from gcx_core.samples import make_submission
 from gcx_core.services import applications as app_service
 from gcx_core.storage.tables import applications
+from gcx_core.system import Gcx
 from gcx_web.cli import simulate
 
 

@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gcx_core.context import Gcx
 from gcx_core.samples import make_submission
 from gcx_core.storage.tables import applications, documents
+from gcx_core.system import Gcx
 from gcx_web.config import WebConfig, parse_rate_limits
 from tests.gcx_core.pdfs import PDF
 from tests.gcx_web.conftest import submit_json
@@ -34,7 +34,7 @@ async def test_oversize_upload_is_413(client: httpx.AsyncClient, gcx: Gcx) -> No
     assert await count(gcx, documents) == 0
 
 
-@pytest.fixture(name="web_config")
+@pytest.fixture(name="gcx_web_config")
 def _tight_limits() -> WebConfig:
     return WebConfig(
         rate_limits=parse_rate_limits(

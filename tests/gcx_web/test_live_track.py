@@ -11,6 +11,7 @@ from litestar.testing import TestClient
 from gcx_core.plugins import make_plugin_manager
 from gcx_core.samples import make_submission
 from gcx_core.settings import Settings
+from gcx_web import plugin as web_plugin
 from gcx_web.app import create_app
 from gcx_web.config import WebConfig, parse_rate_limits
 
@@ -19,7 +20,7 @@ from gcx_web.config import WebConfig, parse_rate_limits
 def _client(gcx_settings: Settings) -> Iterator[TestClient]:  # type: ignore[type-arg]
     app = create_app(
         gcx_settings,
-        make_plugin_manager(load_entry_points=False),
+        make_plugin_manager(plugins=[web_plugin], load_entry_points=False),
         migrate=False,
         config=WebConfig(
             rate_limits=parse_rate_limits("off"), allowed_origins=("https://gcx.example",)

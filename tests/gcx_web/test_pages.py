@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from gcx_core.context import Gcx
 from gcx_core.entities import Role
 from gcx_core.samples import make_submission
 from gcx_core.services import applications as app_service
 from gcx_core.storage.tables import applications, documents, notifications
+from gcx_core.system import Gcx
 from tests.gcx_core.pdfs import HTML, PDF
 from tests.gcx_web.conftest import csrf_of, field_errors, post_step, step_form, submit_json
 

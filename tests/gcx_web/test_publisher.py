@@ -9,10 +9,11 @@ from typing import Any
 
 import msgspec
 
-from gcx_core.context import Gcx
 from gcx_core.entities import Actor
+from gcx_core.system import Gcx
 from gcx_core.workflow import TransitionEvent
-from gcx_web.live import Listeners, Publisher
+from gcx_web.live.publisher import Publisher
+from gcx_web.live.sockets import Listeners
 
 
 class Sink:

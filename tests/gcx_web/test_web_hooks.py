@@ -13,12 +13,13 @@ import pytest
 from litestar import Request, get
 from litestar.response import Template
 
-from gcx_core.context import Gcx
 from gcx_core.plugins import hookimpl
 from gcx_core.samples import make_submission
+from gcx_core.system import Gcx
+from gcx_core.testing import running_app
 from gcx_web.app import create_app
 from gcx_web.config import WebConfig, parse_rate_limits
-from tests.gcx_web.conftest import csrf_of, post_step, running, step_form
+from tests.gcx_web.conftest import csrf_of, post_step, step_form
 
 
 @get("/programme/faq")
@@ -81,7 +82,7 @@ def _extra(plugin: WebPlugin) -> list[object]:
 
 async def test_plugins_add_routes_templates_and_services(gcx: Gcx, plugin: WebPlugin) -> None:
     app = create_app(gcx=gcx, config=WebConfig(rate_limits=parse_rate_limits("off")))
-    async with running(app):
+    async with running_app(app):
         assert plugin.events == ["start:serve"]
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -141,7 +142,7 @@ async def test_back_office_mail_ports(gcx: Gcx, gcx_staff: Any) -> None:
     await app_service.submit(gcx, make_submission(), Actor.applicant())
     admin, _ = await gcx_staff(Role.ADMIN)
     app = create_app(gcx=gcx, config=WebConfig(rate_limits=parse_rate_limits("off")))
-    async with running(app):
+    async with running_app(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             page = await client.get("/login")

@@ -10,13 +10,13 @@ import attrs
 import pytest
 import sqlalchemy as sa
 
-from gcx_core.context import Gcx
 from gcx_core.entities import Actor
 from gcx_core.plugins import make_plugin_manager
 from gcx_core.samples import make_submission
 from gcx_core.services import applications
 from gcx_core.settings import SmtpSettings
 from gcx_core.storage.tables import notifications
+from gcx_core.system import Gcx
 from gcx_notify import plugin as notify_plugin
 from gcx_notify.runtime import Notifier
 

@@ -18,14 +18,14 @@ import anyio
 import argon2
 import sqlalchemy as sa
 
-from gcx_core.context import Gcx
 from gcx_core.entities import STAFF_ROLES, Actor, Application, Role, User
 from gcx_core.events import UserChanged
 from gcx_core.exceptions import AuthenticationError, NotFoundError, TokenError, ValidationError
 from gcx_core.storage import accounts as user_rows
-from gcx_core.storage import records
+from gcx_core.storage import bookkeeping
 from gcx_core.storage.database import Connection
 from gcx_core.storage.tables import user_tokens, users
+from gcx_core.system import Gcx
 from gcx_core.validation import _EMAIL, normalise_email
 
 MIN_PASSWORD = 12
@@ -73,7 +73,7 @@ def _audit(
     after: dict[str, object],
     at: Any,
 ) -> dict[str, Any]:
-    return records.audit_row(actor, action, "user", user_id, at=at, before=before, after=after)
+    return bookkeeping.audit_row(actor, action, "user", user_id, at=at, before=before, after=after)
 
 
 async def create_user(
@@ -123,7 +123,7 @@ async def create_user(
                 "created_at": now,
             },
         )
-        await records.add_audit(
+        await bookkeeping.add_audit(
             conn,
             [_audit(actor, "user.create", user_id, {}, {"email": email, "role": str(role)}, now)],
         )
@@ -162,7 +162,7 @@ async def authenticate(
             values: dict[str, object] = {"failed_logins": failed}
             if failed >= MAX_FAILED_LOGINS:
                 values = {"failed_logins": 0, "locked_until": now + LOCKOUT}
-                await records.add_audit(
+                await bookkeeping.add_audit(
                     conn,
                     [
                         _audit(
@@ -177,7 +177,7 @@ async def authenticate(
                 .where(users.c.id == user.id)
                 .values(failed_logins=0, locked_until=None)
             )
-            await records.add_audit(conn, [_audit(actor, "user.login", user.id, {}, {}, now)])
+            await bookkeeping.add_audit(conn, [_audit(actor, "user.login", user.id, {}, {}, now)])
     if not ok or not user.is_active:
         raise AuthenticationError()
     return user
@@ -245,7 +245,7 @@ async def open_supplier_account(
                 "application_id": app.id,
             },
         )
-        await records.add_audit(
+        await bookkeeping.add_audit(
             conn,
             [
                 _audit(
@@ -301,7 +301,7 @@ async def use_token(
         if user is None:
             raise NotFoundError("user", row.user_id)
         actor = Actor(Actor.for_user(user).kind, user.id, user.role, user.email, client_address)
-        await records.add_audit(
+        await bookkeeping.add_audit(
             conn, [_audit(actor, f"user.{purpose}", user.id, {}, {"is_active": True}, now)]
         )
     await gcx.fire([(UserChanged(user.id, purpose, now), None)])
@@ -355,9 +355,11 @@ async def request_password_reset(
             },
         )
         notification_id = int(result.scalar_one())
-        await records.bump_counters(conn, {records.NOTIFICATION_PREFIX + "pending": 1})
+        await bookkeeping.bump_counters(conn, {bookkeeping.NOTIFICATION_PREFIX + "pending": 1})
         actor = Actor(Actor.for_user(user).kind, user.id, user.role, user.email, client_address)
-        await records.add_audit(conn, [_audit(actor, "user.reset_requested", user.id, {}, {}, now)])
+        await bookkeeping.add_audit(
+            conn, [_audit(actor, "user.reset_requested", user.id, {}, {}, now)]
+        )
     await gcx.fire([(NotificationsQueued((notification_id,), now), None)])
 
 

@@ -6,7 +6,6 @@ import functools
 
 import attrs
 
-from gcx_core.context import Gcx
 from gcx_core.entities import (
     Application,
     DocumentRequest,
@@ -19,6 +18,7 @@ from gcx_core.exceptions import NotFoundError
 from gcx_core.services.queries import TimelineItem, build_timeline
 from gcx_core.storage import applications as app_rows
 from gcx_core.storage import documents as doc_rows
+from gcx_core.system import Gcx
 from gcx_core.tracking import normalise_tracking_code
 from gcx_core.workflow import State
 

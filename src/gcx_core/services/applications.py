@@ -12,13 +12,13 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from gcx_core.context import Gcx
 from gcx_core.entities import Actor, Application
 from gcx_core.exceptions import ConflictError, NotFoundError, ValidationError
-from gcx_core.services import effects
-from gcx_core.services.recording import Recorded, duplicate_from, record_many
+from gcx_core.services import transition_effects
+from gcx_core.services.transition_writes import Recorded, duplicate_from, record_many
 from gcx_core.storage import applications as app_rows
 from gcx_core.storage.database import Connection
+from gcx_core.system import Gcx
 from gcx_core.tracking import normalise_tracking_code
 from gcx_core.workflow import apply
 
@@ -76,7 +76,7 @@ async def act(
         before = await resolve(conn, ref)
         if expected_version is not None and expected_version != before.version:
             raise ConflictError("application", before.id, expected_version, before.version)
-        facts = await effects.gather_facts(gcx, conn, before, action)
+        facts = await transition_effects.gather_facts(gcx, conn, before, action)
         gcx.plugins.hook.gcx_before_transition(
             application=before, action=action, actor=actor, params=dict(cleaned)
         )
@@ -98,7 +98,9 @@ async def act(
                 before.version,
                 await app_rows.current_version(conn, before.id),
             )
-        event = await effects.carry_out(gcx, conn, gcx.workflow.transitions[action], after, event)
+        event = await transition_effects.carry_out(
+            gcx, conn, gcx.workflow.transitions[action], after, event
+        )
         (fired,) = await record_many(gcx, conn, [Recorded(before, after, event, actor)])
     await gcx.fire(fired)
     return after

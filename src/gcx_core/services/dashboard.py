@@ -8,11 +8,11 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 
-from gcx_core.context import Gcx
 from gcx_core.entities import NotificationStatus
 from gcx_core.events import CountersChanged
-from gcx_core.storage import records, rows
+from gcx_core.storage import bookkeeping, rows
 from gcx_core.storage.tables import applications, counters, notifications
+from gcx_core.system import Gcx
 
 RECENT = 10
 DAYS = 30
@@ -98,7 +98,7 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
                     await conn.execute(_OLDEST, {"status": state.name})
                 ).scalar_one_or_none()
     names = list(gcx.workflow.states)
-    counts = [figures.get(records.STATUS_PREFIX + n, 0) for n in names]
+    counts = [figures.get(bookkeeping.STATUS_PREFIX + n, 0) for n in names]
     percents = largest_remainder(counts)
     statuses = [
         StatusFigure(n, gcx.workflow.states[n].label, c, p)
@@ -106,7 +106,7 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
     ]
     today = now.date()
     per_day = [
-        (d, figures.get(records.SUBMITTED_PREFIX + d.isoformat(), 0))
+        (d, figures.get(bookkeeping.SUBMITTED_PREFIX + d.isoformat(), 0))
         for d in (today - timedelta(days=i) for i in range(DAYS - 1, -1, -1))
     ]
     return DashboardSnapshot(
@@ -114,7 +114,7 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
         statuses=statuses,
         recent=[RecentApplication(**r) for r in recent_rows],
         notifications={
-            str(s): figures.get(records.NOTIFICATION_PREFIX + s, 0) for s in NotificationStatus
+            str(s): figures.get(bookkeeping.NOTIFICATION_PREFIX + s, 0) for s in NotificationStatus
         },
         per_day=per_day,
         oldest_waiting=oldest,
@@ -133,21 +133,25 @@ def count_rows(conn: sa.Connection) -> dict[str, int]:
     for status, n in conn.execute(
         sa.select(applications.c.status, sa.func.count()).group_by(applications.c.status)
     ):
-        truth[records.STATUS_PREFIX + status] = int(n)
+        truth[bookkeeping.STATUS_PREFIX + status] = int(n)
     for status, n in conn.execute(
         sa.select(notifications.c.status, sa.func.count()).group_by(notifications.c.status)
     ):
-        truth[records.NOTIFICATION_PREFIX + status] = int(n)
+        truth[bookkeeping.NOTIFICATION_PREFIX + status] = int(n)
     if conn.dialect.name == "postgresql":
         day = sa.func.date(sa.func.timezone("UTC", applications.c.created_at))
     else:  # SQLite keeps UTC text, and date() reads its first ten characters
         day = sa.func.date(applications.c.created_at)
     for value, n in conn.execute(sa.select(day, sa.func.count()).group_by(day)):
-        truth[records.SUBMITTED_PREFIX + str(value)] = int(n)
+        truth[bookkeeping.SUBMITTED_PREFIX + str(value)] = int(n)
     return truth
 
 
-_RECONCILED = (records.STATUS_PREFIX, records.NOTIFICATION_PREFIX, records.SUBMITTED_PREFIX)
+_RECONCILED = (
+    bookkeeping.STATUS_PREFIX,
+    bookkeeping.NOTIFICATION_PREFIX,
+    bookkeeping.SUBMITTED_PREFIX,
+)
 
 
 def _stored(conn: sa.Connection) -> dict[str, int]:
@@ -175,7 +179,7 @@ async def reconcile_counters(gcx: Gcx) -> bool:
         drifted = current != truth
         if drifted:
             for prefix in _RECONCILED:
-                await records.set_counters(
+                await bookkeeping.set_counters(
                     conn, {k: v for k, v in truth.items() if k.startswith(prefix)}, prefix
                 )
     if drifted:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import attrs
 
-from gcx_core.context import Gcx
 from gcx_core.entities import (
     Actor,
     ActorKind,
@@ -26,9 +25,10 @@ from gcx_core.files import sanitise_filename, sniff_content_type
 from gcx_core.plugins import first_async
 from gcx_core.services.applications import resolve
 from gcx_core.storage import applications as app_rows
+from gcx_core.storage import bookkeeping
 from gcx_core.storage import documents as doc_rows
-from gcx_core.storage import records
 from gcx_core.storage.tables import documents
+from gcx_core.system import Gcx
 
 MAX_NOTE = 2000
 
@@ -125,10 +125,10 @@ async def upload_document(
             "size": len(content),
             "content_type": content_type,
         }
-        await records.add_audit(
+        await bookkeeping.add_audit(
             conn,
             [
-                records.audit_row(
+                bookkeeping.audit_row(
                     actor, "document.upload", "application", app.id, at=now, after=after
                 )
             ],
@@ -169,10 +169,10 @@ async def review_document(
                 review_status=status, review_note=note, reviewed_by=actor.user_id, reviewed_at=now
             )
         )
-        await records.add_audit(
+        await bookkeeping.add_audit(
             conn,
             [
-                records.audit_row(
+                bookkeeping.audit_row(
                     actor,
                     "document.review",
                     "document",

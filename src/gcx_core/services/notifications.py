@@ -13,12 +13,12 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 
-from gcx_core.context import Gcx
 from gcx_core.entities import Actor, Notification, NotificationStatus
 from gcx_core.events import CountersChanged, NotificationsQueued
 from gcx_core.exceptions import InvalidTransitionError, NotFoundError, PermissionDeniedError
-from gcx_core.storage import records
+from gcx_core.storage import bookkeeping
 from gcx_core.storage.tables import job_runs, notifications
+from gcx_core.system import Gcx
 
 N = notifications
 
@@ -33,7 +33,7 @@ async def get_notification(gcx: Gcx, notification_id: int) -> Notification:
         row = (await conn.execute(sa.select(N).where(N.c.id == notification_id))).first()
     if row is None:
         raise NotFoundError("notification", notification_id)
-    return records.to_notification(row)
+    return bookkeeping.to_notification(row)
 
 
 async def list_notifications(
@@ -61,7 +61,7 @@ async def list_notifications(
             .limit(per_page)
             .offset((max(page, 1) - 1) * per_page)
         )
-        items = [records.to_notification(r) for r in rows]
+        items = [bookkeeping.to_notification(r) for r in rows]
         total = (
             await conn.execute(sa.select(sa.func.count()).select_from(N).where(*where))
         ).scalar_one()
@@ -105,17 +105,17 @@ async def retry_notifications(gcx: Gcx, actor: Actor, ids: list[int] | None = No
                 updated_at=now,
             )
         )
-        await records.bump_counters(
+        await bookkeeping.bump_counters(
             conn,
             {
-                records.NOTIFICATION_PREFIX + NotificationStatus.DEAD: -len(chosen),
-                records.NOTIFICATION_PREFIX + NotificationStatus.PENDING: len(chosen),
+                bookkeeping.NOTIFICATION_PREFIX + NotificationStatus.DEAD: -len(chosen),
+                bookkeeping.NOTIFICATION_PREFIX + NotificationStatus.PENDING: len(chosen),
             },
         )
-        await records.add_audit(
+        await bookkeeping.add_audit(
             conn,
             [
-                records.audit_row(
+                bookkeeping.audit_row(
                     actor,
                     "notification.retry",
                     "notification",

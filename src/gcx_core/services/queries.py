@@ -8,7 +8,6 @@ from typing import Any, Generic, TypeVar
 import attrs
 import sqlalchemy as sa
 
-from gcx_core.context import Gcx
 from gcx_core.entities import (
     Application,
     AuditEntry,
@@ -20,9 +19,10 @@ from gcx_core.entities import (
 from gcx_core.exceptions import NotFoundError, ValidationError
 from gcx_core.services.applications import resolve
 from gcx_core.storage import applications as app_rows
+from gcx_core.storage import bookkeeping
 from gcx_core.storage import documents as doc_rows
-from gcx_core.storage import records
 from gcx_core.storage.tables import applications, audit_log, notifications
+from gcx_core.system import Gcx
 from gcx_core.tracking import normalise_tracking_code
 
 T = TypeVar("T")
@@ -123,7 +123,7 @@ async def list_applications(gcx: Gcx, flt: ApplicationFilter) -> Page[Applicatio
                 )
             ).scalar_one()
         else:  # the counters already know the total; a full count is O(n)
-            total = sum((await records.read_counters(conn, records.STATUS_PREFIX)).values())
+            total = sum((await bookkeeping.read_counters(conn, bookkeeping.STATUS_PREFIX)).values())
     return Page([app_rows.to_application(r) for r in rows], int(total), flt.page, flt.per_page)
 
 
@@ -149,7 +149,7 @@ async def timeline(gcx: Gcx, ref: int | str, *, for_applicant: bool = False) -> 
             []
             if for_applicant
             else [
-                records.to_notification(r)
+                bookkeeping.to_notification(r)
                 for r in await conn.execute(
                     sa.select(notifications)
                     .where(notifications.c.application_id == app.id)
@@ -271,7 +271,7 @@ async def audit_entries(gcx: Gcx, flt: AuditFilter) -> Page[AuditEntry]:
             .limit(flt.per_page)
             .offset((flt.page - 1) * flt.per_page)
         )
-        items = [records.to_audit_entry(r) for r in rows]
+        items = [bookkeeping.to_audit_entry(r) for r in rows]
         total = (
             await conn.execute(sa.select(sa.func.count()).select_from(audit_log).where(*where))
         ).scalar_one()

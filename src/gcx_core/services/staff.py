@@ -9,7 +9,6 @@ from datetime import datetime
 import attrs
 import sqlalchemy as sa
 
-from gcx_core.context import Gcx
 from gcx_core.entities import STAFF_ROLES, Actor, Role, User
 from gcx_core.events import UserChanged
 from gcx_core.exceptions import (
@@ -19,8 +18,9 @@ from gcx_core.exceptions import (
     ValidationError,
 )
 from gcx_core.storage import accounts as user_rows
-from gcx_core.storage import records
+from gcx_core.storage import bookkeeping
 from gcx_core.storage.tables import api_tokens, users
+from gcx_core.system import Gcx
 
 TOKEN_PREFIX = "gcx_"  # noqa: S105 - a marker, not a secret
 
@@ -74,10 +74,10 @@ async def update_user(
             raise NotFoundError("user", user_id)
         if values:
             await conn.execute(users.update().where(users.c.id == user_id).values(values))
-            await records.add_audit(
+            await bookkeeping.add_audit(
                 conn,
                 [
-                    records.audit_row(
+                    bookkeeping.audit_row(
                         actor,
                         "user.update",
                         "user",
@@ -124,10 +124,10 @@ async def create_api_token(gcx: Gcx, user_id: int, name: str, actor: Actor) -> t
             {"user_id": user_id, "name": name, "token_hash": _hash(token), "created_at": now},
         )
         token_id = int(result.scalar_one())
-        await records.add_audit(
+        await bookkeeping.add_audit(
             conn,
             [
-                records.audit_row(
+                bookkeeping.audit_row(
                     actor,
                     "api_token.create",
                     "user",
@@ -163,10 +163,10 @@ async def revoke_api_token(gcx: Gcx, token_id: int, actor: Actor) -> None:
             await conn.execute(
                 api_tokens.update().where(api_tokens.c.id == token_id).values(revoked_at=now)
             )
-            await records.add_audit(
+            await bookkeeping.add_audit(
                 conn,
                 [
-                    records.audit_row(
+                    bookkeeping.audit_row(
                         actor,
                         "api_token.revoke",
                         "user",

@@ -15,15 +15,15 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from gcx_core.context import Gcx
 from gcx_core.entities import Actor, Application, ApplicationDraft
 from gcx_core.exceptions import DuplicateApplicationError
-from gcx_core.services.recording import Fired, Recorded, duplicate_from, record_many
+from gcx_core.services.transition_writes import Fired, Recorded, duplicate_from, record_many
 from gcx_core.storage import applications as app_rows
-from gcx_core.storage import records
+from gcx_core.storage import bookkeeping
 from gcx_core.storage.batching import GroupCommit
 from gcx_core.storage.rows import insert_many
 from gcx_core.storage.tables import application_commodities, applications
+from gcx_core.system import Gcx
 from gcx_core.tracking import new_tracking_code
 from gcx_core.validation import validate_submission
 from gcx_core.workflow import TransitionEvent, apply
@@ -104,7 +104,7 @@ async def _write(gcx: Gcx, conn: Any, batch: list[_Pending]) -> list[Outcome]:
         tins.add(app.business.tin)
         accepted.append((index, item))
     if accepted:
-        ids = await records.allocate_ids(conn, applications, len(accepted))
+        ids = await bookkeeping.allocate_ids(conn, applications, len(accepted))
         try:
             await insert_many(
                 conn,

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -187,14 +187,6 @@ class Database:
                 return work(conn)
 
         return await asyncio.to_thread(run)
-
-    @contextmanager
-    def sync_connection(self) -> Iterator[sa.Connection]:
-        """A plain synchronous connection to an SQLite database (tools and tests)."""
-        if self._sqlite is None:
-            raise ConfigurationError("only SQLite databases offer a synchronous connection")
-        with self._sqlite.connect() as conn:
-            yield conn
 
     async def dispose(self) -> None:
         if self._sqlite is not None:

@@ -3,6 +3,11 @@
 Enable it with ``pytest_plugins = ["gcx_core.testing"]`` in a conftest (it needs pytest-asyncio).
 Override ``gcx_extra_plugins`` to register your plugin, and ``gcx_database_url`` to pick the
 database (SQLite by default; ``gcx_postgres_database_url`` gives a fresh PostgreSQL database).
+
+With the ``web`` and ``notify`` extras installed, ``gcx_app`` is the Litestar app running on the
+test's own event loop and Gcx, ``gcx_client`` an httpx client for it, and ``gcx_notifier`` the
+embedded notifier (taskiq's in-memory broker; ``await gcx_notifier.idle()`` waits for the
+deliveries in flight). Litestar and taskiq are imported only when those fixtures are used.
 """
 
 from __future__ import annotations
@@ -20,15 +25,15 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from gcx_core.context import Gcx
 from gcx_core.entities import Actor, Role, User
 from gcx_core.plugins import make_plugin_manager
 from gcx_core.samples import make_submission
 from gcx_core.settings import Settings
 from gcx_core.storage.migrate import upgrade_sync
+from gcx_core.system import Gcx
 from gcx_core.testing.servers import ServiceUnavailable, postgres_server, redis_server
 
-__all__ = ["FakeClock", "make_submission", "postgres_server", "redis_server"]
+__all__ = ["FakeClock", "make_submission", "postgres_server", "redis_server", "running_app"]
 
 _db_names = itertools.count(1)
 
@@ -154,9 +159,82 @@ def _gcx_staff(gcx: Gcx) -> Any:
     return make
 
 
+@pytest.fixture(name="gcx_web_config")
+def _gcx_web_config() -> Any:
+    """The web app's configuration for ``gcx_app``: rate limits off, ``http://testserver``
+    (httpx's test host) allowed as an origin."""
+    from gcx_web.config import WebConfig, parse_rate_limits
+
+    return WebConfig(rate_limits=parse_rate_limits("off"), allowed_origins=("http://testserver",))
+
+
+@pytest.fixture(name="gcx_app")
+async def _gcx_app(gcx: Gcx, gcx_web_config: Any) -> AsyncIterator[Any]:
+    """The Litestar app serving ``gcx``, its lifespan running (gcx_web's own plugin is
+    registered if the manager was built without entry points)."""
+    from gcx_web import plugin as web_plugin
+    from gcx_web.app import create_app
+
+    if gcx.plugins.get_plugin("gcx_web") is None and not gcx.plugins.is_registered(web_plugin):
+        gcx.plugins.register(web_plugin, name="gcx_web")
+    app = create_app(gcx=gcx, config=gcx_web_config)
+    async with running_app(app):
+        yield app
+
+
+@pytest.fixture(name="gcx_client")
+async def _gcx_client(gcx_app: Any) -> AsyncIterator[Any]:
+    """An ``httpx.AsyncClient`` for ``gcx_app`` at ``http://testserver``, from 203.0.113.7."""
+    import httpx
+
+    transport = httpx.ASGITransport(app=gcx_app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture(name="gcx_notifier")
+async def _gcx_notifier(gcx: Gcx) -> AsyncIterator[Any]:
+    """The embedded notifier for ``gcx``, started without its scheduler (add gcx_notify's
+    plugin to ``gcx_extra_plugins`` for its hooks and templates)."""
+    from gcx_notify.runtime import Notifier
+
+    notifier = Notifier(gcx)
+    await notifier.start(run_scheduler=False)
+    try:
+        yield notifier
+    finally:
+        await notifier.stop()
+
+
+@contextlib.asynccontextmanager
+async def running_app(app: Any) -> AsyncIterator[None]:
+    """Run an ASGI app's lifespan in a task of its own while the block runs: pytest-asyncio
+    may set a fixture up and tear it down in different tasks, and the lifespan's cancel
+    scopes must stay in one."""
+    started = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(run())
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        waiter.cancel()
+        task.result()  # the lifespan failed: raise its error
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
 def _installed_migrations() -> list[str]:
     """Migration folders of the installed plugins, so templates have every table."""
-    from gcx_core.context import migration_locations
+    from gcx_core.system import migration_locations
 
     return migration_locations(make_plugin_manager())
 

@@ -15,8 +15,8 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from gcx_core.entities import STAFF_ROLES, Actor, User
 from gcx_core.exceptions import AuthenticationError, NotFoundError
 from gcx_core.services.staff import get_user, user_for_token
-from gcx_web.ratelimit import client_address
-from gcx_web.sessions import ROTATE
+from gcx_web.security.ratelimit import client_address
+from gcx_web.security.sessions import ROTATE
 
 SESSION_USER = "user_id"
 SESSION_EXPIRES = "expires_at"

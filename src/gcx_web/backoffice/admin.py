@@ -16,8 +16,8 @@ from gcx_core.services import notifications as outbox
 from gcx_core.services import staff
 from gcx_core.services.accounts import create_user
 from gcx_core.services.queries import AuditFilter, audit_entries
-from gcx_web.auth import current_actor, page_context, requires
 from gcx_web.errors import describe
+from gcx_web.security.auth import current_actor, page_context, requires
 
 VIEW = [requires("view")]
 ADMIN = [requires("admin")]

@@ -7,12 +7,12 @@ from typing import Any
 
 import attrs
 
-from gcx_core.context import Gcx
 from gcx_core.entities import Application
 from gcx_core.services import accounts
 from gcx_core.storage import documents as doc_rows
 from gcx_core.storage.database import Connection
 from gcx_core.storage.tables import document_requests
+from gcx_core.system import Gcx
 from gcx_core.workflow import (
     EFFECT_CLOSE_DOCUMENT_REQUEST,
     EFFECT_CREATE_SUPPLIER_ACCOUNT,

@@ -16,11 +16,11 @@ from gcx_core.services import documents as doc_service
 from gcx_core.services.applicant import applicant_view
 from gcx_core.services.queries import find_by_tracking_code
 from gcx_core.tracking import normalise_tracking_code
-from gcx_web.api import applicant, status_of
+from gcx_web.applicant.api import applicant, status_of
 from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
 from gcx_web.errors import describe
-from gcx_web.live import follow, origin_allowed
-from gcx_web.ratelimit import rate_limited
+from gcx_web.live.sockets import follow, origin_allowed
+from gcx_web.security.ratelimit import rate_limited
 
 
 @get("/track", include_in_schema=False)

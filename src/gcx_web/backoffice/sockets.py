@@ -16,8 +16,9 @@ from litestar.params import FromPath
 from gcx_core.exceptions import NotFoundError
 from gcx_core.services import dashboard
 from gcx_core.services.queries import get_application
-from gcx_web.auth import session_user
-from gcx_web.live import LiveMessage, dashboard_data, follow, origin_allowed
+from gcx_web.live.publisher import LiveMessage, dashboard_data
+from gcx_web.live.sockets import follow, origin_allowed
+from gcx_web.security.auth import session_user
 
 
 async def _admit(socket: WebSocket[Any, Any, Any]) -> bool:

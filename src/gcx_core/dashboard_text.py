@@ -1,12 +1,12 @@
-"""`python -m gcx_core.summary`: the dashboard figures of the configured database, as text."""
+"""`python -m gcx_core.dashboard_text`: the dashboard figures of the configured database."""
 
 from __future__ import annotations
 
 import asyncio
 
-from gcx_core.context import Gcx
 from gcx_core.services.dashboard import DashboardSnapshot, snapshot
 from gcx_core.settings import Settings
+from gcx_core.system import Gcx
 
 
 def render(snap: DashboardSnapshot) -> str:

@@ -20,9 +20,9 @@ from gcx_core.services import applications as app_service
 from gcx_core.services import documents as doc_service
 from gcx_core.services import notifications as outbox
 from gcx_core.services.queries import documents_of, get_application, list_applications
-from gcx_web.api import _responses
-from gcx_web.auth import current_actor, requires
-from gcx_web.filters import parse_filter
+from gcx_web.applicant.api import _responses
+from gcx_web.backoffice.filters import parse_filter
+from gcx_web.security.auth import current_actor, requires
 
 AppId = Annotated[int, PathParameter(description="The application's id")]
 DocId = Annotated[int, PathParameter(description="A document version's id")]

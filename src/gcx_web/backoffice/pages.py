@@ -19,10 +19,10 @@ from gcx_core.services import dashboard
 from gcx_core.services import documents as doc_service
 from gcx_core.services.queries import documents_of, get_application, list_applications, timeline
 from gcx_core.storage.documents import latest_versions
-from gcx_web.auth import current_actor, page_context, requires
+from gcx_web.backoffice.filters import parse_filter
 from gcx_web.errors import describe
-from gcx_web.filters import parse_filter
-from gcx_web.wire import dashboard_out
+from gcx_web.schemas import dashboard_out
+from gcx_web.security.auth import current_actor, page_context, requires
 
 STALE = (
     "Someone changed this application after you opened it. Nothing was saved: check the page "

@@ -22,10 +22,8 @@ from gcx_core.reference import COMMODITIES_BY_CODE, REGIONS_BY_CODE
 from gcx_core.services import applications as app_service
 from gcx_core.services import documents as doc_service
 from gcx_core.validation import validate_submission
-from gcx_web.api import applicant
-from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
-from gcx_web.errors import describe
-from gcx_web.forms import (
+from gcx_web.applicant.api import applicant
+from gcx_web.applicant.forms import (
     STEPS,
     STEPS_BY_SLUG,
     Step,
@@ -35,7 +33,9 @@ from gcx_web.forms import (
     merge,
     read_step,
 )
-from gcx_web.ratelimit import rate_limited
+from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
+from gcx_web.errors import describe
+from gcx_web.security.ratelimit import rate_limited
 
 DRAFT = "apply"
 

@@ -23,8 +23,7 @@ from gcx_core.services.submit import new_application
 from gcx_core.validation import validate_submission
 from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
 from gcx_web.errors import ErrorResponse
-from gcx_web.ratelimit import client_address, rate_limited
-from gcx_web.wire import (
+from gcx_web.schemas import (
     ApplicationIn,
     DocumentOut,
     OutstandingList,
@@ -36,6 +35,7 @@ from gcx_web.wire import (
     status_out,
     submitted_out,
 )
+from gcx_web.security.ratelimit import client_address, rate_limited
 
 CODE = Annotated[str, PathParameter(description="The tracking code, e.g. GCX-7K3Q-M9TD-X2HB")]
 REQUIREMENT = Annotated[str, PathParameter(description="A requirement code, e.g. tax_clearance")]

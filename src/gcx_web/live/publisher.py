@@ -1,7 +1,7 @@
-"""Live updates: domain events become channel messages; websockets subscribe to channels.
+"""Live updates: committed events become messages on topics that websockets follow.
 
-Messages are ``{type, seq, at, data}`` (DESIGN §5). Channels: ``dashboard``,
-``application:{id}`` and ``notifications``. Embedded, the channels live in the process; in
+Messages are ``{type, seq, at, data}``. Topics: ``dashboard``,
+``application:{id}`` and ``notifications``. Embedded, the topics live in the process; in
 scale-out they go through Redis pub/sub, so every web process hears every other's events.
 """
 
@@ -11,15 +11,12 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.memory import MemoryChannelsBackend
-from litestar.connection import ASGIConnection
 
 from gcx_core.events import (
     CountersChanged,
@@ -30,7 +27,8 @@ from gcx_core.events import (
 from gcx_core.plugins import hookimpl
 from gcx_core.services.dashboard import snapshot
 from gcx_core.workflow import TransitionEvent
-from gcx_web.wire import dashboard_out
+from gcx_web.live.sockets import Listeners
+from gcx_web.schemas import dashboard_out
 
 log = logging.getLogger(__name__)
 BACKLOG = 256  # per subscriber; the oldest messages go first when a client is slow
@@ -59,7 +57,7 @@ def make_channels(redis: Any | None) -> ChannelsPlugin:
 
 
 def describe_event(event: Any) -> tuple[str, dict[str, Any], list[str]] | None:
-    """The message type, data and channels for a committed event; None to stay silent."""
+    """The message type, data and topics for a committed event; None to stay silent."""
     if isinstance(event, TransitionEvent):
         data = {
             "application_id": event.application_id,
@@ -99,35 +97,17 @@ async def dashboard_data(gcx: Any, changes: list[dict[str, Any]]) -> dict[str, A
     return data
 
 
-class Listeners:
-    """How many websockets of this process follow each channel (`follow` counts them)."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-
-    @contextlib.contextmanager
-    def following(self, names: list[str]) -> Iterator[None]:
-        self.counts.update(names)
-        try:
-            yield
-        finally:
-            self.counts.subtract(names)
-            for name in names:
-                if self.counts[name] <= 0:
-                    del self.counts[name]
-
-
 class Publisher:
-    """A plugin: publishes every committed event to the channels that care about it.
+    """A plugin: publishes every committed event to the topics that care about it.
 
-    The `dashboard` channel gets snapshots only. The first event after a quiet spell is
+    The `dashboard` topic gets snapshots only. The first event after a quiet spell is
     published at once (in a task of its own, so the request that committed it is not held
     up); events that come while a snapshot is being made or within `THROTTLE` seconds after
     one share the next. So a lone action reaches the dashboards without waiting, and a burst
     costs one snapshot per `THROTTLE`, computed once for every subscriber. Each snapshot's
     `changes` list the transitions since the previous one, for pages that follow single rows.
 
-    With `listeners` (embedded: every listener is in this process) a message for a channel
+    With `listeners` (embedded: every listener is in this process) a message for a topic
     nobody follows is not built at all; through Redis, other processes may be listening.
     """
 
@@ -210,70 +190,10 @@ class Publisher:
             log.exception("could not publish %s", kind)
 
 
-def origin_allowed(
-    connection: ASGIConnection[Any, Any, Any, Any], allowed: tuple[str, ...]
-) -> bool:
-    """Refuse cross-site websocket upgrades: the Origin must be this site or an allowed one.
-
-    Browsers always send Origin on websocket upgrades; clients without one are not browsers
-    and cannot carry a victim's cookies.
-    """
-    origin = connection.headers.get("origin")
-    if origin is None:
-        return True
-    origin = origin.lower()
-    host = connection.headers.get("host", "").lower()
-    if host and origin in (f"http://{host}", f"https://{host}"):
-        return True
-    return origin in allowed
-
-
-async def follow(socket: Any, names: list[str], render: Any) -> None:
-    """Send `render(None)` now and `render(message)` for every message on `names`, until the
-    client goes away.
-
-    `render` may return None to send nothing. A reader task watches for the client's
-    disconnect, so a closed socket never keeps its subscription alive.
-    """
-    state = socket.app.state
-    with state.listeners.following(names):
-        await _forward(socket, state.channels, names, render)
-
-
-async def _forward(socket: Any, channels: ChannelsPlugin, names: list[str], render: Any) -> None:
-    from litestar.exceptions import WebSocketDisconnect
-
-    async with channels.start_subscription(names) as subscriber:
-        sender = asyncio.current_task()
-
-        async def watch() -> None:
-            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-                while True:
-                    await socket.receive_data(mode="text")
-            if sender is not None:
-                sender.cancel()
-
-        watcher = asyncio.create_task(watch())
-        try:
-            first = await render(None)
-            if first is not None:
-                await socket.send_data(first)
-            async for event in subscriber.iter_events():
-                payload = await render(event)
-                if payload is not None:
-                    await socket.send_data(payload)
-        except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
-            pass
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-
-
 class RedisPublish:
     """The one method of ChannelsPlugin the Publisher needs, straight to Redis pub/sub.
 
-    RedisChannelsPubSubBackend subscribes to channel names verbatim, so web processes receive
+    RedisChannelsPubSubBackend subscribes to topic names verbatim, so web processes receive
     these exactly as their own publishes.
     """
 
@@ -282,8 +202,8 @@ class RedisPublish:
         self._pending: set[asyncio.Task[Any]] = set()
 
     def publish(self, data: bytes, channels: list[str]) -> None:
-        for channel in channels:
-            task = asyncio.get_running_loop().create_task(self.redis.publish(channel, data))
+        for topic in channels:
+            task = asyncio.get_running_loop().create_task(self.redis.publish(topic, data))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 

@@ -12,15 +12,15 @@ from typing import Any
 import attrs
 from sqlalchemy.exc import IntegrityError
 
-from gcx_core.context import Gcx
 from gcx_core.entities import Actor, Application, User
 from gcx_core.events import CountersChanged, NotificationsQueued
 from gcx_core.exceptions import DuplicateApplicationError
 from gcx_core.storage import accounts as user_rows
-from gcx_core.storage import records
+from gcx_core.storage import bookkeeping
 from gcx_core.storage.database import Connection
 from gcx_core.storage.rows import insert_many
 from gcx_core.storage.tables import notifications, status_changes
+from gcx_core.system import Gcx
 from gcx_core.workflow import TransitionEvent
 
 Fired = list[tuple[Any, Application | None]]
@@ -72,7 +72,7 @@ async def record_many(gcx: Gcx, conn: Connection, items: list[Recorded]) -> list
 
     Returns, per transition, the events to fire once the transaction has committed.
     """
-    change_ids = await records.allocate_ids(conn, status_changes, len(items))
+    change_ids = await bookkeeping.allocate_ids(conn, status_changes, len(items))
     await insert_many(
         conn,
         status_changes,
@@ -99,7 +99,7 @@ async def record_many(gcx: Gcx, conn: Connection, items: list[Recorded]) -> list
     for i in items:
         old, new = _audit_values(i)
         audit.append(
-            records.audit_row(
+            bookkeeping.audit_row(
                 i.actor,
                 i.event.action,
                 "application",
@@ -109,7 +109,7 @@ async def record_many(gcx: Gcx, conn: Connection, items: list[Recorded]) -> list
                 after=new,
             )
         )
-    await records.add_audit(conn, audit)
+    await bookkeeping.add_audit(conn, audit)
 
     staff: list[User] = await user_rows.active_staff(conn)
     rows: list[dict[str, Any]] = []
@@ -141,7 +141,7 @@ async def record_many(gcx: Gcx, conn: Connection, items: list[Recorded]) -> list
             }
             for d in drafts
         )
-    notification_ids = await records.allocate_ids(conn, notifications, len(rows))
+    notification_ids = await bookkeeping.allocate_ids(conn, notifications, len(rows))
     if rows:
         for row, notification_id in zip(rows, notification_ids, strict=True):
             row["id"] = notification_id
@@ -149,14 +149,14 @@ async def record_many(gcx: Gcx, conn: Connection, items: list[Recorded]) -> list
 
     deltas: Counter[str] = Counter()
     if rows:
-        deltas[records.NOTIFICATION_PREFIX + "pending"] += len(rows)
+        deltas[bookkeeping.NOTIFICATION_PREFIX + "pending"] += len(rows)
     for i in items:
-        deltas[records.STATUS_PREFIX + i.after.status] += 1
+        deltas[bookkeeping.STATUS_PREFIX + i.after.status] += 1
         if i.before is not None and i.before.status:
-            deltas[records.STATUS_PREFIX + i.before.status] -= 1
+            deltas[bookkeeping.STATUS_PREFIX + i.before.status] -= 1
         else:
-            deltas[records.day_key(i.after.created_at)] += 1
-    await records.bump_counters(conn, deltas)
+            deltas[bookkeeping.day_key(i.after.created_at)] += 1
+    await bookkeeping.bump_counters(conn, deltas)
 
     fired: list[Fired] = []
     start = 0
