@@ -52,7 +52,7 @@ def make_broker(gcx: Gcx) -> AsyncBroker:
     """The broker the settings ask for: Redis streams in scale-out, in-memory otherwise."""
     url = gcx.settings.broker_url
     if not url:
-        return InMemoryBroker(max_async_tasks=EMBEDDED_IN_FLIGHT)
+        return InMemoryBroker(max_async_tasks=EMBEDDED_IN_FLIGHT, cast_types=False)
     from taskiq_redis import RedisStreamBroker
 
     return RedisStreamBroker(

@@ -7,6 +7,7 @@ from the domain validator); wrong types and unknown fields are refused while dec
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -221,6 +222,31 @@ def status_out(view: ApplicantView, titles: dict[str, str], labels: dict[str, st
         accepts_uploads=view.accepts_uploads,
         timeline=[describe_timeline(i, titles, labels) for i in view.timeline],
     )
+
+
+class StatusViews:
+    """Each applicant view's StatusOut, made once per view object.
+
+    gcx_core hands out the same view while an application's revision stands, so a status
+    looked up again is answered with the StatusOut made the first time. Views are found by
+    identity: a kept entry holds its view, so no other view can take its id.
+    """
+
+    def __init__(self, titles: dict[str, str], labels: dict[str, str], size: int = 1024) -> None:
+        self.titles = titles
+        self.labels = labels
+        self.size = size
+        self._made: OrderedDict[int, tuple[ApplicantView, StatusOut]] = OrderedDict()
+
+    def __call__(self, view: ApplicantView) -> StatusOut:
+        found = self._made.get(id(view))
+        if found is not None and found[0] is view:
+            return found[1]
+        out = status_out(view, self.titles, self.labels)
+        self._made[id(view)] = (view, out)
+        if len(self._made) > self.size:
+            self._made.popitem(last=False)
+        return out
 
 
 def outstanding_out(item: OutstandingItem) -> OutstandingOut:

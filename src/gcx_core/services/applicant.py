@@ -75,7 +75,7 @@ async def applicant_view(gcx: Gcx, code: str) -> ApplicantView:
         row = await app_rows.row_by_tracking_code(conn, normal)
         if row is None:
             raise NotFoundError("application", code)
-        key = (row["id"], row["revision"])
+        key = (row.id, row.revision)
         view = kept.get(key)
         if view is not None:
             kept.move_to_end(key)

@@ -155,10 +155,10 @@ async def get_by_tracking_code(conn: Connection, code: str) -> Application | Non
     return to_application(found[0]) if found else None
 
 
-async def row_by_tracking_code(conn: Connection, code: str) -> dict[str, Any] | None:
+async def row_by_tracking_code(conn: Connection, code: str) -> sa.Row[Any] | None:
     """The application's row as `to_application` reads it, with its `revision`."""
-    found = await dicts(conn, _BY_CODE, code=code)
-    return found[0] if found else None
+    row: sa.Row[Any] | None = (await conn.execute(_BY_CODE, {"code": code})).first()
+    return row
 
 
 async def touch(conn: Connection, app_id: int) -> None:

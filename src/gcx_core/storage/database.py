@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -97,6 +97,9 @@ class Database:
         self._pg = pg
         self.dialect = (sqlite or pg).dialect.name  # type: ignore[union-attr]
         self._write_lock = asyncio.Lock() if sqlite is not None else None
+        # SQLite: connections kept open between the loop's transactions (see _inline).
+        self._idle: list[sa.Connection] = []
+        self._keep = sqlite.pool.size() if sqlite is not None else 0  # type: ignore[attr-defined]
 
     @property
     def is_sqlite(self) -> bool:
@@ -147,7 +150,7 @@ class Database:
     async def read(self) -> AsyncIterator[Connection]:
         """A read transaction: one consistent view of the database."""
         if self._sqlite is not None:
-            with self._sqlite.connect() as conn, conn.begin():
+            with self._inline() as conn, conn.begin():
                 _sqlite_begin(conn, "BEGIN")
                 yield InlineConnection(conn)
             return
@@ -165,9 +168,24 @@ class Database:
             return
         assert self._write_lock is not None
         async with self._write_lock:
-            with self._sqlite.connect() as conn, conn.begin():
+            with self._inline() as conn, conn.begin():
                 await _begin_immediate(conn)
                 yield InlineConnection(conn)
+
+    @contextmanager
+    def _inline(self) -> Iterator[sa.Connection]:
+        """An SQLite connection for one transaction on the event loop, taken from the ones
+        kept open between transactions (SQLAlchemy's own pool hands connections across
+        threads, a cost the loop need not pay for each of its many short transactions)."""
+        assert self._sqlite is not None
+        conn = self._idle.pop() if self._idle else self._sqlite.connect()
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction() or conn.invalidated or len(self._idle) >= self._keep:
+                conn.close()
+            else:
+                self._idle.append(conn)
 
     async def snapshot(self, work: Callable[[sa.Connection], T]) -> T:
         """`work(connection)` in one read transaction, its SQL off the event loop.
@@ -189,6 +207,8 @@ class Database:
         return await asyncio.to_thread(run)
 
     async def dispose(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
         if self._sqlite is not None:
             self._sqlite.dispose()
         if self._pg is not None:

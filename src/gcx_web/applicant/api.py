@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import Request, Router, get, post
@@ -17,7 +17,7 @@ from gcx_core.entities import Actor
 from gcx_core.exceptions import ValidationError
 from gcx_core.services import applications as app_service
 from gcx_core.services import documents as doc_service
-from gcx_core.services.applicant import applicant_view
+from gcx_core.services.applicant import ApplicantView, applicant_view
 from gcx_core.services.queries import find_by_tracking_code
 from gcx_core.services.submit import new_application
 from gcx_core.validation import validate_submission
@@ -32,7 +32,6 @@ from gcx_web.schemas import (
     WithdrawIn,
     as_submission,
     outstanding_out,
-    status_out,
     submitted_out,
 )
 from gcx_web.security.ratelimit import client_address, rate_limited
@@ -58,9 +57,8 @@ def applicant(request: Request[Any, Any, Any]) -> Actor:
     return Actor.applicant(client_address(request, request.app.state.trusted_proxies))
 
 
-def status_of(request: ASGIConnection[Any, Any, Any, Any], view: Any) -> StatusOut:
-    state = request.app.state
-    return status_out(view, state.requirement_titles, state.status_labels)
+def status_of(request: ASGIConnection[Any, Any, Any, Any], view: ApplicantView) -> StatusOut:
+    return cast(StatusOut, request.app.state.status_views(view))
 
 
 @post(
