@@ -390,3 +390,22 @@ def test_outstanding_items_on_the_wire():
     assert missing.content_types == list(requirement.content_types)
     rejected = outstanding_out(OutstandingItem(requirement, "rejected", "blurred"))
     assert (rejected.reason, rejected.note) == ("rejected", "blurred")
+
+
+async def test_a_status_answer_is_made_once_per_view(gcx: Gcx) -> None:
+    """The StatusOut kept for a view is found by the view object itself, never by an equal one."""
+    import attrs
+
+    from gcx_core.entities import Actor
+    from gcx_core.services.applicant import applicant_view
+    from gcx_web.schemas import StatusViews
+
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    view = await applicant_view(gcx, app.tracking_code)
+    made = StatusViews({}, {"pending_review": "Pending review"}, size=2)
+    out = made(view)
+    assert made(view) is out and out.tracking_code == app.tracking_code
+    equal = attrs.evolve(view)
+    assert equal == view and made(equal) is not out
+    made(attrs.evolve(view))  # a third view: the first one's answer is let go
+    assert made(view) is not out
