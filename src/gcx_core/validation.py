@@ -47,6 +47,10 @@ def comparable_name(value: str) -> str:
     return "".join(ch for ch in decomposed.casefold() if ch.isalnum())
 
 
+# C0 and C1 control characters (line breaks and tabs are spacing, folded before this check).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 class _Reader:
     """Reads fields out of nested mappings, recording an error per bad field path."""
 
@@ -87,7 +91,9 @@ class _Reader:
             self.error(full, "must be text")
             return ""
         value = " ".join(value.split())
-        if required and not value:
+        if _CONTROL.search(value):
+            self.error(full, "must not contain control characters")
+        elif required and not value:
             self.error(full, "is required")
         elif len(value) > max_len:
             self.error(full, f"must be at most {max_len} characters")

@@ -401,7 +401,9 @@ class Deliverer:
                 "channel": "email",
                 "recipient": admin.email,
                 "template": ALERT_TYPE,
-                "dedupe_key": f"dead{n.id}.{n.attempts}:{admin.email}",
+                # Each death is its own event (a retried row can die again at the same attempt
+                # number), written once: only the attempt's own outcome write gets here.
+                "dedupe_key": f"dead{n.id}.{n.attempts}.{i}:{admin.id}",
                 "context": {
                     "failed_id": n.id,
                     "failed_type": n.type,

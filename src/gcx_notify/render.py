@@ -99,7 +99,9 @@ class Renderer:
         ctx = self.context(n)
         name = n.template or n.type
         try:
+            # A header: spacing folded and control characters dropped, whatever the data held.
             subject = " ".join(self.template(f"{name}/subject.txt").render(ctx).split())
+            subject = "".join(ch for ch in subject if ch.isprintable())
             ctx["subject"] = subject
             text = self.template(f"{name}/body.txt").render(ctx)
             html = self.template(f"{name}/body.html").render(ctx)

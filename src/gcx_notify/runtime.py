@@ -124,7 +124,7 @@ class Notifier:
     async def start(self, *, run_scheduler: bool | None = None, kick: bool = True) -> None:
         """Start the broker (and, embedded, the scheduler); then kick what is already due."""
         await self.broker.startup()
-        self.gcx.plugins.register(self, name=f"gcx_notify.notifier.{id(self)}")
+        self.gcx.plugins.register(self, name="gcx_notify.notifier")
         self._started = True
         if run_scheduler if run_scheduler is not None else self.embedded:
             self._scheduler_task = asyncio.create_task(

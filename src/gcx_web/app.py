@@ -164,7 +164,7 @@ def create_app(
         state.status_views = StatusViews(state.requirement_titles, state.status_labels)
         # Embedded, every listener is in this process: messages nobody follows are not built.
         publisher = Publisher(channels, running, listeners if redis is None else None)
-        pm.register(publisher, name=f"gcx_web.publisher.{id(publisher)}")
+        pm.register(publisher, name="gcx_web.publisher")
         try:
             async with contextlib.AsyncExitStack() as stack:
                 for service in pm.hook.gcx_process_services(gcx=running, role=role):

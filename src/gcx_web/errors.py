@@ -72,6 +72,12 @@ def describe(exc: Exception) -> tuple[ErrorBody, dict[str, str]]:
             return ErrorBody(status, code, _message(exc), _fields(exc)), {}
     if isinstance(exc, ValidationException):
         return _decode_error(exc), {}
+    if isinstance(exc, RecursionError) and "deserializing" in str(exc):
+        # msgspec gives up on JSON nested past Python's recursion limit: a malformed body.
+        return ErrorBody(400, "bad_request", "the request body is nested too deeply"), {}
+    if isinstance(exc, UnicodeDecodeError):
+        # A form field (a multipart part without a file name, say) whose bytes are not UTF-8.
+        return ErrorBody(400, "bad_request", "the request holds text that is not UTF-8"), {}
     if isinstance(exc, HTTPException):
         status = exc.status_code
         if status >= 500:
@@ -146,5 +152,7 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     ex.GcxError: handle,
     HTTPException: handle,
+    RecursionError: handle,
+    UnicodeDecodeError: handle,
     HTTP_500_INTERNAL_SERVER_ERROR: handle,
 }

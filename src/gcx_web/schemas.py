@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
+from litestar.params import PathParameter
 
 from gcx_core.entities import Application, DocumentVersion
 from gcx_core.reference import REJECTION_REASONS
@@ -19,6 +20,9 @@ from gcx_core.services.applicant import ApplicantView, OutstandingItem
 from gcx_core.services.queries import TimelineItem
 
 Text = Annotated[str, msgspec.Meta(max_length=5000)]
+# Row ids are 64-bit signed integers in both databases: a larger number names nothing.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, PathParameter(ge=1, le=MAX_ROW_ID, description="A row's id")]
 
 
 class _In(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

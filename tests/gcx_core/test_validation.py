@@ -95,6 +95,24 @@ def test_every_field_has_a_clear_error(path, value, error_path, message):
     assert any(message in m for m in errors[error_path]), errors[error_path]
 
 
+@pytest.mark.parametrize("bad", ["\x00", "\x07", "\x1b[31m", "\x7f", "\x9b"])
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [
+        ("business", "name"),
+        ("business", "address"),
+        ("contact", "email"),
+        ("declaration", "signer_name"),
+        ("next_of_kin", "full_name"),
+    ],
+)
+def test_control_characters_are_refused_in_text(bad, path, key):
+    data = make_submission()
+    data[path][key] = f"Adom{bad}Farms"
+    errors = errors_for(data)
+    assert any("control characters" in m for m in errors[f"{path}.{key}"]), errors
+
+
 def test_unknown_fields_are_refused():
     data = make_submission()
     data["surprise"] = 1

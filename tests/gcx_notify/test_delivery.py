@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from gcx_core.entities import Actor, Role
 from gcx_core.samples import make_submission
 from gcx_core.services import applications
+from gcx_core.services import notifications as outbox_service
 from gcx_core.storage import bookkeeping
 from gcx_core.storage.tables import notifications
 
@@ -152,3 +153,29 @@ def test_built_messages_parse_back_and_refuse_header_injection():
     )
     with pytest.raises(PermanentFailure):
         build_email(evil)
+
+
+async def test_a_retried_notification_that_dies_again_alerts_again_and_blocks_nothing(
+    gcx, gcx_staff, notifier, smtp_sink
+):
+    _, admin_actor = await gcx_staff(Role.ADMIN)
+    data = make_submission()
+    smtp_sink.refuse(data["contact"]["email"], "550 no such mailbox", "550 no such mailbox")
+    app = await applications.submit(gcx, data, APPLICANT)
+    await notifier.idle()
+    dead = next(r for r in await outbox(gcx) if r.recipient == app.contact.email)
+    assert dead.status == "dead"
+    # Sent again together with other mail: it dies again, at the same attempt number.
+    await outbox_service.retry_notifications(gcx, admin_actor, [dead.id])
+    other = await applications.submit(gcx, make_submission(), APPLICANT)
+    await notifier.sweep()
+    await notifier.idle()
+    rows = await outbox(gcx)
+    again = next(r for r in rows if r.id == dead.id)
+    assert (again.status, again.attempts) == ("dead", 1)
+    alerts = [
+        r for r in rows if r.type == "notification_dead" and r.context["failed_id"] == dead.id
+    ]
+    assert len(alerts) == 2 and {a.status for a in alerts} == {"sent"}
+    assert next(r for r in rows if r.recipient == other.contact.email).status == "sent"
+    assert not [r for r in rows if r.status in ("sending", "pending", "retrying")]

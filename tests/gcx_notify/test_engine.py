@@ -218,6 +218,16 @@ async def test_every_type_renders_with_its_context(gcx, kind):
     await notifier.stop()
 
 
+async def test_a_subject_never_carries_control_characters(gcx):
+    """A second line of defence behind validation: headers are built from user text."""
+    notifier = Notifier(gcx)
+    n = sample_notification("new_application", gcx.now())
+    n = attrs.evolve(n, context={**n.context, "business_name": "Adom\x00\x1b[2J\rFarms"})
+    message = notifier.renderer.render(n)
+    assert message.subject.isprintable() and "Adom" in message.subject
+    await notifier.stop()
+
+
 async def test_a_missing_variable_is_a_permanent_failure(gcx, smtp_sink):
     notifier = Notifier(gcx)
     await notifier.start(run_scheduler=False)

@@ -409,3 +409,50 @@ async def test_a_status_answer_is_made_once_per_view(gcx: Gcx) -> None:
     assert equal == view and made(equal) is not out
     made(attrs.evolve(view))  # a third view: the first one's answer is let go
     assert made(view) is not out
+
+
+async def test_control_characters_are_a_field_error_and_store_nothing(
+    client: httpx.AsyncClient, gcx: Gcx
+) -> None:
+    body = make_submission()
+    body["business"]["name"] = "Adom\x00Farms Ltd"
+    response = await client.post("/api/v1/applications", json=body)
+    assert response.status_code == 422
+    fields = response.json()["error"]["fields"]
+    assert any("control characters" in m for m in fields["business.name"])
+    async with gcx.database.read() as conn:
+        stored = await conn.execute(sa.select(sa.func.count()).select_from(applications))
+        assert stored.scalar_one() == 0
+
+
+@pytest.mark.parametrize("depth", [500, 1000, 5000])
+async def test_deeply_nested_json_is_a_400_on_every_json_route(
+    client: httpx.AsyncClient, depth: int
+) -> None:
+    body = b'{"a":' * depth + b"1" + b"}" * depth
+    code = await submit_json(client, make_submission())
+    for url in (
+        "/api/v1/applications",
+        f"/api/v1/applications/{code}/withdraw",
+        "/api/v1/applications/GCX-AAAA-BBBB-CCCC/withdraw",
+    ):
+        response = await client.post(
+            url, content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code in (400, 404), (url, response.text)
+        assert response.json()["error"]["status"] == response.status_code
+    assert (await client.get(f"/api/v1/applications/{code}")).json()["status"] == "pending_review"
+
+
+async def test_multipart_text_that_is_not_utf8_is_a_400(client: httpx.AsyncClient) -> None:
+    code = await submit_json(client, make_submission())
+    for url, files in (
+        ("/api/v1/applications/with-documents", {"application": ("", b"\xff", "text/plain")}),
+        (
+            f"/api/v1/applications/{code}/documents/tax_clearance",
+            {"file": ("", b"\xff\xfe", "application/pdf")},
+        ),
+    ):
+        response = await client.post(url, files=files)
+        assert response.status_code == 400, (url, response.text)
+        assert response.json()["error"]["code"] == "bad_request"

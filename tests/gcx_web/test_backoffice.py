@@ -436,3 +436,89 @@ async def test_admin_reopens(as_role: Any, gcx: Gcx) -> None:
         data={"_csrf_token": csrf_of(page.text), "version": "2", "comment": "withdrawn by mistake"},
     )
     assert done.status_code == 303
+
+
+async def test_the_staff_api_skips_csrf_only_for_a_valid_api_token(
+    as_role: Any, gcx: Gcx, staff: dict[Role, Any], app: Any
+) -> None:
+    """A session-authenticated call with some other Authorization header still needs CSRF."""
+    client = await as_role(Role.REVIEWER)
+    code = await submit_json(client, make_submission())
+    app_id = (await client.get("/api/v1/staff/applications")).json()["items"][0]["id"]
+    url = f"/api/v1/staff/applications/{app_id}/actions/start_review"
+    for header in ("Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "Token x"):
+        refused = await client.post(url, json={"version": 1}, headers={"authorization": header})
+        assert refused.status_code == 403, (header, refused.text)
+    assert (await client.get(f"/api/v1/applications/{code}")).json()["status"] == "pending_review"
+    # With the session's CSRF token the same call goes through.
+    csrf = client.cookies["gcx_csrf"]
+    done = await client.post(url, json={"version": 1}, headers={"x-csrftoken": csrf})
+    assert done.status_code == 200, done.text
+
+
+async def test_files_with_any_name_download(as_role: Any, gcx: Gcx) -> None:
+    """Names outside Latin-1 go in filename* (RFC 6266/5987), with an ASCII fallback."""
+    from urllib.parse import unquote
+
+    from gcx_core.entities import Actor
+
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    client = await as_role(Role.VIEWER)
+    for name, fallback in (
+        ("Документ №1.pdf", "No1.pdf"),
+        ("Tax certificate \u2013 2026.pdf", "Tax certificate  2026.pdf"),  # an en dash
+        ("plain.pdf", "plain.pdf"),
+    ):
+        doc = await doc_service.upload_document(
+            gcx, app.id, "tax_clearance", PDF, name, Actor.applicant()
+        )
+        for query, kind in (("", "attachment"), ("?view=1", "inline")):
+            file = await client.get(f"/backoffice/documents/{doc.id}/file{query}")
+            assert file.status_code == 200, (name, file.text)
+            header = file.headers["content-disposition"]
+            assert header.startswith(f'{kind}; filename="{fallback}"'), header
+            if name.isascii():
+                assert "filename*" not in header
+            else:
+                assert unquote(header.split("filename*=UTF-8''", 1)[1]) == doc.original_name
+
+
+async def test_a_new_staff_users_role_starts_at_the_least_privilege(as_role: Any) -> None:
+    client = await as_role(Role.ADMIN)
+    page = (await client.get("/backoffice/users")).text
+    select = re.search(r'<select id="nu-role" name="role" required>(.*?)</select>', page)
+    assert select, "the new-user form has a required role select"
+    assert re.findall(r"<option selected>(\w+)</option>", select.group(1)) == ["viewer"]
+
+
+async def test_the_plugins_page_names_built_in_plugins_stably(
+    as_role: Any, gcx: Gcx, app: Any
+) -> None:
+    client = await as_role(Role.ADMIN)
+    page = (await client.get("/backoffice/plugins")).text
+    assert "gcx_web.publisher" in page
+    assert not re.search(r"gcx_\w+\.\w+\.\d{6,}", page), "a plugin name carries an object id"
+
+
+async def test_ids_past_64_bits_are_a_4xx_on_every_staff_route(as_role: Any) -> None:
+    client = await as_role(Role.ADMIN)
+    big = 2**63
+    for url in (
+        f"/api/v1/staff/applications/{big}",
+        f"/backoffice/applications/{big}",
+        f"/backoffice/documents/{big}/file",
+        f"/backoffice/notifications/{big}",
+        f"/backoffice/applications?page={big}",
+        f"/backoffice/applications?reviewer={big}",
+        f"/api/v1/staff/applications?page={big}",
+        f"/api/v1/staff/applications?reviewer={big}",
+    ):
+        response = await client.get(url)
+        assert 400 <= response.status_code < 500, (url, response.status_code)
+    csrf = {"x-csrftoken": client.cookies["gcx_csrf"]}
+    for url in (
+        f"/api/v1/staff/applications/{big}/actions/start_review",
+        f"/api/v1/staff/documents/{big}/verify",
+    ):
+        response = await client.post(url, json={"version": 1}, headers=csrf)
+        assert response.status_code == 400, (url, response.status_code)

@@ -228,3 +228,21 @@ async def test_pages_carry_no_inline_script(client: httpx.AsyncClient) -> None:
         assert page.status_code == 200
         assert re.search(r"<script(?![^>]*\bsrc=)", page.text) is None, path
         assert " on" + "click=" not in page.text
+
+
+async def test_every_step_posted_empty_is_a_field_error(client: httpx.AsyncClient) -> None:
+    """Nothing filled in, nothing ticked, "Save and continue": field errors, never a 500."""
+    from gcx_web.applicant.forms import STEPS
+
+    data = make_submission()
+    for step in STEPS:
+        if step.slug == "review":
+            break
+        empty = await post_step(client, step.slug, {})
+        if step.slug == "documents":  # documents may follow after submitting
+            assert empty.status_code == 303, field_errors(empty.text)
+            continue
+        assert empty.status_code == 422, (step.slug, empty.status_code)
+        assert field_errors(empty.text), step.slug
+        filled = await post_step(client, step.slug, step_form(data, step.slug))
+        assert filled.status_code == 303, (step.slug, field_errors(filled.text))

@@ -229,7 +229,7 @@ def read_step(step: Step, form: Mapping[str, Any], getall: Any) -> dict[str, Any
         if field.name == "commodities_other":
             continue
         if field.kind == "checkboxes":
-            chosen = [v for v in getall(field.name) if isinstance(v, str) and v.strip()]
+            chosen = [v for v in getall(field.name, []) if isinstance(v, str) and v.strip()]
             other = str(form.get("commodities_other") or "")
             chosen += [part.strip() for part in other.split(",") if part.strip()]
             set_path(data, field.name, chosen)

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from litestar import Request, get, post
-from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from gcx_core.entities import STAFF_ROLES
@@ -17,6 +16,7 @@ from gcx_core.services import staff
 from gcx_core.services.accounts import create_user
 from gcx_core.services.queries import AuditFilter, audit_entries
 from gcx_web.errors import describe
+from gcx_web.schemas import RowId
 from gcx_web.security.auth import current_actor, page_context, requires
 
 VIEW = [requires("view")]
@@ -52,9 +52,7 @@ async def notifications_page(request: Request[Any, Any, Any]) -> Template:
 
 
 @get("/backoffice/notifications/{notification_id:int}", guards=VIEW, include_in_schema=False)
-async def notification_page(
-    request: Request[Any, Any, Any], notification_id: FromPath[int]
-) -> Template:
+async def notification_page(request: Request[Any, Any, Any], notification_id: RowId) -> Template:
     gcx = request.app.state.gcx
     item = await outbox.get_notification(gcx, notification_id)
     preview = await first_async(
@@ -179,9 +177,7 @@ async def user_create(request: Request[Any, Any, Any]) -> Template:
 
 
 @post("/backoffice/users/{user_id:int}", guards=ADMIN, include_in_schema=False)
-async def user_update(
-    request: Request[Any, Any, Any], user_id: FromPath[int]
-) -> Template | Redirect:
+async def user_update(request: Request[Any, Any, Any], user_id: RowId) -> Template | Redirect:
     gcx = request.app.state.gcx
     _, actor = await current_actor(request)
     form = await request.form()
@@ -195,7 +191,7 @@ async def user_update(
 
 
 @post("/backoffice/users/{user_id:int}/tokens", guards=ADMIN, include_in_schema=False)
-async def token_create(request: Request[Any, Any, Any], user_id: FromPath[int]) -> Template:
+async def token_create(request: Request[Any, Any, Any], user_id: RowId) -> Template:
     gcx = request.app.state.gcx
     _, actor = await current_actor(request)
     form = await request.form()
@@ -214,7 +210,7 @@ async def token_create(request: Request[Any, Any, Any], user_id: FromPath[int]) 
 
 
 @post("/backoffice/tokens/{token_id:int}/revoke", guards=ADMIN, include_in_schema=False)
-async def token_revoke(request: Request[Any, Any, Any], token_id: FromPath[int]) -> Redirect:
+async def token_revoke(request: Request[Any, Any, Any], token_id: RowId) -> Redirect:
     _, actor = await current_actor(request)
     await staff.revoke_api_token(request.app.state.gcx, token_id, actor)
     return Redirect("/backoffice/users", status_code=303)

@@ -22,16 +22,19 @@ from gcx_core.services import notifications as outbox
 from gcx_core.services.queries import documents_of, get_application, list_applications
 from gcx_web.applicant.api import _responses
 from gcx_web.backoffice.filters import parse_filter
-from gcx_web.security.auth import current_actor, requires
+from gcx_web.schemas import MAX_ROW_ID
+from gcx_web.security.auth import current_actor, requires, token_user
 
-AppId = Annotated[int, PathParameter(description="The application's id")]
-DocId = Annotated[int, PathParameter(description="A document version's id")]
+AppId = Annotated[int, PathParameter(ge=1, le=MAX_ROW_ID, description="The application's id")]
+DocId = Annotated[int, PathParameter(ge=1, le=MAX_ROW_ID, description="A document version's id")]
 
 
 async def csrf_for_sessions(connection: ASGIConnection[Any, Any, Any, Any], _: Any) -> None:
+    """Calls authenticated by the session cookie send its CSRF token; only a call that carries
+    a valid API token goes without (any other Authorization header counts for nothing here)."""
     if connection.scope.get("method") in ("GET", "HEAD", "OPTIONS"):
         return
-    if connection.headers.get("authorization"):
+    if await token_user(connection) is not None:  # an invalid token is a 401 already
         return
     cookie = connection.cookies.get("gcx_csrf", "")
     header = connection.headers.get("x-csrftoken", "")

@@ -8,6 +8,7 @@ from typing import Any
 
 from gcx_core.exceptions import ValidationError
 from gcx_core.services.queries import MAX_PER_PAGE, SORTS, ApplicationFilter
+from gcx_web.schemas import MAX_ROW_ID
 
 
 def _many(params: Any, name: str) -> tuple[str, ...]:
@@ -41,7 +42,7 @@ def parse_filter(params: Mapping[str, Any], *, per_page: int = 25) -> Applicatio
     if created_to is not None:
         created_to += timedelta(days=1)  # "to" is inclusive
     reviewer = one("reviewer")
-    if reviewer and not reviewer.isdigit():
+    if reviewer and not (reviewer.isdigit() and 0 < int(reviewer) <= MAX_ROW_ID):
         errors["reviewer"] = "must be a user id"
     sort = one("sort") or "-created_at"
     if sort.lstrip("-") not in SORTS:

@@ -21,8 +21,9 @@ from gcx_core.services.queries import documents_of, get_application, list_applic
 from gcx_core.storage.documents import latest_versions
 from gcx_web.backoffice.filters import parse_filter
 from gcx_web.errors import describe
-from gcx_web.schemas import dashboard_out
+from gcx_web.schemas import RowId, dashboard_out
 from gcx_web.security.auth import current_actor, page_context, requires
+from gcx_web.security.headers import content_disposition
 
 STALE = (
     "Someone changed this application after you opened it. Nothing was saved: check the page "
@@ -152,7 +153,7 @@ async def _detail(
 
 
 @get("/backoffice/applications/{app_id:int}", guards=VIEW, include_in_schema=False)
-async def application_page(request: Request[Any, Any, Any], app_id: FromPath[int]) -> Template:
+async def application_page(request: Request[Any, Any, Any], app_id: RowId) -> Template:
     return await _detail(request, app_id)
 
 
@@ -162,7 +163,7 @@ async def application_page(request: Request[Any, Any, Any], app_id: FromPath[int
     include_in_schema=False,
 )
 async def application_action(
-    request: Request[Any, Any, Any], app_id: FromPath[int], action: FromPath[str]
+    request: Request[Any, Any, Any], app_id: RowId, action: FromPath[str]
 ) -> Template | Redirect:
     gcx = request.app.state.gcx
     _, actor = await current_actor(request)
@@ -208,19 +209,16 @@ async def application_action(
 
 
 @get("/backoffice/documents/{document_id:int}/file", guards=VIEW, include_in_schema=False)
-async def document_file(
-    request: Request[Any, Any, Any], document_id: FromPath[int]
-) -> Response[bytes]:
+async def document_file(request: Request[Any, Any, Any], document_id: RowId) -> Response[bytes]:
     """The bytes of one version, for staff only, always as a download that cannot run."""
     _, actor = await current_actor(request)
     document, content = await doc_service.read_document(request.app.state.gcx, document_id, actor)
-    name = document.original_name.replace('"', "")
     disposition = "inline" if request.query_params.get("view") == "1" else "attachment"
     return Response(
         content,
         media_type=document.content_type,
         headers={
-            "Content-Disposition": f'{disposition}; filename="{name}"',
+            "Content-Disposition": content_disposition(disposition, document.original_name),
             "Content-Security-Policy": "sandbox; default-src 'none'",
             "Cache-Control": "private, no-store",
         },
@@ -229,7 +227,7 @@ async def document_file(
 
 @post("/backoffice/documents/{document_id:int}/review", guards=REVIEW, include_in_schema=False)
 async def document_review(
-    request: Request[Any, Any, Any], document_id: FromPath[int]
+    request: Request[Any, Any, Any], document_id: RowId
 ) -> Template | Redirect:
     gcx = request.app.state.gcx
     _, actor = await current_actor(request)
@@ -251,9 +249,7 @@ async def document_review(
 
 
 @get("/backoffice/applications/{app_id:int}/notifications", guards=VIEW, include_in_schema=False)
-async def application_notifications(
-    request: Request[Any, Any, Any], app_id: FromPath[int]
-) -> Redirect:
+async def application_notifications(request: Request[Any, Any, Any], app_id: RowId) -> Redirect:
     return Redirect(f"/backoffice/notifications?application={app_id}", status_code=303)
 
 

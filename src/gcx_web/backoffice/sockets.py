@@ -11,13 +11,13 @@ from typing import Any
 
 import msgspec
 from litestar import WebSocket, websocket
-from litestar.params import FromPath
 
 from gcx_core.exceptions import NotFoundError
 from gcx_core.services import dashboard
 from gcx_core.services.queries import get_application
 from gcx_web.live.publisher import LiveMessage, dashboard_data
 from gcx_web.live.sockets import follow, origin_allowed
+from gcx_web.schemas import RowId
 from gcx_web.security.auth import session_user
 
 
@@ -57,7 +57,7 @@ async def dashboard_socket(socket: WebSocket[Any, Any, Any]) -> None:
 
 
 @websocket("/ws/applications/{app_id:int}")
-async def application_socket(socket: WebSocket[Any, Any, Any], app_id: FromPath[int]) -> None:
+async def application_socket(socket: WebSocket[Any, Any, Any], app_id: RowId) -> None:
     if not await _admit(socket):
         return
     gcx = socket.app.state.gcx

@@ -219,7 +219,7 @@ async def redis_publishing(gcx: Any) -> Any:
     redis = Redis.from_url(gcx.settings.redis_url)
     sink = RedisPublish(redis)
     publisher = Publisher(sink, gcx)  # type: ignore[arg-type]
-    gcx.plugins.register(publisher, name=f"gcx_web.redis_publisher.{id(publisher)}")
+    gcx.plugins.register(publisher, name="gcx_web.redis_publisher")
     try:
         yield publisher
     finally:

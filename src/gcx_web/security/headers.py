@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
+from urllib.parse import quote
 
 # No inline script anywhere: scripts and styles come from /static only.
 CSP = (
@@ -36,3 +38,14 @@ def security_headers(app: Any) -> Any:
         await app(scope, receive, send_with_headers)
 
     return middleware
+
+
+def content_disposition(disposition: str, filename: str) -> str:
+    """A Content-Disposition value for any file name (RFC 6266): an ASCII ``filename`` for old
+    clients, and the name itself, UTF-8 and percent-encoded, as ``filename*``."""
+    plain = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    plain = "".join(ch if ch.isprintable() and ch not in '"\\' else "_" for ch in plain).strip()
+    value = f'{disposition}; filename="{plain or "document"}"'
+    if plain != filename:
+        value += f"; filename*=UTF-8''{quote(filename, safe='')}"
+    return value
