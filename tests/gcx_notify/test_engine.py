@@ -200,6 +200,7 @@ KINDS = [
     "rejected",
     "status_changed",
     "withdrawn",
+    "withdrawal_confirmed",
     "reopened",
     "notification_dead",
 ]

@@ -6,13 +6,14 @@ import json
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import sqlalchemy as sa
 
 from gcx_core.entities import Role
 from gcx_core.samples import make_submission
 from gcx_core.services import applications as app_service
-from gcx_core.storage.tables import applications, audit_log, documents
+from gcx_core.storage.tables import applications, audit_log, documents, notifications
 from gcx_core.system import Gcx
 from tests.gcx_core.pdfs import HTML, PDF, PNG
 from tests.gcx_web.conftest import submit_json
@@ -456,3 +457,50 @@ async def test_multipart_text_that_is_not_utf8_is_a_400(client: httpx.AsyncClien
         response = await client.post(url, files=files)
         assert response.status_code == 400, (url, response.text)
         assert response.json()["error"]["code"] == "bad_request"
+
+
+async def test_types_are_strict_and_the_body_is_json(client: httpx.AsyncClient, gcx: Gcx) -> None:
+    for value in ("true", 1):
+        body = make_submission()
+        body["declaration"]["agreed"] = value
+        response = await client.post("/api/v1/applications", json=body)
+        assert response.status_code == 400, response.text
+        assert "declaration.agreed" in response.json()["error"]["fields"]
+    as_text = await client.post(
+        "/api/v1/applications",
+        content=msgspec.json.encode(make_submission()),
+        headers={"content-type": "text/plain"},
+    )
+    assert as_text.status_code == 415
+    async with gcx.database.read() as conn:
+        stored = await conn.execute(sa.select(sa.func.count()).select_from(applications))
+        assert stored.scalar_one() == 0
+
+
+async def test_withdrawing_an_unknown_code_is_a_404_whatever_the_body(
+    client: httpx.AsyncClient,
+) -> None:
+    for body in (b"{", b'{"confirm": "yes"}', b'{"confirm": true}'):
+        response = await client.post(
+            "/api/v1/applications/GCX-AAAA-BBBB-CCCC/withdraw",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 404, (body, response.text)
+
+
+async def test_the_applicant_is_told_of_their_withdrawal(
+    client: httpx.AsyncClient, gcx: Gcx
+) -> None:
+    body = make_submission()
+    code = await submit_json(client, body)
+    response = await client.post(f"/api/v1/applications/{code}/withdraw", json={"confirm": True})
+    assert response.status_code == 200
+    async with gcx.database.read() as conn:
+        rows = await conn.execute(
+            sa.select(notifications.c.type).where(
+                notifications.c.recipient == body["contact"]["email"]
+            )
+        )
+        kinds = sorted(rows.scalars())
+    assert kinds == ["application_received", "withdrawal_confirmed"]

@@ -522,3 +522,19 @@ async def test_ids_past_64_bits_are_a_4xx_on_every_staff_route(as_role: Any) -> 
     ):
         response = await client.post(url, json={"version": 1}, headers=csrf)
         assert response.status_code == 400, (url, response.status_code)
+
+
+async def test_the_staff_api_is_strict_and_asks_strangers_to_sign_in(
+    client: httpx.AsyncClient, as_role: Any, gcx: Gcx
+) -> None:
+    url = "/api/v1/staff/applications/1/actions/start_review"
+    anonymous = await client.post(url, json={"version": 1})
+    assert anonymous.status_code == 401, anonymous.text
+    signed_in = await as_role(Role.REVIEWER)
+    await submit_json(signed_in, make_submission())
+    csrf = {"x-csrftoken": signed_in.cookies["gcx_csrf"]}
+    as_text = await signed_in.post(url, json={"version": "1"}, headers=csrf)
+    assert as_text.status_code == 400, as_text.text
+    assert "version" in as_text.json()["error"]["fields"]
+    done = await signed_in.post(url, json={"version": 1}, headers=csrf)
+    assert done.status_code == 200, done.text

@@ -19,6 +19,7 @@ APPLICANT_MESSAGES = {
     "request_documents": "documents_requested",
     "approve": "approved",
     "reject": "rejected",
+    "withdraw": "withdrawal_confirmed",
     "reopen": "reopened",
 }
 STAFF_MESSAGES = {

@@ -35,6 +35,7 @@ from gcx_web.schemas import (
     submitted_out,
 )
 from gcx_web.security.ratelimit import client_address, rate_limited
+from gcx_web.strict import in_turn, strict_json
 
 CODE = Annotated[str, PathParameter(description="The tracking code, e.g. GCX-7K3Q-M9TD-X2HB")]
 REQUIREMENT = Annotated[str, PathParameter(description="A requirement code, e.g. tax_clearance")]
@@ -64,7 +65,7 @@ def status_of(request: ASGIConnection[Any, Any, Any, Any], view: ApplicantView) 
 @post(
     "/",
     status_code=201,
-    before_request=rate_limited("submit"),
+    before_request=in_turn(rate_limited("submit"), strict_json(ApplicationIn)),
     responses=_responses(),
     summary="Submit an application",
 )
@@ -195,10 +196,15 @@ async def upload(
     return DocumentOut(doc.requirement_code, doc.version, doc.original_name, str(doc.review_status))
 
 
+async def application_exists(request: Request[Any, Any, Any]) -> None:
+    await find_by_tracking_code(request.app.state.gcx, request.path_params["tracking_code"])
+
+
 @post(
     "/{tracking_code:str}/withdraw",
     status_code=200,
-    before_request=rate_limited("lookup"),
+    # An unknown code is a 404 whatever the body holds.
+    before_request=in_turn(rate_limited("lookup"), application_exists, strict_json(WithdrawIn)),
     responses=_responses(),
     summary="Withdraw an application",
 )
@@ -207,7 +213,6 @@ async def withdraw(
 ) -> StatusOut:
     """Withdraw; the body must confirm it (`{"confirm": true}`)."""
     gcx = request.app.state.gcx
-    await find_by_tracking_code(gcx, tracking_code)
     if not data.confirm:
         raise ValidationError({"confirm": "confirm the withdrawal with true"})
     params = {"comment": data.comment} if data.comment else None

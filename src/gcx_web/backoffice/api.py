@@ -23,7 +23,8 @@ from gcx_core.services.queries import documents_of, get_application, list_applic
 from gcx_web.applicant.api import _responses
 from gcx_web.backoffice.filters import parse_filter
 from gcx_web.schemas import MAX_ROW_ID
-from gcx_web.security.auth import current_actor, requires, token_user
+from gcx_web.security.auth import LoginRequired, current_actor, requires, session_user, token_user
+from gcx_web.strict import strict_json
 
 AppId = Annotated[int, PathParameter(ge=1, le=MAX_ROW_ID, description="The application's id")]
 DocId = Annotated[int, PathParameter(ge=1, le=MAX_ROW_ID, description="A document version's id")]
@@ -36,6 +37,8 @@ async def csrf_for_sessions(connection: ASGIConnection[Any, Any, Any, Any], _: A
         return
     if await token_user(connection) is not None:  # an invalid token is a 401 already
         return
+    if await session_user(connection) is None:
+        raise LoginRequired("sign in first, or send an API token")
     cookie = connection.cookies.get("gcx_csrf", "")
     header = connection.headers.get("x-csrftoken", "")
     if not cookie or not hmac.compare_digest(cookie, header):
@@ -166,6 +169,7 @@ async def staff_detail(request: Request[Any, Any, Any], app_id: AppId) -> Detail
 
 @post(
     "/applications/{app_id:int}/actions/{action:str}",
+    before_request=strict_json(ActionIn),
     guards=REVIEW,
     status_code=200,
     responses=_responses(),
@@ -192,6 +196,7 @@ async def staff_action(
 
 @post(
     "/documents/{document_id:int}/verify",
+    before_request=strict_json(ReviewIn),
     guards=REVIEW,
     status_code=200,
     responses=_responses(),
@@ -205,6 +210,7 @@ async def staff_verify(
 
 @post(
     "/documents/{document_id:int}/reject",
+    before_request=strict_json(ReviewIn),
     guards=REVIEW,
     status_code=200,
     responses=_responses(),
@@ -237,6 +243,7 @@ async def _review(
 
 @post(
     "/notifications/retry",
+    before_request=strict_json(RetryIn),
     guards=ADMIN,
     status_code=200,
     responses=_responses(),
