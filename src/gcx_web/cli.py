@@ -7,11 +7,14 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import random
-import secrets
+import socket
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
+
+import attrs
 
 from gcx_core.cli import configure_logging, settings_from_args
 from gcx_core.exceptions import ConfigurationError
@@ -84,8 +87,27 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+def listening_at(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Links in mail point where this server listens, unless GCX_BASE_URL says otherwise."""
+    if os.environ.get("GCX_BASE_URL"):
+        return settings
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
+    host = f"[{host}]" if ":" in host else host
+    return attrs.evolve(settings, base_url=f"http://{host}:{args.port}")
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def serve(args: argparse.Namespace) -> int:
-    return _run(settings_from_args(args), args, "serve")
+    return _run(listening_at(settings_from_args(args), args), args, "serve")
 
 
 def web(args: argparse.Namespace) -> int:
@@ -95,31 +117,73 @@ def web(args: argparse.Namespace) -> int:
             "gcx web is for the scale-out mode and needs GCX_REDIS_URL; use `gcx serve` for "
             "the embedded mode"
         )
-    return _run(settings, args, "web")
+    return _run(listening_at(settings, args), args, "web")
+
+
+DEMO_ADMIN = "admin@demo.gcx.invalid"
 
 
 def demo(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
     from gcx_core.entities import Actor, Role
     from gcx_core.seed import seed_demo
-    from gcx_core.services.accounts import create_user
+    from gcx_core.services.accounts import (
+        RESET,
+        RESET_TTL,
+        create_user,
+        derive_token,
+        generate_password,
+        issue_token,
+        reset_password,
+    )
+    from gcx_core.services.staff import list_users
+    from gcx_core.storage.tables import applications
     from gcx_core.system import Gcx
 
-    settings = settings_from_args(args).with_secret_key()
+    if not port_free(args.host, args.port):  # before anything is written
+        print(
+            f"gcx demo: port {args.port} on {args.host} is in use. Pick another with --port, "
+            f"e.g. `gcx demo --port {args.port + 100}`. Nothing was changed.",
+            file=sys.stderr,
+        )
+        return 2
+    settings = listening_at(settings_from_args(args).with_secret_key(), args)
 
-    async def prepare() -> str | None:
+    async def prepare() -> tuple[str, str]:
         async with await Gcx.open(settings, migrate=True) as gcx:
-            if args.count:
+            async with gcx.database.read() as conn:
+                query = sa.select(sa.func.count()).select_from(applications)
+                stored = int((await conn.execute(query)).scalar_one())
+            if stored:
+                print(
+                    f"The demo database ({settings.data_dir}) already holds {stored:,} "
+                    "applications: nothing added. Delete that folder for a fresh demo."
+                )
+            elif args.count:
                 await seed_demo(settings, args.count, progress=sys.stderr.isatty())
-            email = f"admin-{secrets.token_hex(2)}@demo.gcx.invalid"
-            _, password = await create_user(gcx, email, Role.ADMIN, Actor.system("demo"))
-            return f"{email} / {password}"
+            password = generate_password()
+            system = Actor.system("demo")
+            known = [u for u in await list_users(gcx, system) if u.email == DEMO_ADMIN]
+            if not known:
+                await create_user(gcx, DEMO_ADMIN, Role.ADMIN, system, password=password)
+            else:  # a demo ran here before: the same admin, a new password
+                async with gcx.database.write() as conn:
+                    selector = await issue_token(gcx, conn, known[0].id, RESET, RESET_TTL)
+                token = derive_token(settings.secret_key, RESET, selector)
+                await reset_password(gcx, token, password)
+            return DEMO_ADMIN, password
 
-    login = asyncio.run(prepare())
-    print(f"Back office: http://{args.host}:{args.port}/backoffice/  sign in as {login}")
-    print("(the password is shown once; create more users with `gcx create-user`)")
+    email, password = asyncio.run(prepare())
     pm = make_plugin_manager(disabled=settings.disabled_plugins)
     if args.simulate:
         pm.register(Simulator(), name="gcx_web.demo.simulator")
+    print(
+        f"\n  Back office: {settings.base_url}/backoffice/\n"
+        f"  Sign in as:  {email}\n"
+        f"  Password:    {password}   (shown once; a new one on every `gcx demo`)\n",
+        flush=True,
+    )
     return _run(settings, args, "serve", pm)
 
 
