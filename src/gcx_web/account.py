@@ -12,8 +12,11 @@ from litestar.response import Redirect, Template
 from gcx_core.entities import STAFF_ROLES, Role, User
 from gcx_core.exceptions import AuthenticationError, TokenError, ValidationError
 from gcx_core.services.accounts import (
+    ACTIVATION,
+    RESET,
     activate_account,
     authenticate,
+    check_token,
     request_password_reset,
     reset_password,
 )
@@ -74,9 +77,23 @@ async def logout(request: Request[Any, Any, Any]) -> Redirect:
     return Redirect("/login", status_code=303)
 
 
+async def _link_page(
+    request: Request[Any, Any, Any], token: str, purpose: str, reset: bool = False
+) -> Template:
+    """The password form of a link, or at once, for a used or expired link, how to get a new one."""
+    context: dict[str, Any] = {"token": token, "errors": {}, "reset": reset}
+    try:
+        await check_token(request.app.state.gcx, token, purpose)
+    except TokenError:
+        return Template(
+            "account/activate.html", context={**context, "token": "", "dead": True}, status_code=410
+        )
+    return Template("account/activate.html", context=context)
+
+
 @get("/activate/{token:str}", include_in_schema=False)
-async def activate_form(token: FromPath[str]) -> Template:
-    return Template("account/activate.html", context={"token": token, "errors": {}})
+async def activate_form(request: Request[Any, Any, Any], token: FromPath[str]) -> Template:
+    return await _link_page(request, token, ACTIVATION)
 
 
 async def _set_password(
@@ -156,8 +173,8 @@ async def reset_request(request: Request[Any, Any, Any]) -> Template:
 
 
 @get("/reset/{token:str}", include_in_schema=False)
-async def reset_form(token: FromPath[str]) -> Template:
-    return Template("account/activate.html", context={"token": token, "errors": {}, "reset": True})
+async def reset_form(request: Request[Any, Any, Any], token: FromPath[str]) -> Template:
+    return await _link_page(request, token, RESET, reset=True)
 
 
 @post("/reset/{token:str}", include_in_schema=False, before_request=rate_limited("login"))

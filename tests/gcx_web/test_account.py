@@ -11,7 +11,7 @@ from gcx_core.entities import Actor, Role
 from gcx_core.samples import make_submission
 from gcx_core.services import applications as app_service
 from gcx_core.services import documents as doc_service
-from gcx_core.services.accounts import ACTIVATION, derive_token
+from gcx_core.services.accounts import ACTIVATION, RESET, derive_token, request_password_reset
 from gcx_core.storage.tables import notifications
 from gcx_core.system import Gcx
 from tests.gcx_core.pdfs import PDF
@@ -81,8 +81,12 @@ async def test_activation_then_the_supplier_portal(
         },
     )
     assert again.status_code == 400
-    wrong = await client.get("/activate/not-a-token")
-    assert wrong.status_code == 200  # the form; the token is checked when used
+    # A used or unknown link says so at once, and how to get a new one: no password form.
+    for dead in (token, "not-a-token"):
+        page = await client.get(f"/activate/{dead}")
+        assert page.status_code == 410
+        assert "used already or has expired" in page.text and 'href="/password-reset"' in page.text
+        assert 'name="password"' not in page.text
     # Signing in again with the chosen password leads to the portal.
     page = await client.get("/login")
     signed = await client.post(
@@ -157,3 +161,34 @@ async def test_password_reset_by_single_use_link(
         },
     )
     assert signed.headers["location"] == "/backoffice/"
+
+
+async def test_an_expired_activation_link_can_be_replaced_by_a_reset_link(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any, gcx_clock: Any
+) -> None:
+    _, reviewer = await gcx_staff(Role.REVIEWER)
+    app, token = await approved_token(gcx, reviewer)
+    gcx_clock.advance(hours=gcx.settings.activation_ttl_hours + 1)
+    expired = await client.get(f"/activate/{token}")
+    assert expired.status_code == 410 and 'name="password"' not in expired.text
+    # The supplier never activated: asking for a reset link sends one, which activates.
+    await request_password_reset(gcx, app.contact.email)
+    async with gcx.database.read() as conn:
+        context = (
+            await conn.execute(
+                sa.select(notifications.c.context).where(notifications.c.type == "password_reset")
+            )
+        ).scalar_one()
+    reset = derive_token(gcx.settings.secret_key, RESET, context["reset_selector"])
+    form = await client.get(f"/reset/{reset}")
+    assert form.status_code == 200 and 'name="password"' in form.text
+    done = await client.post(
+        f"/reset/{reset}",
+        data={
+            "_csrf_token": csrf_of(form.text),
+            "password": "a long enough password",
+            "password_again": "a long enough password",
+        },
+    )
+    assert done.status_code == 303
+    assert (await client.get(f"/reset/{reset}")).status_code == 410

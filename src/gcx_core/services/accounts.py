@@ -11,7 +11,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
@@ -268,6 +268,28 @@ async def open_supplier_account(
     )
 
 
+def _usable(row: Any, purpose: str, now: datetime) -> bool:
+    return (
+        row is not None
+        and row.purpose == purpose
+        and row.used_at is None
+        and row.expires_at is not None
+        and row.expires_at > now
+    )
+
+
+async def check_token(gcx: Gcx, token: str, purpose: str) -> None:
+    """Raise TokenError unless `token` is an unused, unexpired link for `purpose`; reads only."""
+    async with gcx.database.read() as conn:
+        row = (
+            await conn.execute(
+                sa.select(user_tokens).where(user_tokens.c.token_hash == _token_hash(token or ""))
+            )
+        ).first()
+    if not _usable(row, purpose, gcx.now()):
+        raise TokenError("this link is invalid, already used or expired")
+
+
 async def use_token(
     gcx: Gcx, token: str, purpose: str, password: str, *, client_address: str | None = None
 ) -> User:
@@ -281,13 +303,7 @@ async def use_token(
                 sa.select(user_tokens).where(user_tokens.c.token_hash == _token_hash(token or ""))
             )
         ).first()
-        if (
-            row is None
-            or row.purpose != purpose
-            or row.used_at is not None
-            or row.expires_at is None
-            or row.expires_at <= now
-        ):
+        if not _usable(row, purpose, now):
             raise TokenError("this link is invalid, already used or expired")
         await conn.execute(
             user_tokens.update().where(user_tokens.c.id == row.id).values(used_at=now)
@@ -324,8 +340,9 @@ def reset_link(gcx: Gcx, selector: str) -> str:
 async def request_password_reset(
     gcx: Gcx, email: str, *, client_address: str | None = None
 ) -> None:
-    """Email a single-use reset link to an active account with this email; say nothing either
-    way, so the answer never tells whether an account exists."""
+    """Email a single-use reset link to an active account with this email, or to a supplier
+    account never activated (its activation link may have expired: the reset activates it);
+    say nothing either way, so the answer never tells whether an account exists."""
     from gcx_core.events import NotificationsQueued
     from gcx_core.storage.tables import notifications
 
@@ -333,7 +350,10 @@ async def request_password_reset(
     now = gcx.now()
     async with gcx.database.write() as conn:
         user = await user_rows.get_by_email(conn, email)
-        if user is None or not user.is_active or user.password_hash is None:
+        if user is None:
+            return
+        never_activated = user.role is Role.SUPPLIER and user.password_hash is None
+        if not never_activated and (not user.is_active or user.password_hash is None):
             return
         selector = await issue_token(gcx, conn, user.id, RESET, RESET_TTL)
         result = await conn.execute(
