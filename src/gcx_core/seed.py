@@ -25,7 +25,7 @@ from gcx_core.entities import (
     ReviewStatus,
     TeamMember,
 )
-from gcx_core.reference import BUSINESS_TYPES, COMMODITIES, REGIONS, REJECTION_REASONS
+from gcx_core.reference import BUSINESS_TYPES, COMMODITIES, REJECTION_REASONS
 from gcx_core.services.dashboard import reconcile_counters
 from gcx_core.settings import Settings
 from gcx_core.storage.applications import row_values
@@ -83,7 +83,25 @@ WORDS = (
     "Evergreen",
 )
 KINDS = ("Farms", "Agro", "Grains", "Foods", "Traders", "Cooperative", "Produce", "Agribusiness")
-CITIES = ("Accra", "Kumasi", "Tamale", "Takoradi", "Cape Coast", "Ho", "Sunyani", "Bolgatanga")
+# Each region's capital, so a sample address is somewhere real.
+CITIES = (
+    ("Kumasi", "AH"),
+    ("Sunyani", "BA"),
+    ("Techiman", "BE"),
+    ("Goaso", "AF"),
+    ("Cape Coast", "CP"),
+    ("Koforidua", "EP"),
+    ("Accra", "AA"),
+    ("Nalerigu", "NE"),
+    ("Tamale", "NP"),
+    ("Dambai", "OT"),
+    ("Damongo", "SV"),
+    ("Bolgatanga", "UE"),
+    ("Wa", "UW"),
+    ("Ho", "TV"),
+    ("Sekondi-Takoradi", "WP"),
+    ("Sefwi Wiawso", "WN"),
+)
 TINY_PDF = (
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[]"
     b"/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
@@ -103,6 +121,7 @@ def make_application(
     rng: random.Random, app_id: int, tag: str, now: Any
 ) -> tuple[Application, list[dict[str, Any]]]:
     status, steps = _pick_path(rng)
+    city, region = rng.choice(CITIES)
     person = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
     name = f"{rng.choice(WORDS)} {rng.choice(WORDS)} {rng.choice(KINDS)} {app_id}"
     created = now - timedelta(seconds=rng.randint(3600, 60 * 86400))
@@ -123,7 +142,8 @@ def make_application(
                 "comment": "",
             }
         )
-        at = at + timedelta(hours=rng.randint(1, 96))
+        # The next step comes some time after this one, never after now.
+        at = at + min(timedelta(hours=rng.randint(1, 96)), (now - at) * rng.uniform(0.1, 0.6))
     last = changes[-1]["at"]
     app = Application(
         id=app_id,
@@ -136,13 +156,13 @@ def make_application(
             f"CS{app_id:08d}",
             f"S{tag}{app_id:09d}",
             f"{rng.randint(1, 200)} Market Street",
-            rng.choice(CITIES),
-            rng.choice(REGIONS).code,
+            city,
+            region,
             "GA-100",
         ),
         contact=Contact(phone, f"contact{app_id}.{tag.lower()}@example.com"),
         commodities=commodities,
-        warehouse_location=f"Warehouse {app_id % 97}, {rng.choice(CITIES)}",
+        warehouse_location=f"Warehouse {app_id % 97}, {city}",
         team_members=(TeamMember(person, "Director", phone),),
         next_of_kin=NextOfKin(f"{rng.choice(FIRST)} {rng.choice(LAST)}", "Sibling", phone),
         primary_account=BankAccount("GCB Bank", name, f"{rng.randint(10**9, 10**10 - 1)}"),

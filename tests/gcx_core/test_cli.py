@@ -82,6 +82,25 @@ def test_seed_demo_fills_every_state(tmp_path):
 
     snap = asyncio.run(check())
     assert snap.total == 300
+    # Sample data is plausible: nothing happened in the future, every city is in its region.
+    import sqlite3
+    from datetime import UTC, datetime
+
+    from gcx_core.seed import CITIES
+
+    now = datetime.now(UTC).replace(tzinfo=None).isoformat(" ")
+    with sqlite3.connect(tmp_path / "data" / "gcx.db") as db:
+        latest = db.execute(
+            "SELECT max(updated_at), max(status_changed_at), max(created_at) FROM applications"
+        ).fetchone()
+        assert all(value <= now for value in latest), (latest, now)
+        assert db.execute("SELECT max(at) FROM status_changes").fetchone()[0] <= now
+        pairs = set(
+            db.execute(
+                "SELECT json_extract(details, '$.business.city'), region FROM applications"
+            ).fetchall()
+        )
+    assert pairs <= set(CITIES), pairs - set(CITIES)
     assert all(s.count > 0 for s in snap.statuses), snap.statuses
     assert sum(round(s.percent * 10) for s in snap.statuses) == 1000  # exactly 100.0 in tenths
     assert round(sum(s.percent for s in snap.statuses), 1) == 100.0
