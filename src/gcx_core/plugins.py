@@ -91,6 +91,18 @@ def check_plugin_manager(pm: pluggy.PluginManager) -> None:
                 )
 
 
+def register_named(pm: pluggy.PluginManager, plugin: object, name: str) -> str:
+    """Register `plugin` as `name`, or `name.2`, `name.3`... when instances of the same kind
+    are registered at once (a worker's notifier beside its process service's); returns the
+    name used. Stable names, unlike pluggy's default of the object's id."""
+    candidate, n = name, 1
+    while pm.has_plugin(candidate):
+        n += 1
+        candidate = f"{name}.{n}"
+    pm.register(plugin, name=candidate)
+    return candidate
+
+
 async def call_async(
     caller: pluggy.HookCaller, *, isolate: bool = False, **kwargs: Any
 ) -> list[Any]:

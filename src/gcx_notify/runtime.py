@@ -23,7 +23,7 @@ from taskiq.exceptions import ScheduledTaskCancelledError
 from taskiq.schedule_sources import LabelScheduleSource
 
 from gcx_core.events import NotificationsQueued
-from gcx_core.plugins import hookimpl
+from gcx_core.plugins import hookimpl, register_named
 from gcx_core.services.dashboard import reconcile_counters
 from gcx_core.storage import bookkeeping
 from gcx_core.storage.tables import job_runs, notifications
@@ -124,7 +124,7 @@ class Notifier:
     async def start(self, *, run_scheduler: bool | None = None, kick: bool = True) -> None:
         """Start the broker (and, embedded, the scheduler); then kick what is already due."""
         await self.broker.startup()
-        self.gcx.plugins.register(self, name="gcx_notify.notifier")
+        register_named(self.gcx.plugins, self, "gcx_notify.notifier")
         self._started = True
         if run_scheduler if run_scheduler is not None else self.embedded:
             self._scheduler_task = asyncio.create_task(

@@ -22,7 +22,7 @@ from litestar.stores.memory import MemoryStore
 from litestar.template import TemplateConfig
 
 from gcx_core.exceptions import ConfigurationError
-from gcx_core.plugins import make_plugin_manager
+from gcx_core.plugins import make_plugin_manager, register_named
 from gcx_core.settings import Settings
 from gcx_core.system import Gcx
 from gcx_web import plugin as web_plugin
@@ -164,7 +164,7 @@ def create_app(
         state.status_views = StatusViews(state.requirement_titles, state.status_labels)
         # Embedded, every listener is in this process: messages nobody follows are not built.
         publisher = Publisher(channels, running, listeners if redis is None else None)
-        pm.register(publisher, name="gcx_web.publisher")
+        register_named(pm, publisher, "gcx_web.publisher")
         try:
             async with contextlib.AsyncExitStack() as stack:
                 for service in pm.hook.gcx_process_services(gcx=running, role=role):

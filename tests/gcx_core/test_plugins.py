@@ -384,3 +384,14 @@ def test_plugins_add_their_own_hookspecs():
 
     pm = make_plugin_manager(plugins=[Defines(), Implements()], load_entry_points=False)
     assert pm.hook.gcx_loyalty_points(application_id=4) == [40]
+
+
+def test_instances_of_one_kind_get_stable_numbered_names():
+    from gcx_core.plugins import register_named
+
+    pm = make_plugin_manager(load_entry_points=False)
+    first, second, third = object(), object(), object()
+    assert register_named(pm, first, "gcx_x.thing") == "gcx_x.thing"
+    assert register_named(pm, second, "gcx_x.thing") == "gcx_x.thing.2"
+    pm.unregister(first)
+    assert register_named(pm, third, "gcx_x.thing") == "gcx_x.thing"

@@ -271,6 +271,7 @@ async def test_list_search_filters_and_csv(as_role: Any, gcx: Gcx) -> None:
     assert bad.status_code == 422
     export = await client.get("/backoffice/applications/export.csv", params={"region": "AA"})
     assert export.status_code == 200
+    assert export.headers["content-type"] == "text/csv; charset=utf-8"
     lines = export.text.strip().splitlines()
     assert lines[0].startswith("tracking_code,business_name")
     assert len(lines) == 2  # exactly the filtered set

@@ -82,10 +82,18 @@ async def test_the_whole_form(client: httpx.AsyncClient, gcx: Gcx) -> None:
     assert "tax.pdf" in review.text
     assert await count(gcx, applications) == 0  # nothing is stored before the final submit
 
-    done = await client.post("/apply/submit", data={"_csrf_token": csrf_of(review.text)})
-    assert done.status_code == 201
+    submitted = await client.post("/apply/submit", data={"_csrf_token": csrf_of(review.text)})
+    assert submitted.status_code == 303 and submitted.headers["location"] == "/apply/done"
+    done = await client.get("/apply/done")
+    assert done.status_code == 200
     code = re.search(r'id="tracking-code">([^<]+)<', done.text).group(1)  # type: ignore[union-attr]
     assert data["contact"]["email"] in done.text
+    assert "Documents received: 1." in done.text
+    # Reloading the confirmation (or the submit address) shows the code again; nothing is
+    # submitted twice.
+    assert code in (await client.get("/apply/done")).text
+    again = await client.get("/apply/submit")
+    assert again.status_code == 303 and again.headers["location"] == "/apply/done"
     async with gcx.database.read() as conn:
         row = (await conn.execute(sa.select(applications))).one()
         types = set((await conn.execute(sa.select(notifications.c.type))).scalars())
@@ -246,3 +254,12 @@ async def test_every_step_posted_empty_is_a_field_error(client: httpx.AsyncClien
         assert field_errors(empty.text), step.slug
         filled = await post_step(client, step.slug, step_form(data, step.slug))
         assert filled.status_code == 303, (step.slug, field_errors(filled.text))
+
+
+async def test_the_confirmation_needs_a_submission_from_this_browser(
+    client: httpx.AsyncClient,
+) -> None:
+    nothing = await client.get("/apply/done")
+    assert nothing.status_code == 303 and nothing.headers["location"] == "/track"
+    fresh = await client.get("/apply/submit")
+    assert fresh.status_code == 303 and fresh.headers["location"] == "/apply"

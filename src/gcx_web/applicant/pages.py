@@ -21,6 +21,7 @@ from gcx_core.exceptions import DocumentError, DuplicateApplicationError, Valida
 from gcx_core.reference import COMMODITIES_BY_CODE, REGIONS_BY_CODE
 from gcx_core.services import applications as app_service
 from gcx_core.services import documents as doc_service
+from gcx_core.services.queries import documents_of, find_by_tracking_code
 from gcx_core.validation import validate_submission
 from gcx_web.applicant.api import applicant
 from gcx_web.applicant.forms import (
@@ -38,6 +39,8 @@ from gcx_web.errors import describe
 from gcx_web.security.ratelimit import rate_limited
 
 DRAFT = "apply"
+# What this browser session last submitted, so that the confirmation page can be shown again.
+SUBMITTED = "apply_submitted"
 
 
 def _draft(request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -251,12 +254,36 @@ async def apply_submit(request: Request[Any, Any, Any]) -> Template | Redirect:
         uploaded.append(
             await doc_service.upload_document(gcx, app.id, code, content, info["name"], actor)
         )
-    _discard(request)
+    session = dict(request.session or {})
+    session.pop(DRAFT, None)
+    session[SUBMITTED] = {"code": app.tracking_code, "documents": [d.id for d in uploaded]}
+    request.set_session(session)
+    # Post/redirect/get: reloading the confirmation shows it again instead of posting again.
+    return Redirect("/apply/done", status_code=303)
+
+
+@get("/apply/done", include_in_schema=False)
+async def apply_done(request: Request[Any, Any, Any]) -> Template | Redirect:
+    """The confirmation of what this browser session submitted last, with its tracking code."""
+    submitted = (request.session or {}).get(SUBMITTED)
+    if not isinstance(submitted, dict):
+        return Redirect("/track", status_code=303)
+    gcx = request.app.state.gcx
+    app = await find_by_tracking_code(gcx, submitted["code"])
+    kept = set(submitted.get("documents", []))
+    uploaded = [d for d in await documents_of(gcx, app.id) if d.id in kept]
     return Template(
         "apply/done.html",
         context={"application": app, "documents": uploaded, "email": app.contact.email},
-        status_code=201,
     )
+
+
+@get("/apply/submit", include_in_schema=False)
+async def apply_submit_again(request: Request[Any, Any, Any]) -> Redirect:
+    """A reload or a bookmark of the submit address: the confirmation, or the form."""
+    if isinstance((request.session or {}).get(SUBMITTED), dict):
+        return Redirect("/apply/done", status_code=303)
+    return Redirect("/apply", status_code=303)
 
 
 @post("/apply/restart", include_in_schema=False)
@@ -265,4 +292,13 @@ async def apply_restart(request: Request[Any, Any, Any]) -> Redirect:
     return Redirect("/apply", status_code=303)
 
 
-HANDLERS = [home, apply_start, apply_step, apply_submit, apply_restart, apply_save]
+HANDLERS = [
+    home,
+    apply_start,
+    apply_done,
+    apply_submit_again,
+    apply_step,
+    apply_submit,
+    apply_restart,
+    apply_save,
+]

@@ -113,7 +113,7 @@ async def export_csv(request: Request[Any, Any, Any]) -> Stream:
 
     return Stream(
         rows(),
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",  # Litestar adds "; charset=utf-8" to text types
         headers={"Content-Disposition": 'attachment; filename="applications.csv"'},
     )
 

@@ -24,7 +24,7 @@ from gcx_core.events import (
     DocumentUploaded,
     NotificationDelivery,
 )
-from gcx_core.plugins import hookimpl
+from gcx_core.plugins import hookimpl, register_named
 from gcx_core.services.dashboard import snapshot
 from gcx_core.workflow import TransitionEvent
 from gcx_web.live.sockets import Listeners
@@ -219,7 +219,7 @@ async def redis_publishing(gcx: Any) -> Any:
     redis = Redis.from_url(gcx.settings.redis_url)
     sink = RedisPublish(redis)
     publisher = Publisher(sink, gcx)  # type: ignore[arg-type]
-    gcx.plugins.register(publisher, name="gcx_web.redis_publisher")
+    register_named(gcx.plugins, publisher, "gcx_web.redis_publisher")
     try:
         yield publisher
     finally:
