@@ -5,7 +5,10 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from litestar import Litestar
+
+from gcx_core.system import Gcx
 
 
 @pytest.fixture(name="gcx_database_url")
@@ -80,3 +83,20 @@ async def post_step(
     return await client.post(
         f"/apply/{step}", data={"_csrf_token": csrf_of(page.text), **fields}, files=files
     )
+
+
+UNKNOWN = "GCX-0000-0000-0000"
+
+
+async def count(gcx: Gcx, table: sa.Table) -> int:
+    async with gcx.database.read() as conn:
+        return int((await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one())
+
+
+def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["status"] == status
+    assert body["error"]["message"]
+    return body["error"]

@@ -16,9 +16,7 @@ from gcx_core.services import applications as app_service
 from gcx_core.storage.tables import applications, audit_log, documents, notifications
 from gcx_core.system import Gcx
 from tests.gcx_core.pdfs import HTML, PDF, PNG
-from tests.gcx_web.conftest import submit_json
-
-UNKNOWN = "GCX-0000-0000-0000"
+from tests.gcx_web.conftest import UNKNOWN, count, error_of, submit_json
 
 
 @pytest.fixture(name="gcx_database_url", params=["sqlite", "postgresql"])
@@ -26,20 +24,6 @@ def _every_database(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return request.getfixturevalue("gcx_sqlite_database_url")
     return request.getfixturevalue("gcx_postgres_database_url")
-
-
-async def count(gcx: Gcx, table: sa.Table) -> int:
-    async with gcx.database.read() as conn:
-        return int((await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one())
-
-
-def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert body["error"]["status"] == status
-    assert body["error"]["message"]
-    return body["error"]
 
 
 async def test_submit_then_status(client: httpx.AsyncClient) -> None:

@@ -12,8 +12,7 @@ from gcx_core.storage.tables import applications, documents
 from gcx_core.system import Gcx
 from gcx_web.config import WebConfig, parse_rate_limits
 from tests.gcx_core.pdfs import PDF
-from tests.gcx_web.conftest import submit_json
-from tests.gcx_web.test_api import UNKNOWN, count, error_of
+from tests.gcx_web.conftest import UNKNOWN, count, error_of, submit_json
 
 
 @pytest.fixture(name="gcx_settings")

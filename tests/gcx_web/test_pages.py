@@ -14,12 +14,7 @@ from gcx_core.services import applications as app_service
 from gcx_core.storage.tables import applications, documents, notifications
 from gcx_core.system import Gcx
 from tests.gcx_core.pdfs import HTML, PDF
-from tests.gcx_web.conftest import csrf_of, field_errors, post_step, step_form, submit_json
-
-
-async def count(gcx: Gcx, table: sa.Table) -> int:
-    async with gcx.database.read() as conn:
-        return int((await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one())
+from tests.gcx_web.conftest import count, csrf_of, field_errors, post_step, step_form, submit_json
 
 
 async def test_the_whole_form(client: httpx.AsyncClient, gcx: Gcx) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import attrs
+import sqlalchemy as sa
 
 from gcx_core.entities import (
     Actor,
@@ -137,6 +138,18 @@ async def upload_document(
     assert document is not None
     await gcx.fire([(DocumentUploaded(app.id, requirement_code, doc_id, version, now), None)])
     return document
+
+
+async def discard_files(gcx: Gcx, keys: set[str]) -> None:
+    """Delete these stored files unless a document version holds them (drafts let go of the
+    files of documents never submitted; the same bytes may belong to a stored document)."""
+    if not keys:
+        return
+    async with gcx.database.read() as conn:
+        query = sa.select(documents.c.sha256).where(documents.c.sha256.in_(sorted(keys)))
+        held = set((await conn.execute(query)).scalars())
+    for key in sorted(keys - held):
+        await gcx.files.delete(key)
 
 
 async def review_document(

@@ -130,12 +130,26 @@ async def apply_step(request: Request[Any, Any, Any], slug: FromPath[str]) -> Te
     return _step_page(request, step, draft)
 
 
+async def _limit_uploads(request: Request[Any, Any, Any]) -> None:
+    """Files sent with the form count against the client's upload budget, like uploads."""
+    if request.path_params.get("slug") == "documents":
+        await request.app.state.rate_limiter.check("upload", request)
+
+
 @post(
-    "/apply/{slug:str}", include_in_schema=False, request_max_body_size=DEFAULT_MAX_UPLOAD_BODY * 3
+    "/apply/{slug:str}",
+    include_in_schema=False,
+    before_request=_limit_uploads,
+    # The same bound as the upload route: documents go one (or a few small ones) at a time.
+    request_max_body_size=DEFAULT_MAX_UPLOAD_BODY,
 )
 async def apply_save(request: Request[Any, Any, Any], slug: FromPath[str]) -> Template | Redirect:
     step = _lookup_step(slug)
     draft = _draft(request)
+    missing = first_incomplete(draft["done"])
+    if missing is not None and STEPS.index(missing) < STEPS.index(step):
+        # Nothing of a later step is read, let alone stored, before the earlier ones are done.
+        return Redirect(f"/apply/{missing.slug}", status_code=303)
     form = await request.form()
     if step.slug == "documents":
         errors = await _take_files(request, draft, form)
@@ -179,6 +193,24 @@ async def _take_files(
     gcx = request.app.state.gcx
     errors: dict[str, list[str]] = {}
     holder = _unsubmitted(draft["data"])
+    before = {info["key"] for info in draft["files"].values()}
+    try:
+        await _take_each(gcx, request, draft, form, holder, errors)
+    finally:
+        # Files a draft let go of (replaced or removed) are not kept.
+        kept = {info["key"] for info in draft["files"].values()}
+        await doc_service.discard_files(gcx, before - kept)
+    return errors
+
+
+async def _take_each(
+    gcx: Any,
+    request: Request[Any, Any, Any],
+    draft: dict[str, Any],
+    form: Any,
+    holder: Application,
+    errors: dict[str, list[str]],
+) -> None:
     for requirement in _requirements(request, draft["data"]):
         field = f"documents.{requirement.code}"
         if form.get(f"remove.{requirement.code}"):
@@ -205,7 +237,6 @@ async def _take_files(
             "size": len(content),
             "type": checked.content_type,
         }
-    return errors
 
 
 async def _review(
@@ -243,17 +274,29 @@ async def apply_submit(request: Request[Any, Any, Any]) -> Template | Redirect:
     if first_incomplete(draft["done"]) is not None:
         return Redirect("/apply", status_code=303)
     actor = applicant(request)
+    contents: dict[str, bytes] = {}
+    lost = False
+    for code, info in list(draft["files"].items()):
+        try:
+            contents[code] = await gcx.files.get(info["key"])
+        except FileNotFoundError:  # let go of meanwhile (by another draft that held it too)
+            draft["files"].pop(code)
+            lost = True
+    if lost:  # back to the documents step, to send it again
+        draft["done"] = [d for d in draft["done"] if d != "documents"]
+        _save(request, draft)
+        return Redirect("/apply/documents", status_code=303)
     try:
         app = await app_service.submit(gcx, _complete(draft["data"]), actor)
     except (ValidationError, DuplicateApplicationError) as exc:
         body, _ = describe(exc)
         return await _review(request, body.fields, body.message, status_code=body.status)
-    uploaded = []
-    for code, info in draft["files"].items():
-        content = await gcx.files.get(info["key"])
-        uploaded.append(
-            await doc_service.upload_document(gcx, app.id, code, content, info["name"], actor)
+    uploaded = [
+        await doc_service.upload_document(
+            gcx, app.id, code, content, draft["files"][code]["name"], actor
         )
+        for code, content in contents.items()
+    ]
     session = dict(request.session or {})
     session.pop(DRAFT, None)
     session[SUBMITTED] = {"code": app.tracking_code, "documents": [d.id for d in uploaded]}
@@ -288,6 +331,8 @@ async def apply_submit_again(request: Request[Any, Any, Any]) -> Redirect:
 
 @post("/apply/restart", include_in_schema=False)
 async def apply_restart(request: Request[Any, Any, Any]) -> Redirect:
+    keys = {info["key"] for info in _draft(request)["files"].values()}
+    await doc_service.discard_files(request.app.state.gcx, keys)
     _discard(request)
     return Redirect("/apply", status_code=303)
 
