@@ -62,6 +62,14 @@ def _discard(request: Request[Any, Any, Any]) -> None:
     request.set_session(session)
 
 
+def _earlier_step_missing(draft: dict[str, Any], step: Step) -> Redirect | None:
+    """A redirect to the first step not done yet, when it comes before `step`."""
+    missing = first_incomplete(draft["done"])
+    if missing is not None and STEPS.index(missing) < STEPS.index(step):
+        return Redirect(f"/apply/{missing.slug}", status_code=303)
+    return None
+
+
 def _unsubmitted(data: dict[str, Any]) -> Application:
     """What requirement checks need of the application a draft will become."""
     commodities = tuple(c for c in data.get("commodities", []) if isinstance(c, str))
@@ -124,10 +132,8 @@ async def apply_step(request: Request[Any, Any, Any], slug: FromPath[str]) -> Te
         return await _review(request)
     step = _lookup_step(slug)
     draft = _draft(request)
-    missing = first_incomplete(draft["done"])
-    if missing is not None and STEPS.index(missing) < STEPS.index(step):
-        return Redirect(f"/apply/{missing.slug}", status_code=303)
-    return _step_page(request, step, draft)
+    earlier = _earlier_step_missing(draft, step)
+    return earlier or _step_page(request, step, draft)
 
 
 async def _limit_uploads(request: Request[Any, Any, Any]) -> None:
@@ -146,10 +152,9 @@ async def _limit_uploads(request: Request[Any, Any, Any]) -> None:
 async def apply_save(request: Request[Any, Any, Any], slug: FromPath[str]) -> Template | Redirect:
     step = _lookup_step(slug)
     draft = _draft(request)
-    missing = first_incomplete(draft["done"])
-    if missing is not None and STEPS.index(missing) < STEPS.index(step):
-        # Nothing of a later step is read, let alone stored, before the earlier ones are done.
-        return Redirect(f"/apply/{missing.slug}", status_code=303)
+    earlier = _earlier_step_missing(draft, step)
+    if earlier is not None:  # nothing of a later step is read, let alone stored, before
+        return earlier
     form = await request.form()
     if step.slug == "documents":
         errors = await _take_files(request, draft, form)
