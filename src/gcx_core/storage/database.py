@@ -90,7 +90,9 @@ class Database:
     event loop stays free meanwhile.
     """
 
-    def __init__(self, *, sqlite: sa.Engine | None = None, pg: AsyncEngine | None = None) -> None:
+    def __init__(
+        self, *, sqlite: sa.Engine | None = None, pg: AsyncEngine | None = None, keep: int = 8
+    ) -> None:
         if (sqlite is None) == (pg is None):
             raise ValueError("a Database has exactly one engine")
         self._sqlite = sqlite
@@ -99,7 +101,7 @@ class Database:
         self._write_lock = asyncio.Lock() if sqlite is not None else None
         # SQLite: connections kept open between the loop's transactions (see _inline).
         self._idle: list[sa.Connection] = []
-        self._keep = sqlite.pool.size() if sqlite is not None else 0  # type: ignore[attr-defined]
+        self._keep = keep
 
     @property
     def is_sqlite(self) -> bool:
@@ -131,7 +133,7 @@ class Database:
                 **kwargs,
             )
             _configure_sqlite(engine)
-            return cls(sqlite=engine)
+            return cls(sqlite=engine, keep=pool_size)
         if backend == "postgresql":
             if parsed.get_driver_name() != "asyncpg":
                 raise ConfigurationError("use the postgresql+asyncpg:// driver for PostgreSQL")

@@ -67,14 +67,21 @@ async def session_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User |
 
 
 async def token_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:
+    """The user of a Bearer API token, or None without one; read once per request (the CSRF
+    check, the guard and the handler all ask)."""
+    cached = connection.scope.get("gcx_token_user", False)
+    if cached is not False:
+        return cast("User | None", cached)
     header = connection.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return None
-    try:
-        return await user_for_token(connection.app.state.gcx, token.strip())
-    except AuthenticationError:
-        raise LoginRequired("invalid API token") from None
+    user = None
+    if scheme.lower() == "bearer" and token.strip():
+        try:
+            user = await user_for_token(connection.app.state.gcx, token.strip())
+        except AuthenticationError:
+            raise LoginRequired("invalid API token") from None
+    connection.scope["gcx_token_user"] = user  # type: ignore[typeddict-unknown-key]
+    return user
 
 
 async def staff_user(
