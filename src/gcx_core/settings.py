@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -94,6 +95,8 @@ class Settings:
     templates_dir: Path | None = None
     notification_lease_seconds: int = 300
     notification_retention_days: int = 30
+    draft_file_hours: int = 24
+    time_zone: str = "UTC"
 
     @property
     def resolved_database_url(self) -> str:
@@ -163,6 +166,8 @@ class Settings:
             notification_retention_days=_int(
                 env, "GCX_NOTIFICATION_RETENTION_DAYS", default=30, minimum=1
             ),
+            draft_file_hours=_int(env, "GCX_DRAFT_FILE_HOURS", default=24, minimum=1),
+            time_zone=_time_zone(_first(env, "GCX_TIME_ZONE") or "UTC"),
         )
 
     def with_secret_key(self) -> Settings:
@@ -184,6 +189,16 @@ class Settings:
             with os.fdopen(fd, "w") as fh:
                 fh.write(key)
         return attrs.evolve(self, secret_key=key)
+
+
+def _time_zone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"GCX_TIME_ZONE must be an IANA time zone such as Africa/Accra, not {name!r}"
+        ) from None
+    return name
 
 
 def _split(value: str | None) -> tuple[str, ...]:

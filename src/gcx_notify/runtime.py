@@ -25,6 +25,7 @@ from taskiq.schedule_sources import LabelScheduleSource
 from gcx_core.events import NotificationsQueued
 from gcx_core.plugins import hookimpl, register_named
 from gcx_core.services.dashboard import reconcile_counters
+from gcx_core.services.documents import expire_draft_files
 from gcx_core.storage import bookkeeping
 from gcx_core.storage.tables import job_runs, notifications
 from gcx_core.system import Gcx
@@ -45,6 +46,7 @@ SCHEDULES = (
     ("gcx.sweep", "* * * * *"),
     ("gcx.reconcile", "*/5 * * * *"),
     ("gcx.cleanup", "17 3 * * *"),
+    ("gcx.expire_drafts", "41 * * * *"),
 )
 
 
@@ -233,6 +235,9 @@ class Notifier:
         async def cleanup() -> int:
             return await self.cleanup()
 
+        async def expire_drafts() -> int:
+            return await expire_draft_files(self.gcx)
+
         register = self.broker.register_task
         self.deliver_task = register(deliver, "gcx.deliver", timeout=TASK_TIMEOUT)
         self.sweep_task = register(
@@ -243,6 +248,12 @@ class Notifier:
         )
         self.cleanup_task = register(
             cleanup, "gcx.cleanup", timeout=TASK_TIMEOUT, schedule=[_cron("gcx.cleanup")]
+        )
+        self.expire_drafts_task = register(
+            expire_drafts,
+            "gcx.expire_drafts",
+            timeout=TASK_TIMEOUT,
+            schedule=[_cron("gcx.expire_drafts")],
         )
 
     async def sweep(self) -> int:

@@ -203,3 +203,16 @@ async def test_a_backlog_does_not_hold_the_shutdown_up(gcx, smtp_sink, monkeypat
     await asyncio.wait_for(again.idle(), 10)
     assert len(smtp_sink.messages) == 10
     await again.stop()
+
+
+async def test_abandoned_draft_files_expire_by_schedule(gcx, notifier, gcx_clock):
+    from gcx_core.services.documents import keep_draft_file
+    from gcx_notify.runtime import SCHEDULES
+
+    assert dict(SCHEDULES)["gcx.expire_drafts"] == "41 * * * *"
+    key = await keep_draft_file(gcx, b"%PDF-1.4 abandoned")
+    assert await gcx.files.exists(key)
+    gcx_clock.advance(hours=gcx.settings.draft_file_hours + 1)
+    task = await notifier.expire_drafts_task.kiq()
+    assert (await task.wait_result(timeout=10)).return_value == 1
+    assert not await gcx.files.exists(key)

@@ -8,10 +8,12 @@ import httpx
 import pytest
 
 from gcx_core.samples import make_submission
+from gcx_core.storage.tables import draft_files
 from gcx_core.system import Gcx
+from gcx_core.testing import FakeClock
 from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY, WebConfig, parse_rate_limits
 from tests.gcx_core.pdfs import PDF
-from tests.gcx_web.conftest import csrf_of, post_step, step_form
+from tests.gcx_web.conftest import count, csrf_of, post_step, step_form
 
 BEFORE_DOCUMENTS = ("business", "contact", "commodities", "team", "next_of_kin", "bank")
 
@@ -100,3 +102,41 @@ async def test_a_file_another_document_holds_is_kept(client: httpx.AsyncClient, 
     page = await client.get("/apply/documents")
     await client.post("/apply/restart", data={"_csrf_token": csrf_of(page.text)})
     assert len(stored_files(gcx)) == 1  # the stored document's file stays
+
+
+async def test_an_abandoned_drafts_files_expire(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_clock: FakeClock
+):
+    from gcx_core.services.documents import expire_draft_files
+
+    data = await fill_until_documents(client)
+    assert (await send(client, PDF + b"%abandoned")).status_code == 303
+    gcx_clock.advance(hours=gcx.settings.draft_file_hours - 1)
+    assert await expire_draft_files(gcx) == 0
+    assert len(stored_files(gcx)) == 1  # a draft still being filled keeps its file
+    gcx_clock.advance(hours=2)
+    assert await expire_draft_files(gcx) == 1
+    assert stored_files(gcx) == []
+    assert await count(gcx, draft_files) == 0
+    # The draft that lost its file is asked for it again instead of submitting without it.
+    await post_step(client, "declaration", step_form(data, "declaration"))
+    page = await client.get("/apply/review")
+    submitted = await client.post("/apply/submit", data={"_csrf_token": csrf_of(page.text)})
+    assert submitted.headers["location"] == "/apply/documents"
+
+
+async def test_a_submitted_drafts_files_are_its_documents_and_stay(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_clock: FakeClock
+):
+    from gcx_core.services.documents import expire_draft_files
+
+    data = await fill_until_documents(client)
+    assert (await send(client, PDF + b"%kept")).status_code == 303
+    await post_step(client, "declaration", step_form(data, "declaration"))
+    page = await client.get("/apply/review")
+    submitted = await client.post("/apply/submit", data={"_csrf_token": csrf_of(page.text)})
+    assert submitted.headers["location"] == "/apply/done"
+    assert await count(gcx, draft_files) == 0
+    gcx_clock.advance(hours=gcx.settings.draft_file_hours + 1)
+    assert await expire_draft_files(gcx) == 0
+    assert len(stored_files(gcx)) == 1

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import attrs
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from gcx_core.entities import (
     Actor,
@@ -28,7 +31,7 @@ from gcx_core.services.applications import resolve
 from gcx_core.storage import applications as app_rows
 from gcx_core.storage import bookkeeping
 from gcx_core.storage import documents as doc_rows
-from gcx_core.storage.tables import documents
+from gcx_core.storage.tables import documents, draft_files
 from gcx_core.system import Gcx
 
 MAX_NOTE = 2000
@@ -140,16 +143,55 @@ async def upload_document(
     return document
 
 
+async def keep_draft_file(gcx: Gcx, content: bytes) -> str:
+    """Store a file uploaded to a draft not yet submitted; returns its key. It is deleted once
+    older than `draft_file_hours` unless a document holds it by then (`expire_draft_files`)."""
+    key = await gcx.files.put(content)
+    now = gcx.now()
+    insert = (
+        postgresql.insert(draft_files)
+        if gcx.database.dialect == "postgresql"
+        else sqlite.insert(draft_files)
+    )
+    stmt = insert.values(file_key=key, stored_at=now).on_conflict_do_update(
+        index_elements=["file_key"], set_={"stored_at": now}
+    )
+    async with gcx.database.write() as conn:
+        await conn.execute(stmt)
+    return key
+
+
 async def discard_files(gcx: Gcx, keys: set[str]) -> None:
     """Delete these stored files unless a document version holds them (drafts let go of the
     files of documents never submitted; the same bytes may belong to a stored document)."""
     if not keys:
         return
-    async with gcx.database.read() as conn:
+    async with gcx.database.write() as conn:
         query = sa.select(documents.c.sha256).where(documents.c.sha256.in_(sorted(keys)))
         held = set((await conn.execute(query)).scalars())
+        await conn.execute(draft_files.delete().where(draft_files.c.file_key.in_(sorted(keys))))
     for key in sorted(keys - held):
         await gcx.files.delete(key)
+
+
+async def expire_draft_files(gcx: Gcx) -> int:
+    """Let go of draft uploads older than `draft_file_hours` (drafts abandoned, or submitted:
+    a submitted document holds its file, which stays). Returns how many keys were let go."""
+    cutoff = gcx.now() - timedelta(hours=gcx.settings.draft_file_hours)
+    expired = 0
+    while True:
+        async with gcx.database.read() as conn:
+            query = (
+                sa.select(draft_files.c.file_key)
+                .where(draft_files.c.stored_at < cutoff)
+                .order_by(draft_files.c.stored_at)
+                .limit(500)
+            )
+            keys = set((await conn.execute(query)).scalars())
+        if not keys:
+            return expired
+        await discard_files(gcx, keys)
+        expired += len(keys)
 
 
 async def review_document(

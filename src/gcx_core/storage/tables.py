@@ -236,6 +236,32 @@ document_requests = sa.Table(
     sa.Column("fulfilled_at", UTCDateTime),
 )
 
+# Single-use links about an application that are not an account's (a withdrawal to confirm):
+# only a hash of the token is stored.
+application_tokens = sa.Table(
+    "application_tokens",
+    metadata,
+    _id(),
+    sa.Column(
+        "application_id", BigInt, sa.ForeignKey("applications.id"), nullable=False, index=True
+    ),
+    sa.Column("purpose", sa.String(20), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("comment", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime),
+)
+
+# Files an applicant uploaded to a draft not yet submitted, by content key: an abandoned
+# draft's files are deleted once they are older than GCX_DRAFT_FILE_HOURS.
+draft_files = sa.Table(
+    "draft_files",
+    metadata,
+    sa.Column("file_key", sa.String(64), primary_key=True),
+    sa.Column("stored_at", UTCDateTime, nullable=False, index=True),
+)
+
 notifications = sa.Table(
     "notifications",
     metadata,

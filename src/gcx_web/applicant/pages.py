@@ -235,7 +235,7 @@ async def _take_each(
             messages = [m for msgs in body.fields.values() for m in msgs] or [body.message]
             errors[field] = messages
             continue
-        key = await gcx.files.put(content)
+        key = await doc_service.keep_draft_file(gcx, content)
         draft["files"][requirement.code] = {
             "key": key,
             "name": checked.filename,
@@ -302,6 +302,8 @@ async def apply_submit(request: Request[Any, Any, Any]) -> Template | Redirect:
         )
         for code, content in contents.items()
     ]
+    # The documents hold the files now: they are no longer the draft's to expire.
+    await doc_service.discard_files(gcx, {info["key"] for info in draft["files"].values()})
     session = dict(request.session or {})
     session.pop(DRAFT, None)
     session[SUBMITTED] = {"code": app.tracking_code, "documents": [d.id for d in uploaded]}
