@@ -14,6 +14,7 @@ import jinja2
 
 from gcx_core.entities import Notification
 from gcx_core.services.accounts import activation_link, reset_link
+from gcx_core.services.withdrawals import withdrawal_link
 from gcx_core.system import Gcx
 from gcx_notify.channels import RenderedMessage
 
@@ -86,6 +87,9 @@ class Renderer:
         reset = ctx.get("reset_selector")
         if reset:
             ctx["reset_url"] = reset_link(self.gcx, reset)
+        withdrawal = ctx.get("withdrawal_selector")
+        if withdrawal and "tracking_code" in ctx:
+            ctx["withdraw_url"] = withdrawal_link(self.gcx, ctx["tracking_code"], withdrawal)
         return ctx
 
     def template(self, path: str) -> jinja2.Template:

@@ -183,6 +183,22 @@ class WithdrawIn(_In):
     comment: Text = ""
 
 
+class WithdrawConfirmIn(_In):
+    token: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=200,
+            description="The token of the link emailed to the applicant",
+        ),
+    ]
+
+
+class WithdrawalRequestedOut(msgspec.Struct):
+    tracking_code: str
+    message: str
+
+
 def describe_timeline(
     item: TimelineItem, requirement_titles: dict[str, str], labels: dict[str, str]
 ) -> TimelineEntry:

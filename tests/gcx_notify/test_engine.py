@@ -162,6 +162,7 @@ def sample_context(kind: str) -> dict:
         },
         "rejected": {"reason_code": "other", "reason": "Other", "message": "Sorry"},
         "approved": {"activation_selector": "abc123"},
+        "withdrawal_requested": {"withdrawal_selector": "sel123", "link_hours": 24},
         "notification_dead": {
             "failed_id": 3,
             "failed_type": "approved",
@@ -201,6 +202,7 @@ KINDS = [
     "status_changed",
     "withdrawn",
     "withdrawal_confirmed",
+    "withdrawal_requested",
     "reopened",
     "notification_dead",
 ]

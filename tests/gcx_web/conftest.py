@@ -100,3 +100,33 @@ def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
     assert body["error"]["status"] == status
     assert body["error"]["message"]
     return body["error"]
+
+
+async def withdrawal_tokens(gcx: Gcx, code: str) -> list[str]:
+    """The tokens of the withdrawal links emailed for this application, oldest first (derived
+    from the selectors in the outbox, as the renderer derives the links)."""
+    from gcx_core.services.accounts import derive_token
+    from gcx_core.services.withdrawals import WITHDRAW
+    from gcx_core.storage.tables import applications, notifications
+
+    query = (
+        sa.select(notifications.c.context)
+        .join(applications, applications.c.id == notifications.c.application_id)
+        .where(
+            applications.c.tracking_code == code,
+            notifications.c.type == "withdrawal_requested",
+        )
+        .order_by(notifications.c.id)
+    )
+    async with gcx.database.read() as conn:
+        contexts = list((await conn.execute(query)).scalars())
+    secret = gcx.settings.secret_key
+    return [derive_token(secret, WITHDRAW, c["withdrawal_selector"]) for c in contexts]
+
+
+async def withdraw_by_api(client: httpx.AsyncClient, gcx: Gcx, code: str) -> httpx.Response:
+    """Both steps of a withdrawal through the public API; the answer of the second."""
+    asked = await client.post(f"/api/v1/applications/{code}/withdraw", json={"confirm": True})
+    assert asked.status_code == 202, asked.text
+    (*_, token) = await withdrawal_tokens(gcx, code)
+    return await client.post(f"/api/v1/applications/{code}/withdraw/confirm", json={"token": token})

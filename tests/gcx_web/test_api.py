@@ -13,10 +13,24 @@ import sqlalchemy as sa
 from gcx_core.entities import Role
 from gcx_core.samples import make_submission
 from gcx_core.services import applications as app_service
-from gcx_core.storage.tables import applications, audit_log, documents, notifications
+from gcx_core.storage.tables import (
+    applications,
+    audit_log,
+    documents,
+    notifications,
+    status_changes,
+)
 from gcx_core.system import Gcx
+from gcx_core.testing import FakeClock
 from tests.gcx_core.pdfs import HTML, PDF, PNG
-from tests.gcx_web.conftest import UNKNOWN, count, error_of, submit_json
+from tests.gcx_web.conftest import (
+    UNKNOWN,
+    count,
+    error_of,
+    submit_json,
+    withdraw_by_api,
+    withdrawal_tokens,
+)
 
 
 @pytest.fixture(name="gcx_database_url", params=["sqlite", "postgresql"])
@@ -71,7 +85,9 @@ async def test_a_status_looked_up_again_follows_every_change(
     assert outstanding["status"] == "under_review"
 
 
-async def test_the_api_sets_no_cookies_and_needs_no_csrf_token(client: httpx.AsyncClient) -> None:
+async def test_the_api_sets_no_cookies_and_needs_no_csrf_token(
+    client: httpx.AsyncClient, gcx: Gcx
+) -> None:
     """The public API is cookieless: no session, no CSRF cookie, and none asked for."""
     client.cookies.clear()
     submitted = await client.post("/api/v1/applications", json=make_submission())
@@ -80,7 +96,7 @@ async def test_the_api_sets_no_cookies_and_needs_no_csrf_token(client: httpx.Asy
     for response in (
         await client.get(f"/api/v1/applications/{code}"),
         await client.get(f"/api/v1/applications/{code}/outstanding"),
-        await client.post(f"/api/v1/applications/{code}/withdraw", json={"confirm": True}),
+        await withdraw_by_api(client, gcx, code),
     ):
         assert response.status_code == 200, response.text
         assert "set-cookie" not in response.headers
@@ -305,15 +321,39 @@ async def test_a_bad_file_refuses_the_whole_submission(client: httpx.AsyncClient
     assert await count(gcx, documents) == 0
 
 
-async def test_withdraw(client: httpx.AsyncClient, gcx: Gcx) -> None:
+async def test_withdraw_takes_the_emailed_link(client: httpx.AsyncClient, gcx: Gcx) -> None:
     code = await submit_json(client, make_submission())
     url = f"/api/v1/applications/{code}/withdraw"
     assert "confirm" in error_of(await client.post(url, json={}), 422)["fields"]
     error_of(await client.post(url, json={"confirm": True, "surprise": 1}), 400)
-    done = await client.post(url, json={"confirm": True, "comment": "found another buyer"})
+    asked = await client.post(url, json={"confirm": True, "comment": "found another buyer"})
+    assert asked.status_code == 202
+    assert asked.json()["tracking_code"] == code and "link" in asked.json()["message"]
+    # Holding the code is not enough: nothing changed yet.
+    assert (await client.get(f"/api/v1/applications/{code}")).json()["status"] == "pending_review"
+    (token,) = await withdrawal_tokens(gcx, code)
+    confirm = f"{url}/confirm"
+    assert error_of(await client.post(confirm, json={"token": "x" + token}), 410)
+    error_of(await client.post(confirm, json={"token": token, "extra": 1}), 400)
+    error_of(await client.post(confirm, json={}), 400)
+    other = await submit_json(client, make_submission())
+    # A token withdraws only the application it was sent for.
+    error_of(
+        await client.post(f"/api/v1/applications/{other}/withdraw/confirm", json={"token": token}),
+        410,
+    )
+    done = await client.post(confirm, json={"token": token})
     assert done.status_code == 200
     assert done.json()["status"] == "withdrawn"
     assert done.json()["can_withdraw"] is False
+    async with gcx.database.read() as conn:  # the reason given in step 1 is recorded
+        reasons = await conn.execute(
+            sa.select(status_changes.c.comment).where(status_changes.c.to_status == "withdrawn")
+        )
+        assert list(reasons.scalars()) == ["found another buyer"]
+    assert error_of(await client.post(confirm, json={"token": token}), 410)["code"] == (
+        "link_expired"
+    )
     assert error_of(await client.post(url, json={"confirm": True}), 409)["code"] == (
         "invalid_transition"
     )
@@ -322,6 +362,24 @@ async def test_withdraw(client: httpx.AsyncClient, gcx: Gcx) -> None:
         f"/api/v1/applications/{code}/documents/tax_clearance", files={"file": ("a.pdf", PDF)}
     )
     error_of(upload, 409)
+
+
+async def test_asking_again_soon_sends_no_second_link(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_clock: FakeClock
+) -> None:
+    code = await submit_json(client, make_submission())
+    url = f"/api/v1/applications/{code}/withdraw"
+    for _ in range(3):
+        assert (await client.post(url, json={"confirm": True})).status_code == 202
+    assert len(await withdrawal_tokens(gcx, code)) == 1
+    gcx_clock.advance(minutes=11)
+    assert (await client.post(url, json={"confirm": True})).status_code == 202
+    first, second = await withdrawal_tokens(gcx, code)
+    # Only the newest link works; an old one is spent, and a day later the new one too.
+    error_of(await client.post(f"{url}/confirm", json={"token": first}), 410)
+    gcx_clock.advance(hours=25)
+    error_of(await client.post(f"{url}/confirm", json={"token": second}), 410)
+    assert (await client.get(f"/api/v1/applications/{code}")).json()["status"] == "pending_review"
 
 
 async def test_security_headers(client: httpx.AsyncClient) -> None:
@@ -478,7 +536,7 @@ async def test_the_applicant_is_told_of_their_withdrawal(
 ) -> None:
     body = make_submission()
     code = await submit_json(client, body)
-    response = await client.post(f"/api/v1/applications/{code}/withdraw", json={"confirm": True})
+    response = await withdraw_by_api(client, gcx, code)
     assert response.status_code == 200
     async with gcx.database.read() as conn:
         rows = await conn.execute(
@@ -487,4 +545,4 @@ async def test_the_applicant_is_told_of_their_withdrawal(
             )
         )
         kinds = sorted(rows.scalars())
-    assert kinds == ["application_received", "withdrawal_confirmed"]
+    assert kinds == ["application_received", "withdrawal_confirmed", "withdrawal_requested"]

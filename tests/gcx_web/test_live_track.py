@@ -14,6 +14,7 @@ from gcx_core.settings import Settings
 from gcx_web import plugin as web_plugin
 from gcx_web.app import create_app
 from gcx_web.config import WebConfig, parse_rate_limits
+from tests.gcx_web.conftest import withdrawal_tokens
 
 
 @pytest.fixture(name="client")
@@ -38,8 +39,11 @@ def test_status_now_then_after_every_change(client: TestClient) -> None:  # type
         first = ws.receive_json(timeout=5)
         assert first["type"] == "status"
         assert first["data"]["status"] == "pending_review"
-        response = client.post(f"/api/v1/applications/{code}/withdraw", json={"confirm": True})
-        assert response.status_code == 200
+        url = f"/api/v1/applications/{code}/withdraw"
+        assert client.post(url, json={"confirm": True}).status_code == 202
+        # The link's token, read in the app's own loop.
+        (token,) = client.blocking_portal.call(withdrawal_tokens, client.app.state.gcx, code)
+        assert client.post(f"{url}/confirm", json={"token": token}).status_code == 200
         update = ws.receive_json(timeout=5)
         assert update["data"]["status"] == "withdrawn"
         assert update["data"]["can_withdraw"] is False

@@ -14,7 +14,15 @@ from gcx_core.services import applications as app_service
 from gcx_core.storage.tables import applications, documents, notifications
 from gcx_core.system import Gcx
 from tests.gcx_core.pdfs import HTML, PDF
-from tests.gcx_web.conftest import count, csrf_of, field_errors, post_step, step_form, submit_json
+from tests.gcx_web.conftest import (
+    count,
+    csrf_of,
+    field_errors,
+    post_step,
+    step_form,
+    submit_json,
+    withdrawal_tokens,
+)
 
 
 async def test_the_whole_form(client: httpx.AsyncClient, gcx: Gcx) -> None:
@@ -202,26 +210,56 @@ async def test_requested_documents_are_uploaded_from_the_status_page(
     assert "Under review" in (await client.get(f"/track/{code}")).text
 
 
-async def test_withdraw_needs_confirmation(client: httpx.AsyncClient) -> None:
+async def test_withdraw_by_the_emailed_link(client: httpx.AsyncClient, gcx: Gcx) -> None:
     code = await submit_json(client, make_submission())
-    confirm = await client.get(f"/track/{code}/withdraw")
-    token = csrf_of(confirm.text)
-    version = re.search(r'name="version" value="(\d+)"', confirm.text).group(1)  # type: ignore[union-attr]
-    unconfirmed = await client.post(
-        f"/track/{code}/withdraw", data={"_csrf_token": token, "version": version}
-    )
+    ask = await client.get(f"/track/{code}/withdraw")
+    token = csrf_of(ask.text)
+    unconfirmed = await client.post(f"/track/{code}/withdraw", data={"_csrf_token": token})
     assert unconfirmed.status_code == 422
-    stale = await client.post(
-        f"/track/{code}/withdraw", data={"_csrf_token": token, "confirm": "yes", "version": "99"}
+    asked = await client.post(
+        f"/track/{code}/withdraw",
+        data={"_csrf_token": token, "confirm": "yes", "comment": "sold the farm"},
     )
-    assert stale.status_code == 409
-    done = await client.post(
-        f"/track/{code}/withdraw", data={"_csrf_token": token, "confirm": "yes", "version": version}
-    )
+    assert asked.status_code == 303
+    told = await client.get(asked.headers["location"])
+    assert "We sent a link" in told.text and "Pending review" in told.text
+    (link,) = await withdrawal_tokens(gcx, code)
+    # Opening the link (as a mail scanner would) changes nothing; it asks once more.
+    opened = await client.get(f"/track/{code}/withdraw/{link}")
+    assert opened.status_code == 200 and "Withdraw the application" in opened.text
+    assert (await client.get(f"/api/v1/applications/{code}")).json()["status"] == "pending_review"
+    csrf = csrf_of(opened.text)
+    forged = await client.post(f"/track/{code}/withdraw/{link}x", data={"_csrf_token": csrf})
+    assert forged.status_code == 410 and "no longer works" in forged.text
+    done = await client.post(f"/track/{code}/withdraw/{link}", data={"_csrf_token": csrf})
     assert done.status_code == 303
     page = await client.get(done.headers["location"])
     assert "Withdrawn" in page.text
     assert "Withdraw this application" not in page.text
+    again = await client.get(f"/track/{code}/withdraw/{link}")
+    assert again.status_code == 410 and f"/track/{code}" in again.text
+
+
+async def test_a_link_for_an_application_closed_meanwhile_withdraws_nothing(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any
+) -> None:
+    code = await submit_json(client, make_submission())
+    page = await client.get(f"/track/{code}/withdraw")
+    await client.post(
+        f"/track/{code}/withdraw", data={"_csrf_token": csrf_of(page.text), "confirm": "yes"}
+    )
+    (link,) = await withdrawal_tokens(gcx, code)
+    _, reviewer = await gcx_staff(Role.REVIEWER)
+    await app_service.act(gcx, code, "start_review", reviewer)
+    await app_service.act(
+        gcx, code, "reject", reviewer, params={"reason_code": "other", "message": "Not now"}
+    )
+    opened = await client.get(f"/track/{code}/withdraw/{link}")
+    refused = await client.post(
+        f"/track/{code}/withdraw/{link}", data={"_csrf_token": csrf_of(opened.text)}
+    )
+    assert refused.status_code == 409 and "can no longer be withdrawn" in refused.text
+    assert (await client.get(f"/api/v1/applications/{code}")).json()["status"] == "rejected"
 
 
 async def test_pages_carry_no_inline_script(client: httpx.AsyncClient) -> None:

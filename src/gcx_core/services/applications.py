@@ -71,42 +71,58 @@ async def act(
     params: Mapping[str, Any] | None = None,
 ) -> Application:
     """Apply a workflow action; a stale `expected_version` is a ConflictError, not an overwrite."""
-    cleaned = clean_params(params)
     async with gcx.database.write() as conn:
-        before = await resolve(conn, ref)
-        if expected_version is not None and expected_version != before.version:
-            raise ConflictError("application", before.id, expected_version, before.version)
-        facts = await transition_effects.gather_facts(gcx, conn, before, action)
-        gcx.plugins.hook.gcx_before_transition(
-            application=before, action=action, actor=actor, params=dict(cleaned)
+        after, fired = await act_within(
+            gcx, conn, ref, action, actor, expected_version=expected_version, params=params
         )
-        after, event = apply(
-            gcx.workflow, before, action, actor, now=gcx.now(), params=cleaned, facts=facts
-        )
-        active = gcx.workflow.state(after.status).active
-        # Claim the version first: a concurrent writer fails here, before any side effect.
-        try:
-            updated = await app_rows.update(
-                conn, after, expected_version=before.version, active=active
-            )
-        except IntegrityError as exc:
-            raise duplicate_from(exc) from None
-        if not updated:
-            raise ConflictError(
-                "application",
-                before.id,
-                before.version,
-                await app_rows.current_version(conn, before.id),
-            )
-        event = await transition_effects.carry_out(
-            gcx, conn, gcx.workflow.transitions[action], after, event
-        )
-        (fired,) = await record_many(gcx, conn, [Recorded(before, after, event, actor)])
     await gcx.fire(fired)
     return after
+
+
+async def act_within(
+    gcx: Gcx,
+    conn: Connection,
+    ref: int | str,
+    action: str,
+    actor: Actor,
+    *,
+    expected_version: int | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> tuple[Application, Any]:
+    """`act` inside a transaction the caller holds (with more writes of its own); returns the
+    application after the change and what to fire once the transaction has committed."""
+    cleaned = clean_params(params)
+    before = await resolve(conn, ref)
+    if expected_version is not None and expected_version != before.version:
+        raise ConflictError("application", before.id, expected_version, before.version)
+    facts = await transition_effects.gather_facts(gcx, conn, before, action)
+    gcx.plugins.hook.gcx_before_transition(
+        application=before, action=action, actor=actor, params=dict(cleaned)
+    )
+    after, event = apply(
+        gcx.workflow, before, action, actor, now=gcx.now(), params=cleaned, facts=facts
+    )
+    active = gcx.workflow.state(after.status).active
+    # Claim the version first: a concurrent writer fails here, before any side effect.
+    try:
+        updated = await app_rows.update(conn, after, expected_version=before.version, active=active)
+    except IntegrityError as exc:
+        raise duplicate_from(exc) from None
+    if not updated:
+        raise ConflictError(
+            "application",
+            before.id,
+            before.version,
+            await app_rows.current_version(conn, before.id),
+        )
+    event = await transition_effects.carry_out(
+        gcx, conn, gcx.workflow.transitions[action], after, event
+    )
+    (fired,) = await record_many(gcx, conn, [Recorded(before, after, event, actor)])
+    return after, fired
 
 
 # Submitting lives in its own module; keep `applications.submit` as the obvious entry point.
 from gcx_core.services.submit import submit  # noqa: E402
 
-__all__ = ["act", "clean_params", "resolve", "submit"]
+__all__ = ["act", "act_within", "clean_params", "resolve", "submit"]

@@ -20,6 +20,7 @@ from gcx_core.services import documents as doc_service
 from gcx_core.services.applicant import ApplicantView, applicant_view
 from gcx_core.services.queries import find_by_tracking_code
 from gcx_core.services.submit import new_application
+from gcx_core.services.withdrawals import confirm_withdrawal, request_withdrawal
 from gcx_core.validation import validate_submission
 from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
 from gcx_web.errors import ErrorResponse
@@ -29,6 +30,8 @@ from gcx_web.schemas import (
     OutstandingList,
     StatusOut,
     SubmittedOut,
+    WithdrawalRequestedOut,
+    WithdrawConfirmIn,
     WithdrawIn,
     as_submission,
     outstanding_out,
@@ -200,23 +203,54 @@ async def application_exists(request: Request[Any, Any, Any]) -> None:
     await find_by_tracking_code(request.app.state.gcx, request.path_params["tracking_code"])
 
 
+WITHDRAWAL_SENT = (
+    "A link to confirm the withdrawal was sent to the application's email address; the "
+    "application is withdrawn only when it is followed."
+)
+
+
 @post(
     "/{tracking_code:str}/withdraw",
-    status_code=200,
+    status_code=202,
     # An unknown code is a 404 whatever the body holds.
     before_request=in_turn(rate_limited("lookup"), application_exists, strict_json(WithdrawIn)),
     responses=_responses(),
-    summary="Withdraw an application",
+    summary="Ask to withdraw an application (step 1 of 2)",
 )
 async def withdraw(
     request: Request[Any, Any, Any], tracking_code: CODE, data: JSONBody[WithdrawIn]
-) -> StatusOut:
-    """Withdraw; the body must confirm it (`{"confirm": true}`)."""
-    gcx = request.app.state.gcx
+) -> WithdrawalRequestedOut:
+    """Email the applicant a single-use link that withdraws the application; nothing changes
+    until it is followed. The body must confirm the request (`{"confirm": true}`). The link
+    ends in a token; `POST .../withdraw/confirm` with it is step 2. Asking again within ten
+    minutes sends no second email."""
     if not data.confirm:
         raise ValidationError({"confirm": "confirm the withdrawal with true"})
-    params = {"comment": data.comment} if data.comment else None
-    await app_service.act(gcx, tracking_code, "withdraw", applicant(request), params=params)
+    app = await request_withdrawal(
+        request.app.state.gcx, tracking_code, applicant(request), comment=data.comment
+    )
+    return WithdrawalRequestedOut(app.tracking_code, WITHDRAWAL_SENT)
+
+
+@post(
+    "/{tracking_code:str}/withdraw/confirm",
+    status_code=200,
+    before_request=in_turn(
+        rate_limited("lookup"), application_exists, strict_json(WithdrawConfirmIn)
+    ),
+    responses={
+        **_responses(),
+        410: ResponseSpec(ErrorResponse, description="the link is invalid, used or expired"),
+    },
+    summary="Confirm a withdrawal with the emailed link's token (step 2 of 2)",
+)
+async def confirm_withdraw(
+    request: Request[Any, Any, Any], tracking_code: CODE, data: JSONBody[WithdrawConfirmIn]
+) -> StatusOut:
+    """Withdraw the application: the token is the last part of the link emailed in step 1.
+    A token works once and for 24 hours."""
+    gcx = request.app.state.gcx
+    await confirm_withdrawal(gcx, tracking_code, data.token, applicant(request))
     return status_of(request, await applicant_view(gcx, tracking_code))
 
 
@@ -244,6 +278,7 @@ def router() -> Router:
             outstanding,
             upload,
             withdraw,
+            confirm_withdraw,
             resubmit,
         ],
         tags=["applicants"],

@@ -10,11 +10,23 @@ from litestar.datastructures import UploadFile
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from gcx_core.exceptions import GcxError, NotFoundError
+from gcx_core.exceptions import (
+    GcxError,
+    GuardFailedError,
+    InvalidTransitionError,
+    NotFoundError,
+    TokenError,
+    ValidationError,
+)
 from gcx_core.services import applications as app_service
 from gcx_core.services import documents as doc_service
 from gcx_core.services.applicant import applicant_view
 from gcx_core.services.queries import find_by_tracking_code
+from gcx_core.services.withdrawals import (
+    check_withdrawal_link,
+    confirm_withdrawal,
+    request_withdrawal,
+)
 from gcx_core.tracking import normalise_tracking_code
 from gcx_web.applicant.api import applicant, status_of
 from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
@@ -76,6 +88,10 @@ async def track_status(request: Request[Any, Any, Any], code: FromPath[str]) -> 
     notice = {
         "uploaded": "Thank you: the document was received.",
         "withdrawn": "Your application was withdrawn.",
+        "withdraw_link": (
+            "We sent a link to the email address on this application. Follow it within 24"
+            " hours to withdraw the application; until then nothing changes."
+        ),
         "resubmitted": "Your documents were sent to the reviewer.",
     }.get(request.query_params.get("done", ""), "")
     return await _status_page(request, code, notice=notice)
@@ -125,6 +141,7 @@ async def track_withdraw_confirm(request: Request[Any, Any, Any], code: FromPath
 async def track_withdraw(
     request: Request[Any, Any, Any], code: FromPath[str]
 ) -> Template | Redirect:
+    """Step 1: email a link that withdraws the application; nothing changes until it is used."""
     gcx = request.app.state.gcx
     view = await applicant_view(gcx, code)
     form = await request.form()
@@ -135,16 +152,74 @@ async def track_withdraw(
             status_code=422,
         )
     comment = form.get("comment")
-    params = {"comment": comment} if isinstance(comment, str) and comment.strip() else None
-    await app_service.act(
-        gcx,
-        view.application.id,
-        "withdraw",
-        applicant(request),
-        expected_version=_version(form),
-        params=params,
+    try:
+        await request_withdrawal(
+            gcx,
+            view.application.id,
+            applicant(request),
+            comment=comment if isinstance(comment, str) else None,
+        )
+    except ValidationError as exc:
+        body, _ = describe(exc)
+        messages = [m for msgs in body.fields.values() for m in msgs] or [body.message]
+        return Template(
+            "track/withdraw.html",
+            context={"view": view, "error": "Reason: " + "; ".join(messages)},
+            status_code=422,
+        )
+    return Redirect(f"/track/{view.application.tracking_code}?done=withdraw_link", status_code=303)
+
+
+def _link_gone(request: Request[Any, Any, Any], code: str) -> Template:
+    return Template(
+        "track/withdraw_link.html",
+        context={"code": normalise_tracking_code(code) or "", "dead": True},
+        status_code=410,
     )
-    return Redirect(f"/track/{view.application.tracking_code}?done=withdrawn", status_code=303)
+
+
+@get(
+    "/track/{code:str}/withdraw/{token:str}",
+    include_in_schema=False,
+    before_request=rate_limited("lookup"),
+)
+async def track_withdraw_link(
+    request: Request[Any, Any, Any], code: FromPath[str], token: FromPath[str]
+) -> Template:
+    """Step 2, the emailed link: asks once more (opening a link must change nothing, since
+    mail scanners open links too)."""
+    try:
+        app = await check_withdrawal_link(request.app.state.gcx, code, token)
+    except TokenError:
+        return _link_gone(request, code)
+    return Template(
+        "track/withdraw_link.html",
+        context={"code": app.tracking_code, "name": app.business.name, "token": token},
+    )
+
+
+@post(
+    "/track/{code:str}/withdraw/{token:str}",
+    include_in_schema=False,
+    before_request=rate_limited("lookup"),
+)
+async def track_withdraw_confirmed(
+    request: Request[Any, Any, Any], code: FromPath[str], token: FromPath[str]
+) -> Template | Redirect:
+    gcx = request.app.state.gcx
+    try:
+        app = await confirm_withdrawal(gcx, code, token, applicant(request))
+    except TokenError:
+        return _link_gone(request, code)
+    except (InvalidTransitionError, GuardFailedError) as exc:
+        body, _ = describe(exc)
+        return await _status_page(
+            request,
+            code,
+            notice="This application can no longer be withdrawn: " + body.message,
+            status_code=409,
+        )
+    return Redirect(f"/track/{app.tracking_code}?done=withdrawn", status_code=303)
 
 
 def _version(form: Any) -> int | None:
@@ -211,6 +286,8 @@ HANDLERS = [
     track_upload,
     track_withdraw_confirm,
     track_withdraw,
+    track_withdraw_link,
+    track_withdraw_confirmed,
     track_resubmit,
     track_socket,
 ]
