@@ -30,6 +30,7 @@ from gcx_web.config import WebConfig
 from gcx_web.errors import EXCEPTION_HANDLERS
 from gcx_web.live.publisher import Publisher, make_channels
 from gcx_web.live.sockets import Listeners
+from gcx_web.openapi import complete_openapi
 from gcx_web.schemas import StatusViews
 from gcx_web.security.headers import security_headers
 from gcx_web.security.ratelimit import MemoryCounter, RateLimiter, RedisCounter, parse_networks
@@ -162,6 +163,7 @@ def create_app(
         state.requirement_titles = {r.code: r.title for r in running.requirements.values()}
         state.status_labels = {s.name: s.label for s in running.workflow.states.values()}
         state.status_views = StatusViews(state.requirement_titles, state.status_labels)
+        complete_openapi(app, running)
         # Embedded, every listener is in this process: messages nobody follows are not built.
         publisher = Publisher(channels, running, listeners if redis is None else None)
         register_named(pm, publisher, "gcx_web.publisher")

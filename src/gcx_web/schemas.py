@@ -20,16 +20,18 @@ from gcx_core.services.applicant import ApplicantView, OutstandingItem
 from gcx_core.services.queries import TimelineItem
 
 Text = Annotated[str, msgspec.Meta(max_length=5000)]
-# Row ids are 64-bit signed integers in both databases: a larger number names nothing.
-MAX_ROW_ID = 2**63 - 1
+# Row ids are 64-bit signed integers in both databases, far below this bound in practice; the
+# bound is 2**53 so that it survives JSON's numbers exactly (2**63 - 1 is written as 2**63 by
+# JSON encoders that go through a float, and clients would take 2**63 as valid).
+MAX_ROW_ID = 2**53
 RowId = Annotated[int, PathParameter(ge=1, le=MAX_ROW_ID, description="A row's id")]
 
 
-class _In(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    pass
+class Input(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A request body: unknown fields are refused (and the OpenAPI schema says so)."""
 
 
-class BusinessIn(_In):
+class BusinessIn(Input):
     name: Text = ""
     business_type: Annotated[str, msgspec.Meta(description="e.g. limited_company")] = ""
     registration_number: Text = ""
@@ -41,12 +43,12 @@ class BusinessIn(_In):
     country: Text = "GH"
 
 
-class ContactIn(_In):
+class ContactIn(Input):
     telephone: Text = ""
     email: Text = ""
 
 
-class TeamMemberIn(_In):
+class TeamMemberIn(Input):
     full_name: Text = ""
     role: Text = ""
     telephone: Text = ""
@@ -54,33 +56,33 @@ class TeamMemberIn(_In):
     id_number: Text = ""
 
 
-class NextOfKinIn(_In):
+class NextOfKinIn(Input):
     full_name: Text = ""
     relationship: Text = ""
     telephone: Text = ""
     address: Text = ""
 
 
-class BankAccountIn(_In):
+class BankAccountIn(Input):
     bank_name: Text = ""
     account_name: Annotated[str, msgspec.Meta(description="Must match the business name")] = ""
     account_number: Text = ""
     branch: Text = ""
 
 
-class BankAccountsIn(_In):
+class BankAccountsIn(Input):
     primary: BankAccountIn | None = None
     secondary: BankAccountIn | None = None
 
 
-class DeclarationIn(_In):
+class DeclarationIn(Input):
     agreed: bool = False
     data_consent: bool = False
     signer_name: Text = ""
     signer_designation: Text = ""
 
 
-class ApplicationIn(_In):
+class ApplicationIn(Input):
     """A new application. Documents are uploaded afterwards, or in the same multipart request."""
 
     business: BusinessIn | None = None
@@ -178,12 +180,12 @@ class OutstandingList(msgspec.Struct):
     items: list[OutstandingOut]
 
 
-class WithdrawIn(_In):
+class WithdrawIn(Input):
     confirm: Annotated[bool, msgspec.Meta(description="Must be true")] = False
     comment: Text = ""
 
 
-class WithdrawConfirmIn(_In):
+class WithdrawConfirmIn(Input):
     token: Annotated[
         str,
         msgspec.Meta(

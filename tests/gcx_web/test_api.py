@@ -407,6 +407,30 @@ async def test_openapi_is_served_offline(client: httpx.AsyncClient) -> None:
     assert "unpkg" not in response.text and "jsdelivr" not in response.text
 
 
+async def test_openapi_says_what_the_handlers_check(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/schema/openapi.json")).json()
+    components, paths = schema["components"]["schemas"], schema["paths"]
+    for name in ("ApplicationIn", "BusinessIn", "TeamMemberIn", "WithdrawIn", "ActionIn"):
+        assert components[name]["additionalProperties"] is False, name
+    for path, operations in paths.items():
+        if path.startswith("/api/v1/staff/"):
+            for operation in operations.values():
+                assert {"401", "403"} <= set(operation["responses"]), path
+    upload = paths["/api/v1/applications/{tracking_code}/documents/{requirement}"]["post"]
+    form = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["file"] and form["properties"]["file"]["format"] == "binary"
+    combined = paths["/api/v1/applications/with-documents"]["post"]["requestBody"]
+    parts = combined["content"]["multipart/form-data"]["schema"]["properties"]
+    assert "application" in parts and parts["tax_clearance"]["format"] == "binary"
+    listing = paths["/api/v1/staff/applications"]["get"]["parameters"]
+    by_name = {p["name"]: p for p in listing}
+    assert {"q", "status", "region", "commodity", "from", "to", "reviewer", "sort", "page"} <= set(
+        by_name
+    )
+    assert "under_review" in json.dumps(by_name["status"]["schema"])
+    assert "-created_at" in json.dumps(by_name["sort"]["schema"])
+
+
 async def test_health(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health/live")).json() == {"status": "ok"}
     ready = await client.get("/health/ready")

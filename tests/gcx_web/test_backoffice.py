@@ -9,14 +9,14 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from gcx_core.entities import Role
+from gcx_core.entities import Actor, Role
 from gcx_core.samples import make_submission
 from gcx_core.services import applications as app_service
 from gcx_core.services import documents as doc_service
 from gcx_core.storage.tables import applications, audit_log
 from gcx_core.system import Gcx
 from tests.gcx_core.pdfs import PDF
-from tests.gcx_web.conftest import csrf_of, submit_json
+from tests.gcx_web.conftest import csrf_of, error_of, submit_json
 
 PASSWORD = "correct horse battery staple"
 
@@ -539,3 +539,28 @@ async def test_the_staff_api_is_strict_and_asks_strangers_to_sign_in(
     assert "version" in as_text.json()["error"]["fields"]
     done = await signed_in.post(url, json={"version": 1}, headers=csrf)
     assert done.status_code == 200, done.text
+
+
+async def test_list_filters_name_what_exists(as_role: Any, gcx: Gcx) -> None:
+    client = await as_role(Role.ADMIN)
+    for query, field in (
+        ("status=approvedd", "status"),
+        ("region=XX", "region"),
+        ("commodity=plutonium", "commodity"),
+    ):
+        error = error_of(await client.get(f"/api/v1/staff/applications?{query}"), 422)
+        assert field in error["fields"], query
+        page = await client.get(f"/backoffice/applications?{query}")
+        assert page.status_code == 422 and "unknown" in page.text
+
+
+async def test_a_page_past_the_end_is_the_last_page(as_role: Any, gcx: Gcx) -> None:
+    client = await as_role(Role.ADMIN)
+    for _ in range(3):
+        await app_service.submit(gcx, make_submission(), Actor.applicant())
+    listing = await client.get("/api/v1/staff/applications?per_page=2&page=999")
+    assert listing.status_code == 200
+    body = listing.json()
+    assert body["page"] == 2 and body["total"] == 3 and len(body["items"]) == 1
+    page = await client.get("/backoffice/applications?per_page=2&page=999")
+    assert "Page 999" not in page.text and "Page 2 of 2" in page.text

@@ -124,7 +124,12 @@ async def list_applications(gcx: Gcx, flt: ApplicationFilter) -> Page[Applicatio
             ).scalar_one()
         else:  # the counters already know the total; a full count is O(n)
             total = sum((await bookkeeping.read_counters(conn, bookkeeping.STATUS_PREFIX)).values())
-    return Page([app_rows.to_application(r) for r in rows], int(total), flt.page, flt.per_page)
+        page = flt.page
+        last = max(1, -(-int(total) // flt.per_page))
+        if not rows and page > last:  # past the end: the last page, not an empty "page 999"
+            page = last
+            rows = (await conn.execute(query.offset((page - 1) * flt.per_page))).all()
+    return Page([app_rows.to_application(r) for r in rows], int(total), page, flt.per_page)
 
 
 @attrs.frozen

@@ -192,6 +192,9 @@ async def upload(
     file = form.get("file")
     if not isinstance(file, UploadFile):
         raise ValidationError({"file": "attach the document as the part named `file`"})
+    unknown = sorted(set(form.keys()) - {"file"})
+    if unknown:
+        raise ValidationError({name: "unknown part: send only `file`" for name in unknown})
     content = await file.read()
     doc = await doc_service.upload_document(
         gcx, app.id, requirement, content, file.filename or "document", applicant(request)

@@ -7,22 +7,31 @@ value in `X-CSRFToken` (double submit); token calls carry no cookies and need no
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any
+from datetime import date
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Router, get, post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import PermissionDeniedException
-from litestar.params import JSONBody, PathParameter
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from gcx_core.exceptions import NotFoundError, ValidationError
 from gcx_core.services import applications as app_service
 from gcx_core.services import documents as doc_service
 from gcx_core.services import notifications as outbox
-from gcx_core.services.queries import documents_of, get_application, list_applications
-from gcx_web.applicant.api import _responses
-from gcx_web.backoffice.filters import parse_filter
-from gcx_web.schemas import MAX_ROW_ID
+from gcx_core.services.queries import (
+    MAX_PER_PAGE,
+    SORTS,
+    documents_of,
+    get_application,
+    list_applications,
+)
+from gcx_web.applicant.api import _responses as public_responses
+from gcx_web.backoffice.filters import MAX_PAGE, parse_filter
+from gcx_web.errors import ErrorResponse
+from gcx_web.schemas import MAX_ROW_ID, Input
 from gcx_web.security.auth import LoginRequired, current_actor, requires, session_user, token_user
 from gcx_web.strict import strict_json
 
@@ -83,7 +92,7 @@ class Detail(msgspec.Struct):
     actions: list[str]
 
 
-class ActionIn(msgspec.Struct, forbid_unknown_fields=True):
+class ActionIn(Input):
     version: Annotated[int, msgspec.Meta(description="The version you saw; a stale one is 409")]
     message: str | None = None
     comment: str | None = None
@@ -91,11 +100,11 @@ class ActionIn(msgspec.Struct, forbid_unknown_fields=True):
     requirement_codes: list[str] | None = None
 
 
-class ReviewIn(msgspec.Struct, forbid_unknown_fields=True):
+class ReviewIn(Input):
     note: str = ""
 
 
-class RetryIn(msgspec.Struct, forbid_unknown_fields=True):
+class RetryIn(Input):
     ids: list[int] = []
     all_dead: bool = False
 
@@ -116,16 +125,59 @@ def _summary(a: Any) -> Summary:
     )
 
 
+def _responses() -> dict[int, Any]:
+    return {
+        **public_responses(),
+        401: ResponseSpec(ErrorResponse, description="no valid session or API token"),
+        403: ResponseSpec(
+            ErrorResponse, description="your role may not do this, or a CSRF token is missing"
+        ),
+    }
+
+
+SORT_VALUES = tuple(f"{prefix}{name}" for name in SORTS for prefix in ("", "-"))
+Sort = Literal[SORT_VALUES]  # type: ignore[valid-type]
+
+
 VIEW = [requires("view", tokens=True)]
 REVIEW = [requires("review", tokens=True)]
 ADMIN = [requires("admin", tokens=True)]
 
 
 @get("/applications", guards=VIEW, responses=_responses(), summary="Search and filter applications")
-async def staff_list(request: Request[Any, Any, Any]) -> Page:
-    """Query: q, status, region, commodity (repeatable), from, to, reviewer, sort, page."""
-    page = await list_applications(request.app.state.gcx, parse_filter(request.query_params))
-    return Page([_summary(a) for a in page.items], page.total, page.page, page.per_page)
+async def staff_list(
+    request: Request[Any, Any, Any],
+    q: Annotated[
+        str | None,
+        QueryParameter(max_length=200, description="Business name, tracking code or TIN"),
+    ] = None,
+    status: Annotated[list[str] | None, QueryParameter(description="Statuses (repeatable)")] = None,
+    region: Annotated[
+        list[str] | None, QueryParameter(description="Region codes (repeatable)")
+    ] = None,
+    commodity: Annotated[
+        list[str] | None, QueryParameter(description="Commodity codes (repeatable)")
+    ] = None,
+    created_from: Annotated[
+        date | None, QueryParameter(name="from", description="Submitted on or after")
+    ] = None,
+    created_to: Annotated[
+        date | None, QueryParameter(name="to", description="Submitted on or before")
+    ] = None,
+    reviewer: Annotated[
+        int | None, QueryParameter(ge=1, le=MAX_ROW_ID, description="Assigned reviewer's user id")
+    ] = None,
+    sort: Annotated[
+        Sort | None, QueryParameter(description="A column, descending with a leading '-'")
+    ] = None,
+    page: Annotated[int | None, QueryParameter(ge=1, le=MAX_PAGE, description="From 1")] = None,
+    per_page: Annotated[int | None, QueryParameter(ge=1, le=MAX_PER_PAGE)] = None,
+) -> Page:
+    """Filters combine with AND; a page past the last one answers the last page. Unknown
+    statuses, regions or commodities are field errors (422)."""
+    gcx = request.app.state.gcx
+    page_of = await list_applications(gcx, parse_filter(request.query_params, gcx))
+    return Page([_summary(a) for a in page_of.items], page_of.total, page_of.page, page_of.per_page)
 
 
 async def _detail(request: Request[Any, Any, Any], app_id: int) -> Detail:

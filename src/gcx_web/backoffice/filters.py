@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from gcx_core.exceptions import ValidationError
+from gcx_core.reference import COMMODITIES_BY_CODE, REGIONS_BY_CODE
 from gcx_core.services.queries import MAX_PER_PAGE, SORTS, ApplicationFilter
+from gcx_core.system import Gcx
 from gcx_web.schemas import MAX_ROW_ID
+
+MAX_PAGE = 10**6
 
 
 def _many(params: Any, name: str) -> tuple[str, ...]:
@@ -29,9 +33,26 @@ def _date(value: str, name: str, errors: dict[str, str]) -> datetime | None:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
-def parse_filter(params: Mapping[str, Any], *, per_page: int = 25) -> ApplicationFilter:
-    """An ApplicationFilter from query parameters; malformed values are field errors."""
+def _known(
+    values: tuple[str, ...], known: Collection[str], name: str, what: str, errors: dict[str, str]
+) -> None:
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        errors[name] = f"unknown {what}: " + ", ".join(sorted(set(unknown)))
+
+
+def parse_filter(
+    params: Mapping[str, Any], gcx: Gcx | None = None, *, per_page: int = 25
+) -> ApplicationFilter:
+    """An ApplicationFilter from query parameters; malformed values are field errors, and so
+    are statuses (of `gcx`'s workflow), regions and commodities that do not exist."""
     errors: dict[str, str] = {}
+    statuses, regions = _many(params, "status"), _many(params, "region")
+    commodities = _many(params, "commodity")
+    if gcx is not None:
+        _known(statuses, gcx.workflow.states, "status", "status", errors)
+    _known(regions, REGIONS_BY_CODE, "region", "region", errors)
+    _known(commodities, COMMODITIES_BY_CODE, "commodity", "commodity", errors)
 
     def one(name: str) -> str:
         value = params.get(name)
@@ -48,7 +69,7 @@ def parse_filter(params: Mapping[str, Any], *, per_page: int = 25) -> Applicatio
     if sort.lstrip("-") not in SORTS:
         errors["sort"] = "must be one of " + ", ".join(SORTS)
     numbers = {}
-    for name, default, top in (("page", 1, 10**6), ("per_page", per_page, MAX_PER_PAGE)):
+    for name, default, top in (("page", 1, MAX_PAGE), ("per_page", per_page, MAX_PER_PAGE)):
         raw = one(name) or str(default)
         if not raw.isdigit() or not 1 <= int(raw) <= top:
             errors[name] = f"must be a whole number from 1 to {top}"
@@ -62,9 +83,9 @@ def parse_filter(params: Mapping[str, Any], *, per_page: int = 25) -> Applicatio
         raise ValidationError(errors)
     return ApplicationFilter(
         search=search,
-        statuses=_many(params, "status"),
-        regions=_many(params, "region"),
-        commodities=_many(params, "commodity"),
+        statuses=statuses,
+        regions=regions,
+        commodities=commodities,
         created_from=created_from,
         created_to=created_to,
         assigned_reviewer_id=int(reviewer) if reviewer else None,

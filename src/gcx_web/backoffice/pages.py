@@ -71,7 +71,7 @@ async def dashboard_json(request: Request[Any, Any, Any]) -> Any:
 @get("/backoffice/applications", guards=VIEW, include_in_schema=False)
 async def applications_page(request: Request[Any, Any, Any]) -> Template:
     gcx = request.app.state.gcx
-    flt = parse_filter(request.query_params)
+    flt = parse_filter(request.query_params, request.app.state.gcx)
     page = await list_applications(gcx, flt)
     query = request.url.query or ""
     return Template(
@@ -93,7 +93,7 @@ async def applications_page(request: Request[Any, Any, Any]) -> Template:
 async def export_csv(request: Request[Any, Any, Any]) -> Stream:
     """Exactly the filtered set, every page of it, in whitelisted columns."""
     gcx = request.app.state.gcx
-    flt = parse_filter(request.query_params, per_page=200)
+    flt = parse_filter(request.query_params, request.app.state.gcx, per_page=200)
 
     async def rows() -> AsyncIterator[str]:
         out = io.StringIO()
