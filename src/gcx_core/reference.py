@@ -68,6 +68,15 @@ BUSINESS_TYPES: tuple[str, ...] = (
     "other",
 )
 
+BUSINESS_TYPE_LABELS: dict[str, str] = {
+    "sole_proprietorship": "Sole proprietorship",
+    "partnership": "Partnership",
+    "limited_company": "Limited company",
+    "cooperative": "Cooperative",
+    "farmer_based_organisation": "Farmer-based organisation",
+    "other": "Other",
+}
+
 REJECTION_REASONS: dict[str, str] = {
     "incomplete_documents": "Required documents were not provided",
     "failed_verification": "Documents could not be verified",

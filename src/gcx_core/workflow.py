@@ -128,6 +128,12 @@ class Workflow:
     def actions_from(self, status: str | None) -> list[Transition]:
         return [t for t in self.transitions.values() if status in t.sources]
 
+    def waits(self, status: str) -> bool:
+        """Whether an application in this status waits on someone: not a terminal status, and
+        one some action leads out of (approved, say, waits on nobody)."""
+        state = self.states.get(status)
+        return state is not None and not state.terminal and bool(self.actions_from(status))
+
     def allowed_actions(self, application: Application, actor: Actor) -> list[str]:
         """Actions the actor may try now; guards are not run (they may need parameters)."""
         return [

@@ -25,8 +25,10 @@ from gcx_core.exceptions import ConfigurationError
 from gcx_core.plugins import make_plugin_manager, register_named
 from gcx_core.settings import Settings
 from gcx_core.system import Gcx
+from gcx_web import display
 from gcx_web import plugin as web_plugin
 from gcx_web.config import WebConfig
+from gcx_web.display import Labels
 from gcx_web.errors import EXCEPTION_HANDLERS
 from gcx_web.live.publisher import Publisher, make_channels
 from gcx_web.live.sockets import Listeners
@@ -38,7 +40,7 @@ from gcx_web.security.sessions import RotatingSessionConfig
 
 HERE = Path(__file__).parent
 # Paths without cookies: the public API and machine endpoints need no session and no CSRF.
-COOKIELESS = ["^/api/v1/applications", "^/health", "^/schema", "^/static"]
+COOKIELESS = ["^/api/v1/applications", "^/health", "^/schema", "^/static", "^/favicon.ico$"]
 # The staff API checks CSRF itself (only for calls authenticated by session, not by token).
 NO_CSRF = [*COOKIELESS, "^/api/v1/staff"]
 
@@ -75,6 +77,7 @@ def template_engine(pm: pluggy.PluginManager, settings: Settings) -> JinjaTempla
         auto_reload=False,
     )
     env.globals["programme_name"] = settings.programme_name
+    display.install(env, settings.time_zone)
     return JinjaTemplateEngine.from_environment(env)
 
 
@@ -148,6 +151,8 @@ def create_app(
     else:
         session_store = FileStore(settings.data_dir / "sessions", create_directories=True)
 
+    templates = template_engine(pm, settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         own = gcx is None
@@ -164,6 +169,8 @@ def create_app(
         state.status_labels = {s.name: s.label for s in running.workflow.states.values()}
         state.status_views = StatusViews(state.requirement_titles, state.status_labels)
         complete_openapi(app, running)
+        templates.engine.globals["labels"] = Labels(state.status_labels, state.requirement_titles)
+        templates.engine.globals["transitions"] = running.workflow.transitions
         # Embedded, every listener is in this process: messages nobody follows are not built.
         publisher = Publisher(channels, running, listeners if redis is None else None)
         register_named(pm, publisher, "gcx_web.publisher")
@@ -190,7 +197,7 @@ def create_app(
         plugins=[channels],
         stores={"sessions": session_store, "memory": MemoryStore()},
         **request_stack(settings, config),
-        template_config=TemplateConfig(instance=template_engine(pm, settings)),
+        template_config=TemplateConfig(instance=templates),
         openapi_config=OpenAPIConfig(
             title=settings.programme_name,
             version=_version(),

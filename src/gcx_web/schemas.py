@@ -306,6 +306,7 @@ class RecentOut(msgspec.Struct):
     tracking_code: str
     business_name: str
     status: str
+    status_label: str
     created_at: datetime
 
 
@@ -325,11 +326,19 @@ class DashboardOut(msgspec.Struct):
 
 
 def dashboard_out(snap: Any) -> DashboardOut:
+    labels = {s.status: s.label for s in snap.statuses}
     return DashboardOut(
         total=snap.total,
         statuses=[StatusFigureOut(s.status, s.label, s.count, s.percent) for s in snap.statuses],
         recent=[
-            RecentOut(r.id, r.tracking_code, r.business_name, r.status, r.created_at)
+            RecentOut(
+                r.id,
+                r.tracking_code,
+                r.business_name,
+                r.status,
+                labels.get(r.status, r.status),
+                r.created_at,
+            )
             for r in snap.recent
         ],
         notifications=dict(snap.notifications),

@@ -157,6 +157,12 @@ async def test_detail_shows_only_the_actions_the_role_and_state_allow(
     assert code  # the first application is untouched
 
 
+def flash_of(html: str) -> str:
+    """The text of the message an action left on the page, or ''."""
+    found = re.search(r'<div id="flash"[^>]*>(.*?)</div>', html, re.S)
+    return re.sub(r"<[^>]+>", " ", found.group(1)).strip() if found else ""
+
+
 async def test_review_workflow_and_stale_version(as_role: Any, gcx: Gcx) -> None:
     from gcx_core.entities import Actor
 
@@ -177,13 +183,21 @@ async def test_review_workflow_and_stale_version(as_role: Any, gcx: Gcx) -> None
             "message": "x",
         },
     )
-    assert stale.status_code == 409
-    assert "changed this application after you opened it" in stale.text
-    # A guard's refusal is explained next to the form.
+    # Back to the application page (not to /actions/...), with the reason, said plainly.
+    assert stale.status_code == 303
+    assert stale.headers["location"] == f"/backoffice/applications/{app.id}"
+    shown = await client.get(stale.headers["location"])
+    assert "changed this application after you opened it" in flash_of(shown.text)
+    # A guard's refusal is explained in words, not in action and field names.
     missing = await client.post(
         f"{url}/request_documents", data={"_csrf_token": token, "version": "2", "message": "x"}
     )
-    assert missing.status_code == 409
+    assert missing.status_code == 303
+    said = flash_of((await client.get(missing.headers["location"])).text)
+    assert said.startswith("Request documents was refused:"), said
+    assert "request_documents" not in said and "requirement_codes" not in said
+    # Shown once.
+    assert "refused" not in flash_of((await client.get(missing.headers["location"])).text)
     asked = await client.post(
         f"{url}/request_documents",
         data={
@@ -194,6 +208,9 @@ async def test_review_workflow_and_stale_version(as_role: Any, gcx: Gcx) -> None
         },
     )
     assert asked.status_code == 303
+    done = await client.get(asked.headers["location"])
+    assert "Documents requested: the applicant has been emailed" in flash_of(done.text)
+    assert ">Documents requested</p>" in done.text  # the status, by its label
     async with gcx.database.read() as conn:
         status = (await conn.execute(sa.select(applications.c.status))).scalar_one()
     assert status == "documents_requested"
@@ -234,13 +251,20 @@ async def test_documents_download_and_review(as_role: Any, gcx: Gcx) -> None:
             "application_id": str(app.id),
         },
     )
-    assert no_note.status_code == 422
+    assert no_note.status_code == 303
+    assert "Note: say why the document is rejected" in flash_of(
+        (await client.get(no_note.headers["location"])).text
+    )
     ok = await client.post(
         f"/backoffice/documents/{doc.id}/review",
         data={"_csrf_token": csrf_of(page.text), "decision": "verify"},
     )
     assert ok.status_code == 303
-    assert "verified" in (await client.get(f"/backoffice/applications/{app.id}")).text
+    page = await client.get(f"/backoffice/applications/{app.id}")
+    assert "Tax clearance" in flash_of(page.text) and "verified" in flash_of(page.text)
+    # A verified version has no Verify/Reject buttons; it says who verified it, and when.
+    assert 'value="verify"' not in page.text
+    assert re.search(r"verified</span> by reviewer\d*@staff\.example\.com, \d", page.text)
     # Nobody without a session gets the file.
     await client.post("/logout", data={"_csrf_token": csrf_of(page.text)})
     assert (await client.get(f"/backoffice/documents/{doc.id}/file")).status_code == 303
@@ -277,6 +301,18 @@ async def test_list_search_filters_and_csv(as_role: Any, gcx: Gcx) -> None:
     assert len(lines) == 2  # exactly the filtered set
     assert "'=HYPERLINK" in export.text  # formulas are escaped
     assert "account_number" not in lines[0]  # only whitelisted columns
+    import csv
+
+    (row,) = csv.DictReader(lines)
+    assert row["region"] == "AA" and row["region_name"] == "Greater Accra"
+    assert row["status"] == "pending_review" and row["status_label"] == "Pending review"
+    assert row["business_type_label"] and row["commodity_names"]
+    # The page shows labels too: statuses, regions, and one date format.
+    listed = await client.get("/backoffice/applications", params={"region": "AH"})
+    assert ">Pending review<" in listed.text and ">Ashanti<" in listed.text
+    assert ">pending_review<" not in listed.text
+    assert re.search(r"<td>\d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d</td>", listed.text)
+    assert "Submitted from" in bad.text and "must be a date" in bad.text
 
 
 async def test_users_and_api_tokens(
@@ -431,12 +467,17 @@ async def test_admin_reopens(as_role: Any, gcx: Gcx) -> None:
         f"/backoffice/applications/{app.id}/actions/reopen",
         data={"_csrf_token": csrf_of(page.text), "version": "2"},
     )
-    assert no_comment.status_code == 409
+    assert no_comment.status_code == 303
+    said = flash_of((await client.get(no_comment.headers["location"])).text)
+    assert said.startswith("Reopen was refused:"), said
     done = await client.post(
         f"/backoffice/applications/{app.id}/actions/reopen",
         data={"_csrf_token": csrf_of(page.text), "version": "2", "comment": "withdrawn by mistake"},
     )
     assert done.status_code == 303
+    page = await client.get(done.headers["location"])
+    assert "Reopened" in flash_of(page.text)
+    assert 'class="badge status-under_review" id="status-label">Under review<' in page.text
 
 
 async def test_the_staff_api_skips_csrf_only_for_a_valid_api_token(

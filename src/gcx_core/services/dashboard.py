@@ -93,7 +93,7 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
         figures = {name: int(value) for name, value in await conn.execute(_COUNTERS)}
         recent_rows = await rows.dicts(conn, _RECENT)
         for state in gcx.workflow.states.values():
-            if not state.terminal:
+            if gcx.workflow.waits(state.name):
                 oldest[state.name] = (
                     await conn.execute(_OLDEST, {"status": state.name})
                 ).scalar_one_or_none()

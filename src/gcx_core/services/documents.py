@@ -143,6 +143,65 @@ async def upload_document(
     return document
 
 
+async def undo_review(gcx: Gcx, document_id: int, actor: Actor) -> DocumentVersion:
+    """Put a reviewed version back to pending (a verification made by mistake); admins only."""
+    if not actor.can("admin"):
+        raise PermissionDeniedError("undoing a review needs the admin role")
+    now = gcx.now()
+    async with gcx.database.write() as conn:
+        document = await doc_rows.get(conn, document_id)
+        if document is None:
+            raise NotFoundError("document", document_id)
+        if document.review_status == ReviewStatus.PENDING:
+            raise ValidationError({"document": "has not been reviewed; there is nothing to undo"})
+        await app_rows.touch(conn, document.application_id)
+        await conn.execute(
+            documents.update()
+            .where(documents.c.id == document_id)
+            .values(
+                review_status=ReviewStatus.PENDING,
+                review_note="",
+                reviewed_by=None,
+                reviewed_at=None,
+            )
+        )
+        await bookkeeping.add_audit(
+            conn,
+            [
+                bookkeeping.audit_row(
+                    actor,
+                    "document.review_undone",
+                    "document",
+                    document_id,
+                    at=now,
+                    before={
+                        "review_status": str(document.review_status),
+                        "note": document.review_note,
+                    },
+                    after={"review_status": str(ReviewStatus.PENDING)},
+                )
+            ],
+        )
+        undone = await doc_rows.get(conn, document_id)
+    assert undone is not None
+    await gcx.fire(
+        [
+            (
+                DocumentReviewed(
+                    document.application_id,
+                    document.requirement_code,
+                    document_id,
+                    str(ReviewStatus.PENDING),
+                    actor.user_id,
+                    now,
+                ),
+                None,
+            )
+        ]
+    )
+    return undone
+
+
 async def keep_draft_file(gcx: Gcx, content: bytes) -> str:
     """Store a file uploaded to a draft not yet submitted; returns its key. It is deleted once
     older than `draft_file_hours` unless a document holds it by then (`expire_draft_files`)."""
@@ -216,6 +275,10 @@ async def review_document(
         document = await doc_rows.get(conn, document_id)
         if document is None:
             raise NotFoundError("document", document_id)
+        if document.review_status == ReviewStatus.VERIFIED and not actor.can("admin"):
+            raise ValidationError(
+                {"document": "is verified already; an admin can undo the verification"}
+            )
         await app_rows.touch(conn, document.application_id)
         await conn.execute(
             documents.update()
@@ -256,6 +319,15 @@ async def review_document(
         ]
     )
     return reviewed
+
+
+async def get_document(gcx: Gcx, document_id: int) -> DocumentVersion:
+    """One stored version (its record, not its bytes)."""
+    async with gcx.database.read() as conn:
+        document = await doc_rows.get(conn, document_id)
+    if document is None:
+        raise NotFoundError("document", document_id)
+    return document
 
 
 async def read_document(gcx: Gcx, document_id: int, actor: Actor) -> tuple[DocumentVersion, bytes]:

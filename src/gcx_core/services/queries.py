@@ -143,7 +143,8 @@ async def timeline(gcx: Gcx, ref: int | str, *, for_applicant: bool = False) -> 
     """Everything that happened to an application, oldest first.
 
     The applicant's view holds status changes (without internal comments), their uploads and
-    document requests; staff also see reviews and notifications with their delivery status.
+    document requests; staff also see document reviews (who, when, the verdict) and
+    notifications with their channel and delivery status.
     """
     async with gcx.database.read() as conn:
         app = await resolve(conn, ref)
@@ -195,6 +196,21 @@ def build_timeline(
         )
     for v in versions:
         items.append(TimelineItem(v.uploaded_at, "document", _document_data(v, for_applicant)))
+        if not for_applicant and v.reviewed_at is not None:
+            items.append(
+                TimelineItem(
+                    v.reviewed_at,
+                    "document_review",
+                    {
+                        "id": v.id,
+                        "requirement": v.requirement_code,
+                        "version": v.version,
+                        "review_status": str(v.review_status),
+                        "review_note": v.review_note,
+                        "reviewed_by": v.reviewed_by,
+                    },
+                )
+            )
     for n in notes:
         items.append(TimelineItem(n.created_at, "notification", _notification_data(n)))
     items.sort(key=lambda i: i.at)

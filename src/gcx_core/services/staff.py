@@ -39,6 +39,28 @@ async def list_users(gcx: Gcx, actor: Actor, *, staff_only: bool = True) -> list
         return [user_rows.to_user(r) for r in await conn.execute(query)]
 
 
+async def staff_names(gcx: Gcx) -> dict[int, str]:
+    """Every staff user's display name (their name, else their email), by id: what pages show
+    for reviewers and verifiers. Any staff member may see colleagues' names."""
+    query = sa.select(users.c.id, users.c.name, users.c.email).where(
+        users.c.role.in_([str(r) for r in STAFF_ROLES])
+    )
+    async with gcx.database.read() as conn:
+        return {row.id: row.name or row.email for row in await conn.execute(query)}
+
+
+async def reviewers(gcx: Gcx) -> list[User]:
+    """Active staff who may review, by name: the choices of a reviewer filter or assignment."""
+    query = (
+        sa.select(users)
+        .where(users.c.role.in_([str(r) for r in STAFF_ROLES]), users.c.is_active.is_(True))
+        .order_by(users.c.name, users.c.email)
+    )
+    async with gcx.database.read() as conn:
+        found = [user_rows.to_user(r) for r in await conn.execute(query)]
+    return [u for u in found if u.can("review")]
+
+
 async def get_user(gcx: Gcx, user_id: int) -> User:
     async with gcx.database.read() as conn:
         user = await user_rows.get(conn, user_id)

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from gcx_core.reference import BUSINESS_TYPES, COMMODITIES, REGIONS
+from gcx_core.reference import BUSINESS_TYPE_LABELS, BUSINESS_TYPES, COMMODITIES, REGIONS
 
 TEAM_ROWS = 3
 _TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d{1,2})\]")
@@ -78,7 +78,7 @@ STEPS: tuple[Step, ...] = (
                 "business.business_type",
                 "Type of business",
                 "select",
-                options=tuple((t, t.replace("_", " ").capitalize()) for t in BUSINESS_TYPES),
+                options=tuple((t, BUSINESS_TYPE_LABELS[t]) for t in BUSINESS_TYPES),
             ),
             Field("business.registration_number", "Registration number"),
             Field("business.tin", "Taxpayer identification number (TIN)"),

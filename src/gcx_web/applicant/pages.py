@@ -336,6 +336,12 @@ async def apply_submit_again(request: Request[Any, Any, Any]) -> Redirect:
     return Redirect("/apply", status_code=303)
 
 
+@get("/favicon.ico", include_in_schema=False)
+async def favicon() -> Redirect:
+    """Browsers and tools that ask for /favicon.ico get the site's icon, not a 404."""
+    return Redirect("/static/favicon.svg", status_code=301)
+
+
 @post("/apply/restart", include_in_schema=False)
 async def apply_restart(request: Request[Any, Any, Any]) -> Redirect:
     keys = {info["key"] for info in _draft(request)["files"].values()}
@@ -346,6 +352,7 @@ async def apply_restart(request: Request[Any, Any, Any]) -> Redirect:
 
 HANDLERS = [
     home,
+    favicon,
     apply_start,
     apply_done,
     apply_submit_again,

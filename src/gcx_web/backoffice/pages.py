@@ -6,23 +6,39 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 
 import attrs
 from litestar import Request, Response, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Stream, Template
 
-from gcx_core.exceptions import ConflictError, GcxError
+from gcx_core.entities import Application
+from gcx_core.exceptions import (
+    ConflictError,
+    GcxError,
+    GuardFailedError,
+    InvalidTransitionError,
+    ValidationError,
+)
 from gcx_core.reference import COMMODITIES, REGIONS, REJECTION_REASONS
 from gcx_core.services import applications as app_service
-from gcx_core.services import dashboard
+from gcx_core.services import dashboard, staff
 from gcx_core.services import documents as doc_service
-from gcx_core.services.queries import documents_of, get_application, list_applications, timeline
+from gcx_core.services.queries import (
+    ApplicationFilter,
+    Page,
+    documents_of,
+    get_application,
+    list_applications,
+    timeline,
+)
 from gcx_core.storage.documents import latest_versions
 from gcx_web.backoffice.filters import parse_filter
+from gcx_web.display import Labels
 from gcx_web.errors import describe
 from gcx_web.schemas import RowId, dashboard_out
-from gcx_web.security.auth import current_actor, page_context, requires
+from gcx_web.security.auth import current_actor, flash, page_context, requires
 from gcx_web.security.headers import content_disposition
 
 STALE = (
@@ -31,22 +47,38 @@ STALE = (
 )
 VIEW = [requires("view")]
 REVIEW = [requires("review")]
-# Whitelisted CSV columns: (header, how to read it). Nothing else ever leaves by export.
+ADMIN = [requires("admin")]
+# Whitelisted CSV columns: (header, how to read it from the application and the labels).
+# Codes come with their labels, so a spreadsheet can filter on either. Nothing else ever
+# leaves by export.
 CSV_COLUMNS: list[tuple[str, Any]] = [
-    ("tracking_code", lambda a: a.tracking_code),
-    ("business_name", lambda a: a.business.name),
-    ("business_type", lambda a: a.business.business_type),
-    ("tin", lambda a: a.business.tin),
-    ("region", lambda a: a.business.region),
-    ("city", lambda a: a.business.city),
-    ("email", lambda a: a.contact.email),
-    ("telephone", lambda a: a.contact.telephone),
-    ("commodities", lambda a: ";".join(a.commodities)),
-    ("status", lambda a: a.status),
-    ("assigned_reviewer_id", lambda a: a.assigned_reviewer_id or ""),
-    ("created_at", lambda a: a.created_at.isoformat()),
-    ("updated_at", lambda a: a.updated_at.isoformat()),
+    ("tracking_code", lambda a, k: a.tracking_code),
+    ("business_name", lambda a, k: a.business.name),
+    ("business_type", lambda a, k: a.business.business_type),
+    ("business_type_label", lambda a, k: k.labels.business_type(a.business.business_type)),
+    ("tin", lambda a, k: a.business.tin),
+    ("region", lambda a, k: a.business.region),
+    ("region_name", lambda a, k: k.labels.region(a.business.region)),
+    ("city", lambda a, k: a.business.city),
+    ("email", lambda a, k: a.contact.email),
+    ("telephone", lambda a, k: a.contact.telephone),
+    ("commodities", lambda a, k: ";".join(a.commodities)),
+    ("commodity_names", lambda a, k: "; ".join(k.labels.commodity(c) for c in a.commodities)),
+    ("status", lambda a, k: a.status),
+    ("status_label", lambda a, k: k.labels.status(a.status)),
+    ("assigned_reviewer_id", lambda a, k: a.assigned_reviewer_id or ""),
+    ("assigned_reviewer", lambda a, k: k.names.get(a.assigned_reviewer_id, "")),
+    ("created_at", lambda a, k: a.created_at.isoformat()),
+    ("updated_at", lambda a, k: a.updated_at.isoformat()),
 ]
+
+
+@attrs.frozen
+class CsvLabels:
+    labels: Labels
+    names: dict[int, str]
+
+
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -68,24 +100,59 @@ async def dashboard_json(request: Request[Any, Any, Any]) -> Any:
     return dashboard_out(await dashboard.snapshot(request.app.state.gcx))
 
 
+SORTABLE = {
+    "tracking_code": None,
+    "business_name": "business_name",
+    "region": "region",
+    "status": "status",
+    "status_changed_at": "status_changed_at",
+    "created_at": "created_at",
+}
+PAGE_SIZES = (25, 50, 100, 200)
+
+
+def query_with(params: Any, **changes: Any) -> str:
+    """The list's query string with some parameters replaced (None drops one)."""
+    pairs = [(k, v) for k, v in params.multi_items() if k not in changes and v not in ("", None)]
+    for key, value in changes.items():
+        if value not in (None, ""):
+            pairs.append((key, str(value)))
+    return "?" + urlencode(pairs) if pairs else "?"
+
+
 @get("/backoffice/applications", guards=VIEW, include_in_schema=False)
 async def applications_page(request: Request[Any, Any, Any]) -> Template:
     gcx = request.app.state.gcx
-    flt = parse_filter(request.query_params, request.app.state.gcx)
-    page = await list_applications(gcx, flt)
-    query = request.url.query or ""
+    params = request.query_params
+    errors: dict[str, list[str]] = {}
+    try:
+        flt = parse_filter(params, gcx)
+    except ValidationError as exc:  # shown by the filter it concerns; nothing is listed
+        errors = exc.errors
+        flt = ApplicationFilter()
+        page: Page[Application] = Page([], 0, 1, flt.per_page)
+    else:
+        page = await list_applications(gcx, flt)
+    reviewers = await staff.reviewers(gcx)
     return Template(
         "backoffice/applications.html",
         context=await page_context(
             request,
             page=page,
             flt=flt,
-            query=query,
-            params=request.query_params,
+            query=request.url.query or "",
+            params=params,
+            errors=errors,
             states=list(gcx.workflow.states.values()),
             regions=REGIONS,
             commodities=COMMODITIES,
+            reviewers=reviewers,
+            names=await staff.staff_names(gcx),
+            sortable=SORTABLE,
+            page_sizes=PAGE_SIZES,
+            query_with=lambda **changes: query_with(params, **changes),
         ),
+        status_code=422 if errors else 200,
     )
 
 
@@ -94,6 +161,10 @@ async def export_csv(request: Request[Any, Any, Any]) -> Stream:
     """Exactly the filtered set, every page of it, in whitelisted columns."""
     gcx = request.app.state.gcx
     flt = parse_filter(request.query_params, request.app.state.gcx, per_page=200)
+    known = CsvLabels(
+        Labels(request.app.state.status_labels, request.app.state.requirement_titles),
+        await staff.staff_names(gcx),
+    )
 
     async def rows() -> AsyncIterator[str]:
         out = io.StringIO()
@@ -103,7 +174,7 @@ async def export_csv(request: Request[Any, Any, Any]) -> Stream:
         while True:
             page = await list_applications(gcx, attrs.evolve(flt, page=number, per_page=200))
             for app in page.items:
-                writer.writerow([csv_cell(read(app)) for _, read in CSV_COLUMNS])
+                writer.writerow([csv_cell(read(app, known)) for _, read in CSV_COLUMNS])
             yield out.getvalue()
             out.seek(0)
             out.truncate()
@@ -122,13 +193,54 @@ def _actions(request: Request[Any, Any, Any], app: Any, actor: Any) -> list[str]
     return list(request.app.state.gcx.workflow.allowed_actions(app, actor))
 
 
+# Field names of action and review forms, as the forms label them.
+FIELD_LABELS = {
+    "message": "Message to the applicant",
+    "comment": "Note",
+    "reason_code": "Reason",
+    "requirement_codes": "Documents to request",
+    "note": "Note",
+    "document": "Document",
+}
+# What the built-in actions did, said to the member of staff who did it.
+DONE = {
+    "start_review": "Review started: the application is yours to review.",
+    "request_documents": "Documents requested: the applicant has been emailed what to send.",
+    "approve": "Approved: the supplier account is open and the applicant has been emailed how "
+    "to sign in.",
+    "reject": "Rejected: the applicant has been emailed the reason.",
+    "reopen": "Reopened: the application is under review again.",
+}
+
+
+def _action_label(gcx: Any, action: str) -> str:
+    transition = gcx.workflow.transitions.get(action)
+    label = getattr(transition, "label", "") if transition is not None else ""
+    return label or action.replace("_", " ").capitalize()
+
+
+def staff_error(exc: GcxError, gcx: Any, action: str, status: str) -> tuple[str, dict[str, Any]]:
+    """Why an action or review was refused, in words staff read, and its field errors by label."""
+    what = _action_label(gcx, action)
+    if isinstance(exc, ConflictError):
+        return STALE, {}
+    if isinstance(exc, GuardFailedError):
+        return f"{what} was refused: " + "; ".join(exc.reasons.values()) + ".", {}
+    if isinstance(exc, InvalidTransitionError):
+        label = gcx.workflow.states[status].label if status in gcx.workflow.states else status
+        return f"{what} is not possible while the application is “{label}”.", {}
+    body, _ = describe(exc)
+    fields = {
+        FIELD_LABELS.get(path, path.replace("_", " ").capitalize()): msgs
+        for path, msgs in body.fields.items()
+    }
+    if fields:
+        return f"{what}: nothing was saved. Check the fields below.", fields
+    return f"{what}: {body.message}.", {}
+
+
 async def _detail(
-    request: Request[Any, Any, Any],
-    app_id: int,
-    *,
-    error: str = "",
-    errors: dict[str, list[str]] | None = None,
-    status_code: int = 200,
+    request: Request[Any, Any, Any], app_id: int, *, status_code: int = 200
 ) -> Template:
     gcx = request.app.state.gcx
     app = await get_application(gcx, app_id)
@@ -137,16 +249,13 @@ async def _detail(
     context = await page_context(
         request,
         app=app,
-        state=gcx.workflow.state(app.status),
+        state=gcx.workflow.state(app.status) if app.status in gcx.workflow.states else None,
         versions=versions,
         latest=latest_versions(versions),
         requirements=gcx.requirements_for(app),
         timeline=items,
         reasons=REJECTION_REASONS,
-        labels=request.app.state.status_labels,
-        titles=request.app.state.requirement_titles,
-        error=error,
-        errors=errors or {},
+        names=await staff.staff_names(gcx),
     )
     context["actions"] = _actions(request, app, context["actor"])
     return Template("backoffice/application.html", context=context, status_code=status_code)
@@ -164,9 +273,13 @@ async def application_page(request: Request[Any, Any, Any], app_id: RowId) -> Te
 )
 async def application_action(
     request: Request[Any, Any, Any], app_id: RowId, action: FromPath[str]
-) -> Template | Redirect:
+) -> Redirect:
+    """Apply an action, then back to the application (post/redirect/get) with a message
+    saying what happened, or why nothing did."""
     gcx = request.app.state.gcx
     _, actor = await current_actor(request)
+    app = await get_application(gcx, app_id)  # an unknown application: 404
+    page = f"/backoffice/applications/{app.id}"
     form = await request.form()
     version = form.get("version")
     params: dict[str, Any] = {}
@@ -177,11 +290,10 @@ async def application_action(
     if action == "request_documents":
         params["requirement_codes"] = [str(v) for v in form.getall("requirement_codes", [])]
     if action not in gcx.workflow.transitions:
-        return await _detail(
-            request, app_id, error=f"There is no action {action!r}.", status_code=404
-        )
+        flash(request, f"There is no action “{action}”.", ok=False)
+        return Redirect(page, status_code=303)
     try:
-        await app_service.act(
+        after = await app_service.act(
             gcx,
             app_id,
             action,
@@ -191,21 +303,17 @@ async def application_action(
             else None,
             params=params,
         )
-    except ConflictError:
-        return await _detail(
-            request,
-            app_id,
-            error=STALE,
-            status_code=409,
-        )
     except GcxError as exc:
         body, _ = describe(exc)
-        if body.status in (403, 404):
+        if body.status == 403:
             raise
-        return await _detail(
-            request, app_id, error=body.message, errors=body.fields, status_code=body.status
-        )
-    return Redirect(f"/backoffice/applications/{app_id}", status_code=303)
+        text, fields = staff_error(exc, gcx, action, app.status)
+        flash(request, text, ok=False, fields=fields)
+        return Redirect(page, status_code=303)
+    status = gcx.workflow.states[after.status].label
+    what = _action_label(gcx, action)
+    flash(request, DONE.get(action, f"{what}: done. The application is now “{status}”."))
+    return Redirect(page, status_code=303)
 
 
 @get("/backoffice/documents/{document_id:int}/file", guards=VIEW, include_in_schema=False)
@@ -226,26 +334,51 @@ async def document_file(request: Request[Any, Any, Any], document_id: RowId) -> 
 
 
 @post("/backoffice/documents/{document_id:int}/review", guards=REVIEW, include_in_schema=False)
-async def document_review(
-    request: Request[Any, Any, Any], document_id: RowId
-) -> Template | Redirect:
+async def document_review(request: Request[Any, Any, Any], document_id: RowId) -> Redirect:
     gcx = request.app.state.gcx
     _, actor = await current_actor(request)
+    document = await doc_service.get_document(gcx, document_id)  # unknown: 404
+    page = f"/backoffice/applications/{document.application_id}#documents"
     form = await request.form()
     verified = form.get("decision") == "verify"
+    title = request.app.state.requirement_titles.get(
+        document.requirement_code, document.requirement_code
+    )
     try:
-        doc = await doc_service.review_document(
+        await doc_service.review_document(
             gcx, document_id, verified, actor, note=str(form.get("note") or "")
         )
     except GcxError as exc:
         body, _ = describe(exc)
-        app_id = form.get("application_id")
-        if body.status in (403, 404) or not (isinstance(app_id, str) and app_id.isdigit()):
+        if body.status == 403:
             raise
-        return await _detail(
-            request, int(app_id), error=body.message, errors=body.fields, status_code=body.status
-        )
-    return Redirect(f"/backoffice/applications/{doc.application_id}#documents", status_code=303)
+        what = "Verify" if verified else "Reject"
+        text, fields = staff_error(exc, gcx, what.lower(), "")
+        flash(request, f"{title} v{document.version}: {text}", ok=False, fields=fields)
+        return Redirect(page, status_code=303)
+    verdict = "verified" if verified else "rejected: the applicant can send a new version"
+    flash(request, f"{title} v{document.version} {verdict}.")
+    return Redirect(page, status_code=303)
+
+
+@post("/backoffice/documents/{document_id:int}/undo", guards=ADMIN, include_in_schema=False)
+async def document_undo(request: Request[Any, Any, Any], document_id: RowId) -> Redirect:
+    """An admin puts a reviewed version back to pending (a verification made by mistake)."""
+    gcx = request.app.state.gcx
+    _, actor = await current_actor(request)
+    document = await doc_service.get_document(gcx, document_id)
+    page = f"/backoffice/applications/{document.application_id}#documents"
+    title = request.app.state.requirement_titles.get(
+        document.requirement_code, document.requirement_code
+    )
+    try:
+        await doc_service.undo_review(gcx, document_id, actor)
+    except ValidationError as exc:
+        text, fields = staff_error(exc, gcx, "undo", "")
+        flash(request, f"{title} v{document.version}: {text}", ok=False, fields=fields)
+        return Redirect(page, status_code=303)
+    flash(request, f"{title} v{document.version} is waiting for review again.")
+    return Redirect(page, status_code=303)
 
 
 @get("/backoffice/applications/{app_id:int}/notifications", guards=VIEW, include_in_schema=False)
@@ -262,5 +395,6 @@ HANDLERS = [
     application_action,
     document_file,
     document_review,
+    document_undo,
     application_notifications,
 ]

@@ -121,7 +121,37 @@ async def current_actor(
     return user, actor_of(connection, user)
 
 
+FLASH = "flash"
+
+
+def flash(
+    request: Any, text: str, *, ok: bool = True, fields: dict[str, list[str]] | None = None
+) -> None:
+    """A message for the next page this browser session shows: what an action did, or why it
+    was refused (with field errors by label). Shown once."""
+    session = dict(request.session or {})
+    session[FLASH] = {"ok": ok, "text": text, "fields": fields or {}}
+    request.set_session(session)
+
+
+def take_flash(request: Any) -> dict[str, Any] | None:
+    session = request.session or {}
+    if FLASH not in session:
+        return None
+    session = dict(session)
+    found = session.pop(FLASH)
+    request.set_session(session)
+    return found if isinstance(found, dict) else None
+
+
 async def page_context(request: Any, **extra: Any) -> dict[str, Any]:
-    """What every back-office template needs: the user, their actor, where they are."""
+    """What every back-office template needs: the user, their actor, where they are, and the
+    message an action left for this page."""
     user, actor = await current_actor(request)
-    return {"user": user, "actor": actor, "nav": request.url.path, **extra}
+    return {
+        "user": user,
+        "actor": actor,
+        "nav": request.url.path,
+        "flash": take_flash(request),
+        **extra,
+    }

@@ -53,7 +53,41 @@
     row.appendChild(td);
   }
 
-  function when(iso) { return iso ? iso.replace("T", " ").slice(0, 16) : "—"; }
+  var when = window.gcxWhen;
+
+  function svg(name, attrs, content) {
+    var node = document.createElementNS(SVG, name);
+    Object.keys(attrs).forEach(function (k) { node.setAttribute(k, String(attrs[k])); });
+    if (content !== undefined) { node.textContent = String(content); }
+    return node;
+  }
+
+  // The same drawing as the dashboard template's: bars with their values, a y axis from 0
+  // to the highest day, a day label every fifth day.
+  function drawChart(chart, days) {
+    var peak = Math.max.apply(null, days.map(function (x) { return x.count; }).concat([1]));
+    var bars = chart.querySelector("#bars");
+    var labels = chart.querySelector("#days");
+    while (bars.firstChild) { bars.removeChild(bars.firstChild); }
+    while (labels.firstChild) { labels.removeChild(labels.firstChild); }
+    days.forEach(function (day, i) {
+      var h = Math.round(day.count / peak * 1500) / 10;
+      var rect = svg("rect", { x: 40 + i * 20 + 2, y: 160 - h, width: 16, height: h });
+      rect.appendChild(svg("title", {}, day.day + ": " + day.count));
+      bars.appendChild(rect);
+      if (day.count) {
+        bars.appendChild(svg("text", { "class": "value", x: 40 + i * 20 + 10, y: 160 - h - 3, "text-anchor": "middle" }, day.count));
+      }
+      if (i % 5 === 0 || i === days.length - 1) {
+        var label = Number(day.day.slice(8)) + "/" + Number(day.day.slice(5, 7));
+        labels.appendChild(svg("text", { x: 40 + i * 20 + 10, y: 178, "text-anchor": "middle" }, label));
+      }
+    });
+    text("#y-max", peak);
+    text("#y-mid", Math.round(peak / 2 * 10) / 10);
+    text("#per-day-peak", peak);
+    if (days.length) { text("#per-day-first", days[0].day); text("#per-day-last", days[days.length - 1].day); }
+  }
 
   function renderDashboard(d) {
     text("#total", d.total);
@@ -64,23 +98,7 @@
     Object.keys(d.notifications).forEach(function (k) { text('[data-notifications="' + k + '"]', d.notifications[k]); });
     Object.keys(d.oldest_waiting).forEach(function (k) { text('[data-age="' + k + '"]', when(d.oldest_waiting[k])); });
     var chart = document.getElementById("per-day");
-    if (chart) {
-      var peak = Math.max.apply(null, d.per_day.map(function (x) { return x.count; }).concat([1]));
-      Array.prototype.slice.call(chart.querySelectorAll("rect")).forEach(function (r) { chart.removeChild(r); });
-      d.per_day.forEach(function (day, i) {
-        var h = Math.round(day.count / peak * 1400) / 10;
-        var rect = document.createElementNS(SVG, "rect");
-        rect.setAttribute("x", String(i * 20 + 2));
-        rect.setAttribute("y", String(150 - h));
-        rect.setAttribute("width", "16");
-        rect.setAttribute("height", String(h));
-        var title = document.createElementNS(SVG, "title");
-        title.textContent = day.day + ": " + day.count;
-        rect.appendChild(title);
-        chart.insertBefore(rect, chart.firstChild);
-      });
-      text("#per-day-peak", peak);
-    }
+    if (chart) { drawChart(chart, d.per_day); }
     var recent = document.getElementById("recent");
     if (recent) {
       while (recent.firstChild) { recent.removeChild(recent.firstChild); }
@@ -88,7 +106,7 @@
         var row = document.createElement("tr");
         cell(row, r.tracking_code, "/backoffice/applications/" + encodeURIComponent(r.id));
         cell(row, r.business_name);
-        cell(row, r.status);
+        cell(row, r.status_label);
         cell(row, when(r.created_at));
         recent.appendChild(row);
       });
@@ -109,11 +127,17 @@
 
   var table = document.getElementById("applications");
   if (table) {
+    var statusLabels = JSON.parse(table.dataset.labels || "{}");
     live("/ws/dashboard", function (m) {
       if (m.type !== "dashboard") { return; }
       (m.data.changes || []).forEach(function (change) {
         var row = table.querySelector('tr[data-id="' + Number(change.application_id) + '"]');
-        if (row) { row.querySelector("[data-status]").textContent = change.to; row.classList.add("changed"); }
+        if (row) {
+          var badge = row.querySelector("[data-status]");
+          badge.textContent = statusLabels[change.to] || change.to;
+          badge.className = "badge status-" + change.to;
+          row.classList.add("changed");
+        }
       });
     }, function () { window.location.reload(); });
   }

@@ -35,7 +35,7 @@
       var li = document.createElement("li");
       var time = document.createElement("time");
       time.dateTime = entry.at;
-      time.textContent = new Date(entry.at).toUTCString();
+      time.textContent = window.gcxWhen(entry.at);
       var title = document.createElement("strong");
       title.textContent = " " + entry.title;
       li.appendChild(time);
