@@ -100,13 +100,28 @@ def gcx_web_notification_preview(gcx: Any, notification: Any) -> dict[str, str] 
 
 
 @hookimpl(optionalhook=True)
-async def gcx_web_captured_mail(gcx: Any, limit: int) -> list[dict[str, Any]] | None:
+async def gcx_web_captured_mail(
+    gcx: Any, limit: int, recipient: str
+) -> list[dict[str, Any]] | None:
     import sqlalchemy as sa
 
     from gcx_notify.storage import captured_messages as cm
 
     if gcx.settings.smtp is not None:
         return None
+    query = sa.select(cm).order_by(cm.c.id.desc()).limit(limit)
+    if recipient:
+        query = query.where(cm.c.recipient.contains(recipient.lower(), autoescape=True))
     async with gcx.database.read() as conn:
-        rows = await conn.execute(sa.select(cm).order_by(cm.c.id.desc()).limit(limit))
-        return [dict(r._mapping) for r in rows]
+        return [dict(r._mapping) for r in await conn.execute(query)]
+
+
+@hookimpl(optionalhook=True)
+async def gcx_web_captured_message(gcx: Any, message_id: int) -> dict[str, Any] | None:
+    import sqlalchemy as sa
+
+    from gcx_notify.storage import captured_messages as cm
+
+    async with gcx.database.read() as conn:
+        row = (await conn.execute(sa.select(cm).where(cm.c.id == message_id))).first()
+    return dict(row._mapping) if row is not None else None

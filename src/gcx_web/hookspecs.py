@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 hookspec = pluggy.HookspecMarker("gcx")
 
-ASYNC_HOOKS = frozenset({"gcx_web_notification_preview", "gcx_web_captured_mail"})
+ASYNC_HOOKS = frozenset(
+    {"gcx_web_notification_preview", "gcx_web_captured_mail", "gcx_web_captured_message"}
+)
 
 
 @hookspec
@@ -54,9 +56,22 @@ def gcx_web_notification_preview(gcx: Gcx, notification: Notification) -> dict[s
 
 
 @hookspec
-def gcx_web_captured_mail(gcx: Gcx, limit: int) -> list[dict[str, Any]] | None:
+def gcx_web_captured_mail(gcx: Gcx, limit: int, recipient: str) -> list[dict[str, Any]] | None:
     """Return the newest captured messages (embedded mode without SMTP), or None if none exist.
+
+    Each message is a dict with ``id``, ``recipient``, ``subject``, ``text``, ``html``,
+    ``message_id`` and ``created_at``.
 
     :param gcx: the running ``Gcx``.
     :param limit: how many, newest first.
+    :param recipient: only messages whose recipient contains this text ("" for all).
+    """
+
+
+@hookspec
+def gcx_web_captured_message(gcx: Gcx, message_id: int) -> dict[str, Any] | None:
+    """Return one captured message (the same dict as ``gcx_web_captured_mail``'s), or None.
+
+    :param gcx: the running ``Gcx``.
+    :param message_id: its ``id``.
     """

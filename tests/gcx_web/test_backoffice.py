@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from gcx_core.entities import Actor, Role
+from gcx_core.exceptions import ValidationError
 from gcx_core.samples import make_submission
 from gcx_core.services import applications as app_service
 from gcx_core.services import documents as doc_service
@@ -605,3 +606,78 @@ async def test_a_page_past_the_end_is_the_last_page(as_role: Any, gcx: Gcx) -> N
     assert body["page"] == 2 and body["total"] == 3 and len(body["items"]) == 1
     page = await client.get("/backoffice/applications?per_page=2&page=999")
     assert "Page 999" not in page.text and "Page 2 of 2" in page.text
+
+
+async def test_an_admin_undoes_a_verification(as_role: Any, gcx: Gcx, gcx_staff: Any) -> None:
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    doc = await doc_service.upload_document(
+        gcx, app.id, "tax_clearance", PDF, "tax.pdf", Actor.applicant()
+    )
+    _, reviewer = await gcx_staff(Role.REVIEWER)
+    await doc_service.review_document(gcx, doc.id, True, reviewer)
+    # Once verified, a reviewer cannot turn it round; that is an admin's undo.
+    with pytest.raises(ValidationError):
+        await doc_service.review_document(gcx, doc.id, False, reviewer, note="oops")
+    client = await as_role(Role.ADMIN)
+    page = await client.get(f"/backoffice/applications/{app.id}")
+    assert "Document verified</strong>: Tax clearance certificate version 1" in page.text
+    undone = await client.post(
+        f"/backoffice/documents/{doc.id}/undo", data={"_csrf_token": csrf_of(page.text)}
+    )
+    assert undone.status_code == 303
+    page = await client.get(undone.headers["location"])
+    assert "waiting for review again" in flash_of(page.text)
+    assert 'value="verify"' in page.text  # it can be reviewed again
+    async with gcx.database.read() as conn:
+        entry = (
+            await conn.execute(
+                sa.select(audit_log.c.before).where(audit_log.c.action == "document.review_undone")
+            )
+        ).scalar_one()
+    assert entry["review_status"] == "verified"
+    again = await client.post(
+        f"/backoffice/documents/{doc.id}/undo", data={"_csrf_token": csrf_of(page.text)}
+    )
+    assert "nothing to undo" in flash_of((await client.get(again.headers["location"])).text)
+
+
+async def test_only_admins_undo_reviews(as_role: Any, gcx: Gcx) -> None:
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    doc = await doc_service.upload_document(
+        gcx, app.id, "tax_clearance", PDF, "tax.pdf", Actor.applicant()
+    )
+    client = await as_role(Role.REVIEWER)
+    page = await client.get(f"/backoffice/applications/{app.id}")
+    assert "Undo this review" not in page.text
+    refused = await client.post(
+        f"/backoffice/documents/{doc.id}/undo", data={"_csrf_token": csrf_of(page.text)}
+    )
+    assert refused.status_code == 403
+
+
+async def test_dashboard_links_and_waiting_states(as_role: Any, gcx: Gcx) -> None:
+    await app_service.submit(gcx, make_submission(), Actor.applicant())
+    client = await as_role(Role.VIEWER)
+    page = (await client.get("/backoffice/")).text
+    assert 'href="/backoffice/applications?status=pending_review"' in page
+    assert 'id="y-max"' in page and 'class="value"' in page  # axes and values
+    ageing = page[page.index('id="ageing"') : page.index("</tbody>", page.index('id="ageing"'))]
+    assert "Pending review" in ageing and "Documents requested" in ageing
+    for settled in ("Approved", "Rejected", "Withdrawn"):
+        assert settled not in ageing
+
+
+async def test_audit_and_notification_filters(as_role: Any, gcx: Gcx) -> None:
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    client = await as_role(Role.ADMIN)
+    audit = await client.get("/backoffice/audit")
+    assert '<select id="a-action" name="action">' in audit.text
+    assert '<option value="submit"' in audit.text
+    assert f'href="/backoffice/applications/{app.id}"' in audit.text  # the object, linked
+    notes = await client.get("/backoffice/notifications")
+    assert '<select id="f-type" name="type">' in notes.text
+    assert '<option value="application_received"' in notes.text
+    assert '<select id="f-channel" name="channel">' in notes.text
+    assert "Application received" in notes.text
+    same = await client.get("/backoffice/notifications", params={"type": "new_application"})
+    assert "Application received" not in same.text.split("<tbody>")[1]

@@ -122,15 +122,27 @@ class MailPlugin:
         return {"subject": f"Preview of {notification.type}", "text": "<b>not html</b>", "html": ""}
 
     @hookimpl(tryfirst=True)
-    async def gcx_web_captured_mail(self, gcx: Gcx, limit: int) -> list[dict[str, Any]]:
+    async def gcx_web_captured_mail(
+        self, gcx: Gcx, limit: int, recipient: str
+    ) -> list[dict[str, Any]]:
+        return [m for m in self.messages() if recipient in m["recipient"]][:limit]
+
+    @hookimpl(tryfirst=True)
+    async def gcx_web_captured_message(self, gcx: Gcx, message_id: int) -> dict[str, Any] | None:
+        return next((m for m in self.messages() if m["id"] == message_id), None)
+
+    @staticmethod
+    def messages() -> list[dict[str, Any]]:
         from datetime import UTC, datetime
 
         return [
             {
+                "id": 7,
                 "created_at": datetime.now(UTC),
                 "recipient": "a@b.example",
                 "subject": "Hello <there>",
-                "text": "body",
+                "text": "See https://gcx.example/track/X <now>",
+                "html": "<p>Hi</p><script>alert(1)</script>",
             }
         ]
 
@@ -160,3 +172,14 @@ async def test_back_office_mail_ports(gcx: Gcx, gcx_staff: Any) -> None:
             assert "&lt;b&gt;not html&lt;/b&gt;" in detail.text
             outbox = await client.get("/backoffice/outbox")
             assert "Hello &lt;there&gt;" in outbox.text
+            # Links in the text are links; the HTML part opens in a sandbox without scripts.
+            assert '<a href="https://gcx.example/track/X"' in outbox.text
+            assert "&lt;now&gt;" in outbox.text
+            html = await client.get("/backoffice/outbox/7/html")
+            assert html.status_code == 200 and html.text.startswith("<p>Hi</p>")
+            assert "sandbox" in html.headers["content-security-policy"]
+            assert "script-src" not in html.headers["content-security-policy"]
+            assert (await client.get("/backoffice/outbox/8/html")).status_code == 404
+            # Searching by recipient.
+            assert "Hello" not in (await client.get("/backoffice/outbox?recipient=zz")).text
+            assert "Hello" in (await client.get("/backoffice/outbox?recipient=a%40b")).text

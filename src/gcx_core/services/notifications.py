@@ -36,6 +36,18 @@ async def get_notification(gcx: Gcx, notification_id: int) -> Notification:
     return bookkeeping.to_notification(row)
 
 
+async def notification_choices(gcx: Gcx) -> tuple[list[str], list[str]]:
+    """The notification types and channels the outbox holds: what a filter can offer."""
+    async with gcx.database.read() as conn:
+        types = list(
+            (await conn.execute(sa.select(N.c.type).distinct().order_by(N.c.type))).scalars()
+        )
+        channels = list(
+            (await conn.execute(sa.select(N.c.channel).distinct().order_by(N.c.channel))).scalars()
+        )
+    return types, channels
+
+
 async def list_notifications(
     gcx: Gcx,
     *,

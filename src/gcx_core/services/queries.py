@@ -268,6 +268,22 @@ class AuditFilter:
     per_page: int = 50
 
 
+async def audit_choices(gcx: Gcx) -> tuple[list[str], list[str]]:
+    """The actions and object types the audit log holds: what its filters can offer."""
+    async with gcx.database.read() as conn:
+        actions = (
+            await conn.execute(
+                sa.select(audit_log.c.action).distinct().order_by(audit_log.c.action)
+            )
+        ).scalars()
+        kinds = (
+            await conn.execute(
+                sa.select(audit_log.c.object_type).distinct().order_by(audit_log.c.object_type)
+            )
+        ).scalars()
+        return list(actions), list(kinds)
+
+
 async def audit_entries(gcx: Gcx, flt: AuditFilter) -> Page[AuditEntry]:
     if flt.page < 1 or not 1 <= flt.per_page <= MAX_PER_PAGE:
         raise ValidationError({"page": f"page must be >= 1 and per_page 1 to {MAX_PER_PAGE}"})

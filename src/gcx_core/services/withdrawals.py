@@ -123,11 +123,7 @@ async def request_withdrawal(
         await bookkeeping.bump_counters(conn, {bookkeeping.NOTIFICATION_PREFIX + "pending": 1})
         await bookkeeping.add_audit(
             conn,
-            [
-                bookkeeping.audit_row(
-                    actor, "application.withdrawal_requested", "application", app.id, at=now
-                )
-            ],
+            [bookkeeping.audit_row(actor, "withdrawal_requested", "application", app.id, at=now)],
         )
     await gcx.fire([(NotificationsQueued((queued,), now), None)])
     return app

@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from litestar import Request, get, post
+from litestar import Request, Response, get, post
 from litestar.response import Redirect, Template
 
-from gcx_core.entities import STAFF_ROLES
-from gcx_core.exceptions import GcxError, ValidationError
+from gcx_core.entities import STAFF_ROLES, NotificationStatus
+from gcx_core.exceptions import GcxError, NotFoundError, ValidationError
 from gcx_core.plugins import describe_plugins, first_async
 from gcx_core.services import notifications as outbox
 from gcx_core.services import staff
 from gcx_core.services.accounts import create_user
-from gcx_core.services.queries import AuditFilter, audit_entries
+from gcx_core.services.queries import AuditFilter, audit_choices, audit_entries
+from gcx_web.backoffice.pages import query_with
 from gcx_web.errors import describe
 from gcx_web.schemas import RowId
 from gcx_web.security.auth import current_actor, page_context, requires
@@ -43,10 +44,19 @@ async def notifications_page(request: Request[Any, Any, Any]) -> Template:
         application_id=_int(q.get("application"), "application"),
         page=page,
     )
+    types, channels = await outbox.notification_choices(request.app.state.gcx)
     return Template(
         "backoffice/notifications.html",
         context=await page_context(
-            request, items=items, total=total, page=page, params=q, per_page=50
+            request,
+            items=items,
+            total=total,
+            page=page,
+            params=q,
+            per_page=50,
+            types=types,
+            channels=channels,
+            statuses=[str(s) for s in NotificationStatus],
         ),
     )
 
@@ -82,9 +92,34 @@ async def notifications_retry(request: Request[Any, Any, Any]) -> Redirect:
 @get("/backoffice/outbox", guards=ADMIN, include_in_schema=False)
 async def captured_outbox(request: Request[Any, Any, Any]) -> Template:
     gcx = request.app.state.gcx
-    messages = await first_async(gcx.plugins.hook.gcx_web_captured_mail, gcx=gcx, limit=100)
+    recipient = (request.query_params.get("recipient") or "").strip()[:254]
+    messages = await first_async(
+        gcx.plugins.hook.gcx_web_captured_mail, gcx=gcx, limit=100, recipient=recipient
+    )
     return Template(
-        "backoffice/outbox.html", context=await page_context(request, messages=messages)
+        "backoffice/outbox.html",
+        context=await page_context(request, messages=messages, recipient=recipient),
+    )
+
+
+@get("/backoffice/outbox/{message_id:int}/html", guards=ADMIN, include_in_schema=False)
+async def captured_html(request: Request[Any, Any, Any], message_id: RowId) -> Response[str]:
+    """A captured message's HTML part as the recipient's mail program would show it: in a
+    sandbox, with no script and nothing fetched from elsewhere."""
+    gcx = request.app.state.gcx
+    message = await first_async(
+        gcx.plugins.hook.gcx_web_captured_message, gcx=gcx, message_id=message_id
+    )
+    if message is None:
+        raise NotFoundError("captured message", message_id)
+    return Response(
+        message["html"],
+        media_type="text/html",
+        headers={
+            "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; "
+            "img-src data:",
+            "Cache-Control": "private, no-store",
+        },
     )
 
 
@@ -112,10 +147,40 @@ async def audit_page(request: Request[Any, Any, Any]) -> Template:
         until=day("to", 1),
         page=_int(q.get("page"), "page", 1) or 1,
     )
-    page = await audit_entries(request.app.state.gcx, flt)
+    gcx = request.app.state.gcx
+    page = await audit_entries(gcx, flt)
+    actions, kinds = await audit_choices(gcx)
     return Template(
-        "backoffice/audit.html", context=await page_context(request, page=page, params=q)
+        "backoffice/audit.html",
+        context=await page_context(
+            request,
+            page=page,
+            params=q,
+            actions=actions,
+            kinds=kinds,
+            changes=audit_changes,
+            link=audit_link,
+            next_page=query_with(q, page=page.page + 1),
+        ),
     )
+
+
+def audit_changes(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """What an entry changed, field by field: (field, before, after); unchanged ones left out."""
+    keys = list(dict.fromkeys([*before, *after]))
+    return [(k, before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k)]
+
+
+def audit_link(object_type: str, object_id: str) -> str | None:
+    """Where the object an audit entry names is shown, if it has a page."""
+    if not object_id.isdigit():
+        return None
+    return {
+        "application": f"/backoffice/applications/{object_id}",
+        "document": f"/backoffice/documents/{object_id}",
+        "notification": f"/backoffice/notifications/{object_id}",
+        "user": f"/backoffice/users#user-{object_id}",
+    }.get(object_type)
 
 
 @get("/backoffice/users", guards=ADMIN, include_in_schema=False)
@@ -227,6 +292,7 @@ HANDLERS = [
     notification_page,
     notifications_retry,
     captured_outbox,
+    captured_html,
     audit_page,
     users_page,
     user_create,

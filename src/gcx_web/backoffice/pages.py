@@ -381,6 +381,15 @@ async def document_undo(request: Request[Any, Any, Any], document_id: RowId) -> 
     return Redirect(page, status_code=303)
 
 
+@get("/backoffice/documents/{document_id:int}", guards=VIEW, include_in_schema=False)
+async def document_page(request: Request[Any, Any, Any], document_id: RowId) -> Redirect:
+    """A document version is shown on its application's page."""
+    document = await doc_service.get_document(request.app.state.gcx, document_id)
+    return Redirect(
+        f"/backoffice/applications/{document.application_id}#documents", status_code=303
+    )
+
+
 @get("/backoffice/applications/{app_id:int}/notifications", guards=VIEW, include_in_schema=False)
 async def application_notifications(request: Request[Any, Any, Any], app_id: RowId) -> Redirect:
     return Redirect(f"/backoffice/notifications?application={app_id}", status_code=303)
@@ -396,5 +405,6 @@ HANDLERS = [
     document_file,
     document_review,
     document_undo,
+    document_page,
     application_notifications,
 ]

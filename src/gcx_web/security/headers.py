@@ -32,7 +32,13 @@ def security_headers(app: Any) -> Any:
 
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+                # A response that sets one of these itself (a sandboxed file, say) keeps its own.
+                own = message.get("headers", ())
+                names = {name.lower() for name, _ in own}
+                message["headers"] = [
+                    *own,
+                    *(h for h in SECURITY_HEADERS if h[0] not in names),
+                ]
             await send(message)
 
         await app(scope, receive, send_with_headers)
