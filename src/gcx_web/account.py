@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from litestar import Request, get, post
+from litestar import Request, Response, get, post
+from litestar.datastructures import UploadFile
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from gcx_core.entities import STAFF_ROLES, Role, User
-from gcx_core.exceptions import AuthenticationError, TokenError, ValidationError
+from gcx_core.exceptions import AuthenticationError, GcxError, TokenError, ValidationError
+from gcx_core.services import supplier
 from gcx_core.services.accounts import (
     ACTIVATION,
     RESET,
@@ -21,7 +23,12 @@ from gcx_core.services.accounts import (
     reset_password,
 )
 from gcx_core.services.queries import documents_of, get_application
-from gcx_web.security.auth import session_user, sign_in, sign_out
+from gcx_core.storage.documents import latest_versions
+from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
+from gcx_web.errors import describe
+from gcx_web.schemas import RowId
+from gcx_web.security.auth import actor_of, flash, session_user, sign_in, sign_out, take_flash
+from gcx_web.security.headers import content_disposition
 from gcx_web.security.ratelimit import client_address, rate_limited
 
 
@@ -132,17 +139,26 @@ async def activate(request: Request[Any, Any, Any], token: FromPath[str]) -> Tem
     return Redirect("/account" if user.role is Role.SUPPLIER else "/backoffice/", status_code=303)
 
 
-@get("/account", include_in_schema=False)
-async def supplier_home(request: Request[Any, Any, Any]) -> Template | Redirect:
+async def _supplier(request: Request[Any, Any, Any]) -> User | Redirect:
     user = await session_user(request)
     if user is None:
         return Redirect("/login?next=/account", status_code=303)
     if user.role is not Role.SUPPLIER:
         return Redirect("/backoffice/", status_code=303)
+    return user
+
+
+async def _portal(
+    request: Request[Any, Any, Any],
+    user: User,
+    *,
+    errors: dict[str, list[str]] | None = None,
+    status_code: int = 200,
+) -> Template:
     gcx = request.app.state.gcx
     application = await get_application(gcx, user.application_id) if user.application_id else None
     documents = await documents_of(gcx, application.id) if application else []
-    state = gcx.workflow.state(application.status) if application else None
+    state = gcx.workflow.states.get(application.status) if application is not None else None
     return Template(
         "account/home.html",
         context={
@@ -150,9 +166,134 @@ async def supplier_home(request: Request[Any, Any, Any]) -> Template | Redirect:
             "application": application,
             "state": state,
             "documents": documents,
+            "latest": latest_versions(documents),
+            "requirements": gcx.requirements_for(application) if application else [],
             "titles": request.app.state.requirement_titles,
+            "renewable": application is not None
+            and state is not None
+            and state.active
+            and not state.terminal,
+            "errors": errors or {},
+            "flash": take_flash(request),
+        },
+        status_code=status_code,
+    )
+
+
+@get("/account", include_in_schema=False)
+async def supplier_home(request: Request[Any, Any, Any]) -> Template | Redirect:
+    user = await _supplier(request)
+    if isinstance(user, Redirect):
+        return user
+    return await _portal(request, user)
+
+
+@post("/account/contact", include_in_schema=False)
+async def supplier_contact(request: Request[Any, Any, Any]) -> Template | Redirect:
+    user = await _supplier(request)
+    if isinstance(user, Redirect):
+        return user
+    form = await request.form()
+    try:
+        await supplier.update_contact(
+            request.app.state.gcx,
+            actor_of(request, user),
+            telephone=str(form.get("telephone") or ""),
+        )
+    except ValidationError as exc:
+        return await _portal(request, user, errors=exc.errors, status_code=422)
+    flash(request, "Your contact telephone was saved.")
+    return Redirect("/account", status_code=303)
+
+
+@get("/account/documents/{document_id:int}/file", include_in_schema=False)
+async def supplier_document(
+    request: Request[Any, Any, Any], document_id: RowId
+) -> Response[bytes] | Redirect:
+    """One of the supplier's own documents, as a download that cannot run."""
+    user = await _supplier(request)
+    if isinstance(user, Redirect):
+        return user
+    document, content = await supplier.own_document(
+        request.app.state.gcx, actor_of(request, user), document_id
+    )
+    return Response(
+        content,
+        media_type=document.content_type,
+        headers={
+            "Content-Disposition": content_disposition("attachment", document.original_name),
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+            "Cache-Control": "private, no-store",
         },
     )
+
+
+@post(
+    "/account/documents/{requirement:str}",
+    include_in_schema=False,
+    before_request=rate_limited("upload"),
+    request_max_body_size=DEFAULT_MAX_UPLOAD_BODY,
+)
+async def supplier_renew(
+    request: Request[Any, Any, Any], requirement: FromPath[str]
+) -> Template | Redirect:
+    """A new version of a document (a renewed certificate): staff review it as usual."""
+    user = await _supplier(request)
+    if isinstance(user, Redirect):
+        return user
+    form = await request.form()
+    upload = form.get("file")
+    field = f"documents.{requirement}"
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return await _portal(
+            request, user, errors={field: ["Choose a file to upload."]}, status_code=422
+        )
+    gcx = request.app.state.gcx
+    try:
+        document = await supplier.renew_document(
+            gcx, actor_of(request, user), requirement, await upload.read(), upload.filename
+        )
+    except GcxError as exc:
+        body, _ = describe(exc)
+        if body.status in (403, 404):
+            raise
+        messages = [m for msgs in body.fields.values() for m in msgs] or [body.message]
+        return await _portal(request, user, errors={field: messages}, status_code=body.status)
+    title = request.app.state.requirement_titles.get(requirement, requirement)
+    flash(request, f"{title}: version {document.version} received; staff will review it.")
+    return Redirect("/account#documents", status_code=303)
+
+
+@get("/account/password", include_in_schema=False)
+async def password_form(request: Request[Any, Any, Any]) -> Template | Redirect:
+    user = await session_user(request)
+    if user is None:
+        return Redirect("/login?next=/account/password", status_code=303)
+    return Template("account/password.html", context={"user": user, "errors": {}})
+
+
+@post("/account/password", include_in_schema=False, before_request=rate_limited("login"))
+async def password_change(request: Request[Any, Any, Any]) -> Template | Redirect:
+    """Any signed-in user (supplier or staff) changes their own password."""
+    user = await session_user(request)
+    if user is None:
+        return Redirect("/login?next=/account/password", status_code=303)
+    form = await request.form()
+    try:
+        await supplier.change_password(
+            request.app.state.gcx,
+            actor_of(request, user),
+            str(form.get("current_password") or ""),
+            str(form.get("new_password") or ""),
+        )
+    except ValidationError as exc:
+        return Template(
+            "account/password.html",
+            context={"user": user, "errors": exc.errors},
+            status_code=422,
+        )
+    flash(request, "Your password was changed.")
+    return Redirect("/account" if user.role is Role.SUPPLIER else "/backoffice/", status_code=303)
 
 
 @get("/password-reset", include_in_schema=False)
@@ -192,6 +333,11 @@ HANDLERS = [
     activate_form,
     activate,
     supplier_home,
+    supplier_contact,
+    supplier_document,
+    supplier_renew,
+    password_form,
+    password_change,
     reset_request_form,
     reset_request,
     reset_form,

@@ -28,6 +28,7 @@ from gcx_core.exceptions import (
 from gcx_core.files import sanitise_filename, sniff_content_type
 from gcx_core.plugins import first_async
 from gcx_core.services.applications import resolve
+from gcx_core.storage import accounts as user_rows
 from gcx_core.storage import applications as app_rows
 from gcx_core.storage import bookkeeping
 from gcx_core.storage import documents as doc_rows
@@ -38,7 +39,11 @@ MAX_NOTE = 2000
 
 
 def _may_upload(actor: Actor) -> bool:
-    return actor.kind in (ActorKind.APPLICANT, ActorKind.SYSTEM) or actor.can("review")
+    return actor.kind in (
+        ActorKind.APPLICANT,
+        ActorKind.SUPPLIER,
+        ActorKind.SYSTEM,
+    ) or actor.can("review")
 
 
 @attrs.frozen
@@ -51,19 +56,28 @@ class CheckedUpload:
     filename: str
 
 
-def _may_receive(gcx: Gcx, app: Application) -> bool:
-    return gcx.workflow.state(app.status).open_for_documents
+def _may_receive(gcx: Gcx, app: Application, actor: Actor | None = None) -> bool:
+    state = gcx.workflow.state(app.status)
+    if actor is not None and actor.kind is ActorKind.SUPPLIER:
+        # A supplier renews documents for as long as the account's application is live.
+        return state.active and not state.terminal
+    return state.open_for_documents
 
 
 async def check_upload(
-    gcx: Gcx, app: Application, requirement_code: str, content: bytes, filename: str
+    gcx: Gcx,
+    app: Application,
+    requirement_code: str,
+    content: bytes,
+    filename: str,
+    actor: Actor | None = None,
 ) -> CheckedUpload:
     """Everything that can refuse a file before it is stored: requirement, state, size, type."""
     applicable = {r.code: r for r in gcx.requirements_for(app)}
     requirement = applicable.get(requirement_code)
     if requirement is None:
         raise ValidationError({"requirement": f"unknown document requirement {requirement_code!r}"})
-    if app.id and not _may_receive(gcx, app):
+    if app.id and not _may_receive(gcx, app, actor):
         raise InvalidTransitionError(app.status, "upload_document")
     limit = min(requirement.max_bytes, gcx.settings.max_upload_bytes)
     if len(content) > limit:
@@ -99,13 +113,17 @@ async def upload_document(
         raise PermissionDeniedError("only the applicant or a reviewer may upload documents")
     async with gcx.database.read() as conn:
         app = await resolve(conn, ref)
-    checked = await check_upload(gcx, app, requirement_code, content, filename)
+        if actor.kind is ActorKind.SUPPLIER:
+            owner = await user_rows.get(conn, actor.user_id) if actor.user_id else None
+            if owner is None or owner.application_id != app.id:
+                raise PermissionDeniedError("a supplier uploads to their own application only")
+    checked = await check_upload(gcx, app, requirement_code, content, filename, actor)
     content_type, name = checked.content_type, checked.filename
     key = await gcx.files.put(content)
     now = gcx.now()
     async with gcx.database.write() as conn:
         app = await resolve(conn, app.id)  # re-read under the write lock: it may have moved on
-        if not _may_receive(gcx, app):
+        if not _may_receive(gcx, app, actor):
             raise InvalidTransitionError(app.status, "upload_document")
         version = await doc_rows.next_version(conn, app.id, requirement_code)
         values = {
