@@ -96,7 +96,9 @@ class FileTooLargeError(DocumentError):
     def __init__(self, size: int, limit: int) -> None:
         self.size = size
         self.limit = limit
-        super().__init__(f"file is {size} bytes; the limit is {limit} bytes")
+        super().__init__(
+            f"the file is {_size(size)}; the most this document may be is {_size(limit)}"
+        )
 
 
 class UnsupportedFileTypeError(DocumentError):
@@ -105,8 +107,25 @@ class UnsupportedFileTypeError(DocumentError):
     def __init__(self, detected: str | None, allowed: tuple[str, ...]) -> None:
         self.detected = detected
         self.allowed = allowed
-        what = detected or "an unrecognised type"
-        super().__init__(f"file content is {what}; accepted: {', '.join(allowed)}")
+        what = f"a {_KINDS.get(detected, detected)}" if detected else "of a kind we cannot read"
+        wanted = [_KINDS.get(t, t) for t in allowed]
+        choices = ", ".join(wanted[:-1]) + " or " + wanted[-1] if len(wanted) > 1 else wanted[0]
+        super().__init__(
+            f"this file is {what}; send a {choices} (files are checked by what they contain, "
+            "not by their name)"
+        )
+
+
+# File types in the words people use for them.
+_KINDS = {"application/pdf": "PDF", "image/png": "PNG image", "image/jpeg": "JPEG image"}
+
+
+def _size(n: int) -> str:
+    if n >= 1024 * 1024:
+        return f"{n / (1024 * 1024):.1f} MB"
+    if n >= 1024:
+        return f"{n / 1024:.0f} KB"
+    return f"{n} bytes"
 
 
 class PluginError(GcxError):

@@ -81,14 +81,50 @@ def test_approval_reaches_another_browser_live(
     page.click("summary:has-text('Approve')")
     page.click("button[data-action='approve']")
     page.wait_for_url(f"**/backoffice/applications/{app_id}")
+    # Told what happened, and the status shown by its label.
+    expect(page.locator("#flash")).to_contain_text("Approved: the supplier account is open")
     expect(page.locator("#status-label")).to_have_text("Approved")
+    expect(page.locator("#status-label")).to_have_class("badge status-approved")
     page.screenshot(path=str(artifacts / "02-approved-by-second-browser.png"), full_page=True)
 
     # The first browser never reloads: its counters and recent list follow.
     expect(approved).to_have_text(str(before + 1), timeout=5_000)
     expect(dashboard.locator('[data-count="under_review"]')).to_have_text(str(under_review - 1))
-    expect(dashboard.locator("#recent tr").first.locator("td").nth(2)).to_have_text("approved")
+    expect(dashboard.locator("#recent tr").first.locator("td").nth(2)).to_have_text("Approved")
     dashboard.screenshot(path=str(artifacts / "03-dashboard-after.png"), full_page=True)
     assert errors == []
     first.close()
     second.close()
+
+
+def test_a_refused_action_says_why_on_the_application_page(
+    browser: Any, server: Server, artifacts: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    app_id, _, approver = prepare(server)
+    context = browser.new_context(viewport={"width": 1366, "height": 800})
+    page = context.new_page()
+    sign_in(page, server.url, approver)
+    page.goto(f"{server.url}/backoffice/applications/{app_id}")
+    # The navigation fits a 1366-px screen on one line.
+    nav = page.locator("header.site").bounding_box()
+    assert nav is not None and nav["height"] < 80, nav
+    page.click("summary:has-text('Request documents')")
+    page.fill("#msg-request_documents", "Please send more")
+    page.click("button[data-action='request_documents']")  # no document ticked
+    page.wait_for_url(f"**/backoffice/applications/{app_id}")
+    expect(page.locator("#flash")).to_contain_text("Request documents was refused")
+    expect(page.locator("#status-label")).to_have_text("Under review")
+    page.screenshot(path=str(artifacts / "refused.png"), full_page=True)
+    # On a phone, the list's table scrolls in its own box instead of widening the page.
+    phone = browser.new_context(viewport={"width": 390, "height": 800})
+    small = phone.new_page()
+    sign_in(small, server.url, approver)
+    small.goto(f"{server.url}/backoffice/applications")
+    expect(small.locator("#applications td [data-status]").first).to_have_text("Under review")
+    width = small.evaluate("document.documentElement.scrollWidth")
+    assert width <= 400, width
+    small.screenshot(path=str(artifacts / "list-at-390.png"), full_page=True)
+    context.close()
+    phone.close()

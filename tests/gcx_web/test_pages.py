@@ -64,7 +64,7 @@ async def test_the_whole_form(client: httpx.AsyncClient, gcx: Gcx) -> None:
         files={"documents.tax_clearance": ("tax.pdf", HTML, "application/pdf")},
     )
     assert bad.status_code == 422
-    assert any("accepted" in e for e in field_errors(bad.text))
+    assert any("send a PDF" in e for e in field_errors(bad.text))
     good = await post_step(
         client,
         "documents",
@@ -181,7 +181,8 @@ async def test_requested_documents_are_uploaded_from_the_status_page(
     assert "Documents requested" in page.text
     assert "SECRET NOTE" not in page.text
     assert "&lt;b&gt;current&lt;/b&gt;" in page.text  # escaped, never HTML
-    assert f'action="/track/{code}/documents/tax_clearance"' in page.text
+    assert f'action="/track/{code}/documents"' in page.text
+    assert 'name="documents.tax_clearance"' in page.text
 
     wrong = await client.post(
         f"/track/{code}/documents/tax_clearance",
@@ -189,7 +190,9 @@ async def test_requested_documents_are_uploaded_from_the_status_page(
         files={"file": ("tax.pdf", HTML, "application/pdf")},
     )
     assert wrong.status_code == 415
-    assert any("accepted" in e for e in field_errors(wrong.text))
+    # In plain words: no MIME types.
+    (said,) = field_errors(wrong.text)
+    assert "send a PDF, PNG image or JPEG image" in said and "application/" not in said
     uploaded = await client.post(
         f"/track/{code}/documents/tax_clearance",
         data={"_csrf_token": csrf_of(page.text)},
@@ -208,6 +211,99 @@ async def test_requested_documents_are_uploaded_from_the_status_page(
     )
     assert sent.status_code == 303
     assert "Under review" in (await client.get(f"/track/{code}")).text
+
+
+async def test_the_track_page_takes_several_files_at_once(
+    client: httpx.AsyncClient, gcx: Gcx
+) -> None:
+    code = await submit_json(client, make_submission())
+    page = await client.get(f"/track/{code}")
+    outstanding = re.findall(r'name="documents\.(\w+)"', page.text)
+    assert len(outstanding) >= 2
+    first, second, *_ = outstanding
+    url = f"/track/{code}/documents"
+    nothing = await client.post(url, data={"_csrf_token": csrf_of(page.text)})
+    assert nothing.status_code == 422 and "Choose at least one file" in nothing.text
+    mixed = await client.post(
+        url,
+        data={"_csrf_token": csrf_of(page.text)},
+        files=[
+            (f"documents.{first}", ("a.pdf", PDF + b"%a", "application/pdf")),
+            (f"documents.{second}", ("b.pdf", HTML, "application/pdf")),
+        ],
+    )
+    assert mixed.status_code == 422
+    assert "1 of 2 documents were received" in mixed.text
+    assert any("PDF" in e for e in field_errors(mixed.text))
+    both = await client.post(
+        url,
+        data={"_csrf_token": csrf_of(page.text)},
+        files=[
+            (f"documents.{second}", ("b.pdf", PDF + b"%b", "application/pdf")),
+            (
+                f"documents.{outstanding[2] if len(outstanding) > 2 else first}",
+                ("c.pdf", PDF + b"%c", "application/pdf"),
+            ),
+        ],
+    )
+    assert both.status_code == 303
+    assert "2 documents were received" in (await client.get(both.headers["location"])).text
+    async with gcx.database.read() as conn:
+        stored = (
+            await conn.execute(sa.select(sa.func.count()).select_from(documents))
+        ).scalar_one()
+    assert stored == 3
+
+
+async def test_error_summaries_name_fields_as_the_form_does(client: httpx.AsyncClient) -> None:
+    data = make_submission()
+    for step in ("business", "contact", "commodities", "team", "next_of_kin"):
+        await post_step(client, step, step_form(data, step))
+    bank = step_form(data, "bank")
+    bank["bank_accounts.primary.account_number"] = "12"
+    bank["bank_accounts.secondary.bank_name"] = "Second Bank"
+    bank["bank_accounts.secondary.account_name"] = data["business"]["name"]
+    bank["bank_accounts.secondary.account_number"] = "x"
+    response = await post_step(client, "bank", bank)
+    assert response.status_code == 422
+    summary = response.text[response.text.index("error-summary") :]
+    assert "Primary account: account number" in summary
+    assert "Secondary account: account number" in summary
+    words = re.sub(r"<[^>]+>", " ", summary.split("</div>")[0])
+    assert "bank_accounts." not in words
+
+
+async def test_the_review_step_lists_documents_still_needed(client: httpx.AsyncClient) -> None:
+    data = make_submission()
+    for step in ("business", "contact", "commodities", "team", "next_of_kin", "bank"):
+        await post_step(client, step, step_form(data, step))
+    await post_step(client, "documents", {})
+    await post_step(client, "declaration", step_form(data, "declaration"))
+    review = await client.get("/apply/review")
+    needed = review.text[review.text.index('id="still-needed"') :].split("</div>")[0]
+    assert "Tax clearance certificate" in needed
+
+
+async def test_discarding_a_draft_asks_first(client: httpx.AsyncClient) -> None:
+    data = make_submission()
+    await post_step(client, "business", step_form(data, "business"))
+    ask = await client.get("/apply/restart")
+    assert ask.status_code == 200 and "Yes, discard it" in ask.text
+    assert (await client.get("/apply/business")).text.count(data["business"]["name"]) >= 1
+    done = await client.post("/apply/restart", data={"_csrf_token": csrf_of(ask.text)})
+    assert done.status_code == 303
+    assert data["business"]["name"] not in (await client.get("/apply/business")).text
+    # With nothing to discard, there is nothing to ask.
+    assert (await client.get("/apply/restart")).headers["location"] == "/apply"
+
+
+async def test_the_site_has_an_icon(client: httpx.AsyncClient) -> None:
+    page = await client.get("/track")
+    assert 'rel="icon" href="/static/favicon.svg"' in page.text
+    icon = await client.get("/static/favicon.svg")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg")
+    legacy = await client.get("/favicon.ico")
+    assert legacy.status_code == 301 and legacy.headers["location"] == "/static/favicon.svg"
 
 
 async def test_withdraw_by_the_emailed_link(client: httpx.AsyncClient, gcx: Gcx) -> None:

@@ -280,3 +280,31 @@ def form_values(step: Step, draft: dict[str, Any]) -> dict[str, Any]:
 def first_incomplete(done: Iterable[str]) -> Step | None:
     finished = set(done)
     return next((s for s in STEPS if s.slug not in finished), None)
+
+
+_GROUPS = (
+    (re.compile(r"^team_members\[(\d+)\]\."), lambda m: f"Team member {int(m.group(1)) + 1}"),
+    (re.compile(r"^bank_accounts\.primary\."), lambda m: "Primary account"),
+    (re.compile(r"^bank_accounts\.secondary\."), lambda m: "Secondary account"),
+    (re.compile(r"^next_of_kin\."), lambda m: "Next of kin"),
+)
+_ALL_FIELDS = {f.name: f.label for s in STEPS for f in s.fields}
+
+
+def field_label(path: str, requirement_titles: Mapping[str, str] | None = None) -> str:
+    """What an error's field is called on the form: "Primary account: Account number",
+    "Team member 2: Telephone", a document's title; never a path like `documents.x`."""
+    if path.startswith("documents."):
+        code = path.removeprefix("documents.")
+        return (requirement_titles or {}).get(code) or code.replace("_", " ").capitalize()
+    label = _ALL_FIELDS.get(path)
+    for pattern, group in _GROUPS:
+        found = pattern.match(path)
+        if found:
+            rest = path[found.end() :]
+            inner = label or rest.replace("_", " ").capitalize()
+            return f"{group(found)}: {inner[0].lower() + inner[1:] if inner else inner}"
+    if label:
+        return label
+    words = re.sub(r"\[(\d+)\]", lambda m: f" {int(m.group(1)) + 1}", path)
+    return words.replace(".", " ").replace("_", " ").strip().capitalize()

@@ -29,6 +29,7 @@ from gcx_web.applicant.forms import (
     STEPS_BY_SLUG,
     Step,
     errors_for,
+    field_label,
     first_incomplete,
     form_values,
     merge,
@@ -80,6 +81,11 @@ def _requirements(request: Request[Any, Any, Any], data: dict[str, Any]) -> list
     return list(request.app.state.gcx.requirements_for(_unsubmitted(data)))
 
 
+def _labels_for(request: Request[Any, Any, Any], errors: dict[str, Any]) -> dict[str, str]:
+    titles = request.app.state.requirement_titles
+    return {path: field_label(path, titles) for path in errors}
+
+
 def _step_page(
     request: Request[Any, Any, Any],
     step: Step,
@@ -98,7 +104,7 @@ def _step_page(
             "done": set(draft["done"]),
             "values": values if values is not None else form_values(step, draft["data"]),
             "errors": errors or {},
-            "labels": {f.name: f.label for f in step.fields},
+            "field_labels": _labels_for(request, errors or {}),
             "requirements": _requirements(request, draft["data"])
             if step.slug == "documents"
             else [],
@@ -266,6 +272,12 @@ async def _review(
             "commodities": COMMODITIES_BY_CODE,
             "errors": errors,
             "step_errors": {s.slug: errors_for(s, errors) for s in STEPS},
+            "field_labels": _labels_for(request, errors),
+            "still_needed": [
+                r
+                for r in _requirements(request, draft["data"])
+                if r.required and r.code not in draft["files"]
+            ],
             "message": message,
         },
         status_code=status_code,
@@ -342,6 +354,18 @@ async def favicon() -> Redirect:
     return Redirect("/static/favicon.svg", status_code=301)
 
 
+@get("/apply/restart", include_in_schema=False)
+async def apply_restart_confirm(request: Request[Any, Any, Any]) -> Template | Redirect:
+    """Ask before a draft (and the files it holds) is thrown away."""
+    draft = _draft(request)
+    if not draft["done"] and not draft["files"]:
+        return Redirect("/apply", status_code=303)
+    return Template(
+        "apply/restart.html",
+        context={"files": draft["files"], "steps_done": len(draft["done"]), "steps": STEPS},
+    )
+
+
 @post("/apply/restart", include_in_schema=False)
 async def apply_restart(request: Request[Any, Any, Any]) -> Redirect:
     keys = {info["key"] for info in _draft(request)["files"].values()}
@@ -358,6 +382,7 @@ HANDLERS = [
     apply_submit_again,
     apply_step,
     apply_submit,
+    apply_restart_confirm,
     apply_restart,
     apply_save,
 ]

@@ -86,7 +86,9 @@ async def _status_page(
 @get("/track/{code:str}", include_in_schema=False, before_request=rate_limited("lookup"))
 async def track_status(request: Request[Any, Any, Any], code: FromPath[str]) -> Template:
     notice = {
-        "uploaded": "Thank you: the document was received.",
+        "uploaded": "Thank you: the document was received."
+        if request.query_params.get("n", "1") == "1"
+        else f"Thank you: {_count(request)} documents were received.",
         "withdrawn": "Your application was withdrawn.",
         "withdraw_link": (
             "We sent a link to the email address on this application. Follow it within 24"
@@ -95,6 +97,50 @@ async def track_status(request: Request[Any, Any, Any], code: FromPath[str]) -> 
         "resubmitted": "Your documents were sent to the reviewer.",
     }.get(request.query_params.get("done", ""), "")
     return await _status_page(request, code, notice=notice)
+
+
+@post(
+    "/track/{code:str}/documents",
+    include_in_schema=False,
+    before_request=rate_limited("upload"),
+    # Several documents at once: each is bounded by its own limit when it is checked.
+    request_max_body_size=DEFAULT_MAX_UPLOAD_BODY * 5,
+)
+async def track_upload_many(
+    request: Request[Any, Any, Any], code: FromPath[str]
+) -> Template | Redirect:
+    """The outstanding documents in one upload: a file part `documents.<requirement>` each.
+    Each file is checked and stored on its own; the ones refused say why, next to their field."""
+    gcx = request.app.state.gcx
+    found = await find_by_tracking_code(gcx, code)
+    form = await request.form()
+    files = [
+        (name.removeprefix("documents."), value)
+        for name, value in form.multi_items()
+        if name.startswith("documents.") and isinstance(value, UploadFile) and value.filename
+    ]
+    if not files:
+        return await _status_page(
+            request, code, errors={"documents": ["Choose at least one file."]}, status_code=422
+        )
+    errors: dict[str, list[str]] = {}
+    received = 0
+    for requirement, upload in files:
+        try:
+            await doc_service.upload_document(
+                gcx, found.id, requirement, await upload.read(), upload.filename, applicant(request)
+            )
+        except GcxError as exc:
+            body, _ = describe(exc)
+            errors[f"documents.{requirement}"] = [
+                m for msgs in body.fields.values() for m in msgs
+            ] or [body.message]
+        else:
+            received += 1
+    if errors:
+        notice = f"{received} of {len(files)} documents were received." if received else ""
+        return await _status_page(request, code, errors=errors, notice=notice, status_code=422)
+    return Redirect(f"/track/{found.tracking_code}?done=uploaded&n={received}", status_code=303)
 
 
 @post(
@@ -222,6 +268,11 @@ async def track_withdraw_confirmed(
     return Redirect(f"/track/{app.tracking_code}?done=withdrawn", status_code=303)
 
 
+def _count(request: Request[Any, Any, Any]) -> int:
+    raw = request.query_params.get("n", "1")
+    return min(int(raw), 99) if raw.isdigit() else 1
+
+
 def _version(form: Any) -> int | None:
     raw = form.get("version")
     return int(raw) if isinstance(raw, str) and raw.isdigit() else None
@@ -283,6 +334,7 @@ HANDLERS = [
     track_form,
     track_find,
     track_status,
+    track_upload_many,
     track_upload,
     track_withdraw_confirm,
     track_withdraw,
