@@ -681,3 +681,21 @@ async def test_audit_and_notification_filters(as_role: Any, gcx: Gcx) -> None:
     assert "Application received" in notes.text
     same = await client.get("/backoffice/notifications", params={"type": "new_application"})
     assert "Application received" not in same.text.split("<tbody>")[1]
+
+
+async def test_admin_actions_say_what_they_did(
+    as_role: Any, gcx: Gcx, staff: dict[Role, Any]
+) -> None:
+    client = await as_role(Role.ADMIN)
+    page = await client.get("/backoffice/users")
+    token = csrf_of(page.text)
+    viewer = staff[Role.VIEWER]
+    saved = await client.post(
+        f"/backoffice/users/{viewer.id}",
+        data={"_csrf_token": token, "role": "reviewer", "active": "yes"},
+    )
+    assert saved.status_code == 303
+    said = flash_of((await client.get(saved.headers["location"])).text)
+    assert said == f"{viewer.email} saved: reviewer, active."
+    retried = await client.post("/backoffice/notifications/retry", data={"_csrf_token": token})
+    assert "No dead notification" in flash_of((await client.get(retried.headers["location"])).text)

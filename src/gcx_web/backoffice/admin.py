@@ -18,7 +18,7 @@ from gcx_core.services.queries import AuditFilter, audit_choices, audit_entries
 from gcx_web.backoffice.pages import query_with
 from gcx_web.errors import describe
 from gcx_web.schemas import RowId
-from gcx_web.security.auth import current_actor, page_context, requires
+from gcx_web.security.auth import current_actor, flash, page_context, requires
 
 VIEW = [requires("view")]
 ADMIN = [requires("admin")]
@@ -80,7 +80,13 @@ async def notifications_retry(request: Request[Any, Any, Any]) -> Redirect:
     _, actor = await current_actor(request)
     form = await request.form()
     ids = [int(v) for v in form.getall("id", []) if str(v).isdigit()]
-    await outbox.retry_notifications(gcx, actor, ids or None)
+    retried = await outbox.retry_notifications(gcx, actor, ids or None)
+    if retried:
+        flash(
+            request, f"{len(retried)} notification{'s' if len(retried) != 1 else ''} queued again."
+        )
+    else:
+        flash(request, "No dead notification was there to retry.", ok=False)
     return Redirect(
         str(form.get("back") or "/backoffice/notifications")
         if str(form.get("back") or "").startswith("/backoffice/")
@@ -249,9 +255,11 @@ async def user_update(request: Request[Any, Any, Any], user_id: RowId) -> Templa
     active = {"yes": True, "no": False}.get(str(form.get("active") or ""))
     role = str(form.get("role") or "") or None
     try:
-        await staff.update_user(gcx, user_id, actor, role=role, active=active)
+        changed = await staff.update_user(gcx, user_id, actor, role=role, active=active)
     except ValidationError as exc:
         return await _users(request, errors=exc.errors, status_code=422)
+    state = "active" if changed.is_active else "deactivated"
+    flash(request, f"{changed.email} saved: {changed.role}, {state}.")
     return Redirect("/backoffice/users", status_code=303)
 
 
@@ -278,6 +286,7 @@ async def token_create(request: Request[Any, Any, Any], user_id: RowId) -> Templ
 async def token_revoke(request: Request[Any, Any, Any], token_id: RowId) -> Redirect:
     _, actor = await current_actor(request)
     await staff.revoke_api_token(request.app.state.gcx, token_id, actor)
+    flash(request, "The API token was revoked: it no longer works.")
     return Redirect("/backoffice/users", status_code=303)
 
 
