@@ -699,3 +699,15 @@ async def test_admin_actions_say_what_they_did(
     assert said == f"{viewer.email} saved: reviewer, active."
     retried = await client.post("/backoffice/notifications/retry", data={"_csrf_token": token})
     assert "No dead notification" in flash_of((await client.get(retried.headers["location"])).text)
+
+
+async def test_retry_ids_out_of_range_are_a_400(as_role: Any) -> None:
+    client = await as_role(Role.ADMIN)
+    csrf = client.cookies.get("gcx_csrf", "")
+    for ids in ([2**70], [-1], [0], list(range(1, 1100))):
+        response = await client.post(
+            "/api/v1/staff/notifications/retry",
+            json={"ids": ids},
+            headers={"x-csrftoken": csrf},
+        )
+        error_of(response, 400)

@@ -104,8 +104,11 @@ class ReviewIn(Input):
     note: str = ""
 
 
+RowIdIn = Annotated[int, msgspec.Meta(ge=1, le=MAX_ROW_ID)]
+
+
 class RetryIn(Input):
-    ids: list[int] = []
+    ids: Annotated[list[RowIdIn], msgspec.Meta(max_length=1000)] = []
     all_dead: bool = False
 
 
