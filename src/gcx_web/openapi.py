@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import msgspec
+import msgspec.inspect
 from litestar import Litestar
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, RequestBody, Schema
 
@@ -61,6 +63,7 @@ def complete_openapi(app: Litestar, gcx: Gcx) -> None:
         schema = components.get(cls.__name__)
         if isinstance(schema, Schema):
             schema.additional_properties = False
+            _item_bounds(cls, schema)
     paths = document.paths or {}
     requirements = sorted(gcx.requirements)
     upload = paths.get(UPLOAD)
@@ -86,16 +89,39 @@ def complete_openapi(app: Litestar, gcx: Gcx) -> None:
         )
     staff_list = paths.get(STAFF_LIST)
     if staff_list is not None and staff_list.get is not None:
+        # "" is "any", as the back office's filter form sends it.
         choices: dict[str, list[str]] = {
-            "status": list(gcx.workflow.states),
-            "region": list(REGIONS_BY_CODE),
-            "commodity": list(COMMODITIES_BY_CODE),
+            "status": ["", *gcx.workflow.states],
+            "region": ["", *REGIONS_BY_CODE],
+            "commodity": ["", *COMMODITIES_BY_CODE],
         }
         for parameter in staff_list.get.parameters or []:
             values = choices.get(getattr(parameter, "name", ""))
             schema = getattr(parameter, "schema", None)
             if values is not None and isinstance(schema, Schema):
                 _set_enum(schema, values)
+
+
+def _item_bounds(cls: type, schema: Schema) -> None:
+    """Litestar leaves the bounds of a list's items out of the schema (`list[Annotated[int,
+    Meta(ge=1)]]` comes out as a list of any integers); put them in."""
+    info = msgspec.inspect.type_info(cls)
+    for field in getattr(info, "fields", ()):
+        kind = field.type
+        if not isinstance(kind, msgspec.inspect.ListType):
+            continue
+        item = kind.item_type
+        prop = (schema.properties or {}).get(field.encode_name)
+        target = getattr(prop, "items", None)
+        if not isinstance(target, Schema):
+            continue
+        if isinstance(item, msgspec.inspect.IntType):
+            if item.ge is not None:
+                target.minimum = item.ge
+            if item.le is not None:
+                target.maximum = item.le
+        elif isinstance(item, msgspec.inspect.StrType) and item.max_length is not None:
+            target.max_length = item.max_length
 
 
 def _set_enum(schema: Schema, values: list[str]) -> None:

@@ -27,12 +27,14 @@ def strict_json(struct: type[Any]) -> Hook:
         kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
         if kind != "application/json":
             raise HTTPException(status_code=415, detail="send the body as application/json")
+        body = await request.body()
         try:
-            decoder.decode(await request.body())
+            decoder.decode(body)
         except msgspec.ValidationError as exc:
-            raise ValidationException(
-                detail="the request is malformed", extra=[{"message": str(exc)}]
-            ) from None
+            if "got `float`" not in str(exc) or not _integral_floats_fit(body, struct):
+                raise ValidationException(
+                    detail="the request is malformed", extra=[{"message": str(exc)}]
+                ) from None
         except msgspec.DecodeError:
             raise ValidationException(
                 detail="the request body could not be read",
@@ -41,6 +43,26 @@ def strict_json(struct: type[Any]) -> Hook:
 
     check.__name__ = f"strict_json_{struct.__name__}"
     return check
+
+
+def _integral_floats_fit(body: bytes, struct: type[Any]) -> bool:
+    """Whether the body fits once numbers like 2.0 count as the integers they equal (JSON
+    Schema, and so the OpenAPI document, counts them as integers)."""
+
+    def whole(value: Any) -> Any:
+        if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+            return int(value)
+        if isinstance(value, list):
+            return [whole(v) for v in value]
+        if isinstance(value, dict):
+            return {k: whole(v) for k, v in value.items()}
+        return value
+
+    try:
+        msgspec.convert(whole(msgspec.json.decode(body)), struct, strict=True)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return False
+    return True
 
 
 def in_turn(*hooks: Hook) -> Hook:

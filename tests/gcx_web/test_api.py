@@ -429,6 +429,8 @@ async def test_openapi_says_what_the_handlers_check(client: httpx.AsyncClient) -
     )
     assert "under_review" in json.dumps(by_name["status"]["schema"])
     assert "-created_at" in json.dumps(by_name["sort"]["schema"])
+    ids = components["RetryIn"]["properties"]["ids"]
+    assert ids["items"]["minimum"] == 1 and ids["items"]["maximum"] == 2**53
 
 
 async def test_health(client: httpx.AsyncClient) -> None:

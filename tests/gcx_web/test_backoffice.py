@@ -711,3 +711,14 @@ async def test_retry_ids_out_of_range_are_a_400(as_role: Any) -> None:
             headers={"x-csrftoken": csrf},
         )
         error_of(response, 400)
+
+
+async def test_whole_numbers_written_as_floats_are_integers(as_role: Any) -> None:
+    """JSON Schema (and so the OpenAPI document) counts 2.0 as the integer 2; 2.5 is not."""
+    client = await as_role(Role.ADMIN)
+    csrf = client.cookies.get("gcx_csrf", "")
+    url = "/api/v1/staff/notifications/retry"
+    fine = await client.post(url, json={"ids": [3.0, 4]}, headers={"x-csrftoken": csrf})
+    assert error_of(fine, 404)["code"] == "not_found"  # read as ids 3 and 4, which do not exist
+    error_of(await client.post(url, json={"ids": [2.5]}, headers={"x-csrftoken": csrf}), 400)
+    error_of(await client.post(url, json={"ids": ["3"]}, headers={"x-csrftoken": csrf}), 400)
