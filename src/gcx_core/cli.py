@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,18 +27,12 @@ DEFERRED: dict[str, str] = {
 }
 
 
-def configure_logging() -> None:
-    """Long-running commands log INFO and above to stderr, one line per record.
+def configure_logging(settings: Settings) -> None:
+    """Long-running commands log to stderr from GCX_LOG_LEVEL up, as text or JSON lines
+    (GCX_LOG_FORMAT); see gcx_core.logs."""
+    from gcx_core import logs
 
-    The task broker's own line per task run ("Executing task ...") is left out: a delivery
-    is one task, and those lines would outnumber everything else; its warnings still show.
-    """
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("taskiq.receiver").setLevel(logging.WARNING)
+    logs.configure(settings.log_format, settings.log_level)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

@@ -97,6 +97,8 @@ class Settings:
     notification_retention_days: int = 30
     draft_file_hours: int = 24
     time_zone: str = "UTC"
+    log_format: str = "text"
+    log_level: str = "INFO"
 
     @property
     def resolved_database_url(self) -> str:
@@ -168,6 +170,10 @@ class Settings:
             ),
             draft_file_hours=_int(env, "GCX_DRAFT_FILE_HOURS", default=24, minimum=1),
             time_zone=_time_zone(_first(env, "GCX_TIME_ZONE") or "UTC"),
+            log_format=_choice(env, "GCX_LOG_FORMAT", ("text", "json"), "text"),
+            log_level=_choice(
+                env, "GCX_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True
+            ),
         )
 
     def with_secret_key(self) -> Settings:
@@ -189,6 +195,23 @@ class Settings:
             with os.fdopen(fd, "w") as fh:
                 fh.write(key)
         return attrs.evolve(self, secret_key=key)
+
+
+def _choice(
+    env: Mapping[str, str],
+    name: str,
+    choices: tuple[str, ...],
+    default: str,
+    *,
+    upper: bool = False,
+) -> str:
+    raw = _first(env, name)
+    if raw is None:
+        return default
+    value = raw.upper() if upper else raw.lower()
+    if value not in choices:
+        raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return value
 
 
 def _time_zone(name: str) -> str:

@@ -69,7 +69,7 @@ def _serve(
 
     settings = settings_from_args(args)
     _scale_out_only(settings, what)
-    configure_logging()
+    configure_logging(settings)
 
     async def run() -> None:
         async with await Gcx.open(settings) as gcx:

@@ -52,7 +52,7 @@ def _run(settings: Settings, args: argparse.Namespace, role: str, pm: Any = None
 
     from gcx_web.app import create_app
 
-    configure_logging()
+    configure_logging(settings)
     app = create_app(settings, pm, role=role)
     app.on_startup.append(settle_heap)
     print(f"GCX is serving on http://{args.host}:{args.port}/ (Ctrl+C to stop)", flush=True)

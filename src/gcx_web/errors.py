@@ -19,8 +19,11 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from gcx_core import exceptions as ex
+from gcx_core.logs import throttled
+from gcx_core.storage.database import database_unavailable
 
 log = logging.getLogger("gcx_web")
+outage_log = throttled("gcx_web.database", interval=10.0)
 
 
 class ErrorBody(msgspec.Struct):
@@ -88,7 +91,13 @@ def describe(exc: Exception) -> tuple[ErrorBody, dict[str, str]]:
         if status == 400 and "too large" in message.lower():
             status = 413
         return ErrorBody(status, _HTTP_CODES.get(status, "error"), message), dict(exc.headers or {})
+    if database_unavailable(exc):
+        return ErrorBody(503, "unavailable", DATABASE_DOWN), {"Retry-After": RETRY_AFTER}
     return ErrorBody(500, "internal", "something went wrong on our side"), {}
+
+
+DATABASE_DOWN = "the database cannot be reached just now; try again in a few seconds"
+RETRY_AFTER = "5"
 
 
 def _message(exc: Exception) -> str:
@@ -125,6 +134,11 @@ def _decode_error(exc: ValidationException) -> ErrorBody:
     return ErrorBody(400, "bad_request", message, fields)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc) or type(exc).__name__
+    return text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
+
+
 def wants_html(request: Request[Any, Any, Any]) -> bool:
     """Pages answer errors with pages; the API, schema and health endpoints with JSON."""
     return not request.url.path.startswith(("/api/", "/schema", "/health"))
@@ -135,7 +149,10 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if body.status == 401 and wants_html(request):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return Redirect(f"/login?next={quote(target, safe='')}", status_code=303)
-    if body.status >= 500:
+    if body.status == 503 and database_unavailable(exc):
+        # One line, at most every few seconds: an outage must not flood the log with tracebacks.
+        outage_log.warning("database unavailable: %s", _first_line(exc))
+    elif body.status >= 500:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     if wants_html(request):
         return Template(

@@ -101,3 +101,37 @@ async def _spawn():
     yield spawn
     for process in started:
         await process.stop(signal.SIGKILL)
+
+
+@pytest.fixture(name="pg_service")
+def _pg_service():
+    from tests.scaleout.services import PostgresService
+
+    service = PostgresService()
+    yield service
+    service.close()
+
+
+@pytest.fixture(name="redis_service")
+def _redis_service():
+    from tests.scaleout.services import RedisService
+
+    service = RedisService()
+    yield service
+    service.close()
+
+
+async def wait_http(url: str, timeout: float = 30) -> None:
+    """Until something answers at `url` (any status)."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=2) as client:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                await client.get(url)
+                return
+            except httpx.TransportError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.1)

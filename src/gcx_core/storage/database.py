@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -79,6 +80,54 @@ class AsyncAdapter:
 
     async def run_sync(self, work: Callable[..., T], *args: Any) -> T:
         return await self.conn.run_sync(work, *args)
+
+
+CONNECT_TIMEOUT = 5  # seconds
+
+
+# Driver errors (by class name, so no driver is imported here) that mean "cannot connect now":
+# the server is starting, shutting down, refusing or dropping connections.
+_CONNECTION_ERRORS = frozenset(
+    {
+        "CannotConnectNowError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "ClientCannotConnectError",
+        "ConnectionRejectionError",
+        "TooManyConnectionsError",
+    }
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether an error says the database cannot be reached (down, restarting, refusing or
+    timing out connections), rather than that a statement is wrong: the error, or what it
+    wraps, says so."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        error = todo.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, sa_exc.DBAPIError) and (
+            error.connection_invalidated
+            or isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError)
+        ):
+            return True
+        if isinstance(
+            error,
+            sa_exc.DisconnectionError | sa_exc.TimeoutError | ConnectionError | TimeoutError,
+        ):
+            return True
+        if type(error).__name__ in _CONNECTION_ERRORS:
+            return True
+        for inner in (getattr(error, "orig", None), error.__cause__, error.__context__):
+            if isinstance(inner, BaseException):
+                todo.append(inner)
+    return False
 
 
 class Database:
@@ -143,6 +192,10 @@ class Database:
                     pool_size=pool_size,
                     max_overflow=pool_size,
                     pool_pre_ping=True,
+                    # While PostgreSQL is down or restarting, fail in seconds (a 503 to the
+                    # caller) instead of waiting out asyncpg's minute-long connect timeout.
+                    pool_timeout=CONNECT_TIMEOUT * 2,
+                    connect_args={"timeout": CONNECT_TIMEOUT},
                     **kwargs,
                 )
             )

@@ -24,13 +24,16 @@ from gcx_core.events import (
     DocumentUploaded,
     NotificationDelivery,
 )
+from gcx_core.logs import throttled
 from gcx_core.plugins import hookimpl, register_named
 from gcx_core.services.dashboard import snapshot
+from gcx_core.storage.database import database_unavailable
 from gcx_core.workflow import TransitionEvent
 from gcx_web.live.sockets import Listeners
 from gcx_web.schemas import dashboard_out
 
 log = logging.getLogger(__name__)
+outage_log = throttled(__name__ + ".outage", interval=10.0)
 BACKLOG = 256  # per subscriber; the oldest messages go first when a client is slow
 
 
@@ -157,8 +160,11 @@ class Publisher:
             changes, self._changes = self._changes, []
             try:
                 data = await dashboard_data(self.gcx, changes)
-            except Exception:
-                log.exception("could not compute the dashboard snapshot")
+            except Exception as exc:
+                if database_unavailable(exc):
+                    outage_log.warning("dashboard snapshot skipped: the database is unavailable")
+                else:
+                    log.exception("could not compute the dashboard snapshot")
             else:
                 self.publish("dashboard", data, ["dashboard"])
             await self.wait_between()
