@@ -21,9 +21,8 @@ def record(message: str = "sent %s", *args: object, **extra: object) -> logging.
 
 def test_json_lines_carry_the_context_ids_and_the_event() -> None:
     rec = record("delivered %s", 7, event="delivery.sent")
-    with log_context(request_id="r-1", notification_id=7):
-        with log_context(application_id=3):
-            ContextFilter().filter(rec)
+    with log_context(request_id="r-1", notification_id=7), log_context(application_id=3):
+        ContextFilter().filter(rec)
     line = json.loads(JsonFormatter().format(rec))
     assert line["message"] == "delivered 7" and line["event"] == "delivery.sent"
     assert line["level"] == "warning" and line["logger"] == "gcx.test"
