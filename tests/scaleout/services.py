@@ -40,8 +40,19 @@ class PostgresService:
         if self._prefix:
             shutil.chown(self.dir, "postgres")
         subprocess.run(
-            [*self._prefix, initdb, "-D", str(self.dir / "db"), "-A", "trust", "-U", "postgres"]
-            + ["--no-sync", "-E", "UTF8"],
+            [
+                *self._prefix,
+                initdb,
+                "-D",
+                str(self.dir / "db"),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
             check=True,
             capture_output=True,
         )
@@ -53,9 +64,22 @@ class PostgresService:
     def start(self) -> None:
         assert self._postgres is not None
         self._proc = subprocess.Popen(
-            [*self._prefix, self._postgres, "-D", str(self.dir / "db"), "-p", str(self.port)]
-            + ["-k", str(self.dir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]
-            + ["-c", "max_connections=200"],
+            [
+                *self._prefix,
+                self._postgres,
+                "-D",
+                str(self.dir / "db"),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.dir),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=200",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -97,8 +121,19 @@ class RedisService:
     def start(self) -> None:
         assert self._binary is not None
         self._proc = subprocess.Popen(
-            [self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "no", "--dir", self.dir],
+            [
+                self._binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
