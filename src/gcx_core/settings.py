@@ -99,6 +99,7 @@ class Settings:
     time_zone: str = "UTC"
     log_format: str = "text"
     log_level: str = "INFO"
+    stop_timeout: int = 20
 
     @property
     def resolved_database_url(self) -> str:
@@ -170,6 +171,7 @@ class Settings:
             ),
             draft_file_hours=_int(env, "GCX_DRAFT_FILE_HOURS", default=24, minimum=1),
             time_zone=_time_zone(_first(env, "GCX_TIME_ZONE") or "UTC"),
+            stop_timeout=_int(env, "GCX_STOP_TIMEOUT", default=20, minimum=1),
             log_format=_choice(env, "GCX_LOG_FORMAT", ("text", "json"), "text"),
             log_level=_choice(
                 env, "GCX_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True

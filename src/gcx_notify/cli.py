@@ -61,30 +61,41 @@ def scheduler(args: argparse.Namespace) -> int:
 def _serve(
     args: argparse.Namespace, what: str, *, run_scheduler: bool, concurrency: int | None
 ) -> int:
-    """Run a scale-out process until SIGINT/SIGTERM: a worker receives tasks, a scheduler sends."""
+    """Run a scale-out process until SIGINT/SIGTERM: a worker receives tasks, a scheduler sends.
+
+    On SIGTERM a worker stops taking tasks, lets the deliveries in hand finish for up to
+    GCX_STOP_TIMEOUT seconds, then cancels the rest and hands their rows back to the outbox
+    (due at once, the attempt not counted), closes its connections and exits.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from taskiq.acks import AcknowledgeType
-    from taskiq.api import run_receiver_task
+    from taskiq.receiver import Receiver
 
     from gcx_notify.runtime import Notifier
 
     settings = settings_from_args(args)
     _scale_out_only(settings, what)
     configure_logging(settings)
+    grace = settings.stop_timeout
 
     async def run() -> None:
         async with await Gcx.open(settings) as gcx:
             notifier = Notifier(gcx)
             notifier.broker.is_worker_process = concurrency is not None
             await notifier.start(run_scheduler=run_scheduler, kick=False)
-            receiver = None
+            finish = asyncio.Event()
+            listening: asyncio.Task[None] | None = None
+            executor = ThreadPoolExecutor(1)
             if concurrency is not None:
-                receiver = asyncio.create_task(
-                    run_receiver_task(
-                        notifier.broker,
-                        max_async_tasks=concurrency,
-                        ack_time=AcknowledgeType.WHEN_EXECUTED,
-                    )
+                receiver = Receiver(
+                    notifier.broker,
+                    executor=executor,
+                    run_startup=False,
+                    max_async_tasks=concurrency,
+                    ack_type=AcknowledgeType.WHEN_EXECUTED,
                 )
+                listening = asyncio.create_task(receiver.listen(finish))
             log.info("%s ready", what)
             try:
                 async with contextlib.AsyncExitStack() as services:
@@ -93,15 +104,38 @@ def _serve(
                         if service is not None:
                             await services.enter_async_context(service)
                     await _until_stopped()
+                    log.info("%s stopping: finishing the work in hand (%s s at most)", what, grace)
+                    finish.set()
+                    if listening is not None:
+                        await notifier.wait_running(grace)
+                    released = await notifier.abandon_running()
+                    if listening is not None:
+                        await _bounded(listening, 5)
+                    if released:
+                        log.warning("%d unfinished notifications went back to the outbox", released)
             finally:
-                if receiver is not None:
-                    receiver.cancel()
+                if listening is not None and not listening.done():
+                    listening.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await receiver
-                await notifier.stop()
+                        await listening
+                await _bounded(asyncio.ensure_future(notifier.stop()), 10)
+                executor.shutdown(wait=False)
+            log.info("%s stopped", what)
 
     asyncio.run(run())
     return 0
+
+
+async def _bounded(task: asyncio.Future[Any], seconds: float) -> None:
+    """Wait for `task` at most `seconds`, then cancel it."""
+    try:
+        await asyncio.wait_for(asyncio.shield(task), seconds)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    except Exception:
+        log.exception("stopping did not go cleanly")
 
 
 def status(args: argparse.Namespace) -> int:
@@ -126,16 +160,27 @@ def status(args: argparse.Namespace) -> int:
 
 
 async def _queue_depth(settings: Settings) -> str:
+    """The workers' backlog: tasks not yet read by any worker, and read but not finished. (The
+    stream's length is not a backlog: finished entries stay until the cap trims them.)"""
     if not settings.broker_url:
         return "in-process (embedded mode)"
     from redis.asyncio import Redis
+    from redis.exceptions import ResponseError
 
-    redis = Redis.from_url(settings.broker_url)
+    from gcx_notify.runtime import GROUP, QUEUE
+
+    redis = Redis.from_url(settings.broker_url, decode_responses=True)
     try:
-        length = await redis.xlen("gcx:notify")
-        groups = await redis.xinfo_groups("gcx:notify") if length else []
-        pending = sum(int(g.get("pending", 0)) for g in groups)
-        return f"{length:,} in the stream, {pending:,} delivered but not yet acknowledged"
+        try:
+            groups = await redis.xinfo_groups(QUEUE)
+        except ResponseError:  # no stream yet: nothing was ever kicked
+            return "0 waiting, 0 being worked on"
+        ours = next((g for g in groups if g.get("name") == GROUP), None)
+        if ours is None:
+            return "no worker has started on this Redis yet"
+        lag = ours.get("lag")
+        waiting = "unknown" if lag is None else f"{int(lag):,}"
+        return f"{waiting} waiting, {int(ours.get('pending', 0)):,} being worked on"
     finally:
         await redis.aclose()
 

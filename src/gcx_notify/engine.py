@@ -151,6 +151,10 @@ class Deliverer:
         self.renderer = renderer
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self.lease = timedelta(seconds=gcx.settings.notification_lease_seconds)
+        # Rows claimed here and being sent now; rows whose sending was cancelled (a shutdown
+        # that could not wait), to hand back with `release()`.
+        self.in_hand: dict[int, Notification] = {}
+        self.abandoned: list[Notification] = []
         # Claims and outcomes of concurrent deliveries share transactions.
         self._claims: GroupCommit[list[int], list[Notification | None]] = GroupCommit(
             gcx.database, self._claim_each
@@ -269,6 +273,58 @@ class Deliverer:
         return len(claimed)
 
     async def send_claimed(self, n: Notification) -> NotificationStatus:
+        self.in_hand[n.id] = n
+        try:
+            return await self._send(n)
+        except asyncio.CancelledError:
+            self.abandoned.append(n)
+            raise
+        finally:
+            self.in_hand.pop(n.id, None)
+
+    async def release(self) -> int:
+        """Hand back the rows whose sending was cancelled: due again at once, the attempt not
+        counted, for the next worker (rather than after their lease runs out)."""
+        rows, self.abandoned = self.abandoned, []
+        if not rows:
+            return 0
+        now = self.gcx.now()
+        released: Counter[str] = Counter()
+        async with self.gcx.database.write() as conn:
+            for n in rows:
+                back = (
+                    NotificationStatus.PENDING if n.attempts <= 1 else NotificationStatus.RETRYING
+                )
+                result = await conn.execute(
+                    N.update()
+                    .where(
+                        N.c.id == n.id,
+                        N.c.status == NotificationStatus.SENDING,
+                        N.c.attempts == n.attempts,
+                    )
+                    .values(
+                        status=back,
+                        attempts=n.attempts - 1,
+                        locked_until=None,
+                        next_attempt_at=now,
+                        updated_at=now,
+                    )
+                )
+                if result.rowcount:
+                    released[str(back)] += 1
+            if released:
+                await bookkeeping.bump_counters(
+                    conn,
+                    {
+                        bookkeeping.NOTIFICATION_PREFIX + NotificationStatus.SENDING: -sum(
+                            released.values()
+                        ),
+                        **{bookkeeping.NOTIFICATION_PREFIX + s: k for s, k in released.items()},
+                    },
+                )
+        return sum(released.values())
+
+    async def _send(self, n: Notification) -> NotificationStatus:
         channel = self.channels.get(n.channel)
         try:
             if channel is None:

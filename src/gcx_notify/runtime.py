@@ -14,15 +14,17 @@ import asyncio
 import contextlib
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from taskiq import AsyncBroker, InMemoryBroker, ScheduledTask, TaskiqScheduler
+from taskiq import AsyncBroker, InMemoryBroker, ScheduledTask, ScheduleSource, TaskiqScheduler
 from taskiq.api import run_scheduler_task
-from taskiq.exceptions import ScheduledTaskCancelledError
+from taskiq.exceptions import SendTaskError
+from taskiq.kicker import AsyncKicker
 from taskiq.schedule_sources import LabelScheduleSource
 
 from gcx_core.events import NotificationsQueued
+from gcx_core.logs import throttled
 from gcx_core.plugins import hookimpl, register_named
 from gcx_core.services.dashboard import reconcile_counters
 from gcx_core.services.documents import expire_draft_files
@@ -34,6 +36,8 @@ from gcx_notify.render import Renderer
 from gcx_notify.storage import captured_messages
 
 log = logging.getLogger(__name__)
+outage_log = throttled(__name__ + ".outage", interval=10.0)
+T = TypeVar("T")
 TASK_TIMEOUT = 300  # seconds; the Redis idle timeout below is longer than any task
 # Rows per deliver task when a sweep kicks a backlog: a task sends its rows concurrently, and
 # several tasks run at once, so SMTP connections stay busy while a lease covers every row.
@@ -50,17 +54,21 @@ SCHEDULES = (
 )
 
 
+QUEUE = "gcx:notify"
+GROUP = "gcx"
+
+
 def make_broker(gcx: Gcx) -> AsyncBroker:
     """The broker the settings ask for: Redis streams in scale-out, in-memory otherwise."""
     url = gcx.settings.broker_url
     if not url:
         return InMemoryBroker(max_async_tasks=EMBEDDED_IN_FLIGHT, cast_types=False)
-    from taskiq_redis import RedisStreamBroker
+    from gcx_notify.stream import ResilientStreamBroker
 
-    return RedisStreamBroker(
+    return ResilientStreamBroker(
         url,
-        queue_name="gcx:notify",
-        consumer_group_name="gcx",
+        queue_name=QUEUE,
+        consumer_group_name=GROUP,
         idle_timeout=15 * 60_000,
         maxlen=100_000,
         xread_count=10,
@@ -75,21 +83,47 @@ def collect_channels(gcx: Gcx, notifier: Notifier) -> dict[str, Any]:
     return {name: factory(notifier) for name, factory in factories.items()}
 
 
-class SlotDedupSource(LabelScheduleSource):
-    """Label schedules whose every run is claimed in `job_runs` first (one row per minute)."""
+class SlotScheduler(TaskiqScheduler):
+    """Sends each schedule's slot once across every scheduler, and only counts it sent once
+    it was: the slot is claimed in `job_runs` (one row per schedule and minute; a second
+    scheduler's claim fails and it skips), the task is kicked, with a few retries while the
+    broker is away, and a slot that could not be sent is released again. The task writes
+    `finished_at` on its row when it has run."""
+
+    SEND_ATTEMPTS = 4
 
     def __init__(self, broker: AsyncBroker, notifier: Notifier) -> None:
-        super().__init__(broker)
+        super().__init__(broker, [LabelScheduleSource(broker)])
         self.notifier = notifier
 
-    async def pre_send(self, task: ScheduledTask) -> None:
+    async def on_ready(self, source: ScheduleSource, task: ScheduledTask) -> None:
         slot = self.notifier.gcx.now().strftime("%Y%m%dT%H%M")
-        if not await self.notifier.claim_run(f"{task.schedule_id}:{slot}"):
+        run_key = f"{task.schedule_id}:{slot}"
+        if not await self.notifier.claim_run(run_key):
             log.info(
                 "schedule %s slot %s: already sent by another scheduler", task.schedule_id, slot
             )
-            raise ScheduledTaskCancelledError
-        log.info("schedule %s slot %s: sent", task.schedule_id, slot)
+            return
+        kicker: AsyncKicker[Any, Any] = AsyncKicker(
+            task.task_name, self.broker, task.labels
+        ).with_labels(schedule_id=task.schedule_id)
+        for attempt in range(self.SEND_ATTEMPTS):
+            try:
+                await kicker.kiq(*task.args, run_key=run_key, **task.kwargs)
+            except Exception as exc:
+                outage_log.warning(
+                    "schedule %s slot %s: sending failed (%s)", task.schedule_id, slot, exc
+                )
+                await asyncio.sleep(0.5 * 2**attempt)
+                continue
+            log.info("schedule %s slot %s: sent", task.schedule_id, slot)
+            return
+        await self.notifier.release_run(run_key)
+        log.error(
+            "schedule %s slot %s: not sent; the slot is free for the next run",
+            task.schedule_id,
+            slot,
+        )
 
 
 class Notifier:
@@ -103,7 +137,7 @@ class Notifier:
         self.channels = collect_channels(gcx, self)
         self.deliverer = Deliverer(gcx, self.channels, self.renderer)
         self._register_tasks()
-        self.scheduler = TaskiqScheduler(self.broker, [SlotDedupSource(self.broker, self)])
+        self.scheduler = SlotScheduler(self.broker, self)
         self._scheduler_task: asyncio.Task[None] | None = None
         # Embedded: deliver tasks kicked and not yet finished, and whether rows were left in
         # the outbox for the sweep because too many were.
@@ -113,6 +147,9 @@ class Notifier:
         self._idle.set()
         self._follow_up: asyncio.Task[int] | None = None
         self._started = False
+        # Deliver tasks running in this process (a worker's, at shutdown).
+        self.running: set[asyncio.Task[Any]] = set()
+        self.stopping = False
 
     @property
     def scheduling(self) -> bool:
@@ -154,6 +191,22 @@ class Notifier:
             with contextlib.suppress(Exception):
                 await channel.close()
 
+    async def wait_running(self, seconds: float) -> None:
+        """Wait up to `seconds` for the deliver tasks running here to finish."""
+        tasks = [t for t in self.running if not t.done()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=seconds)
+
+    async def abandon_running(self) -> int:
+        """Cancel the deliver tasks still running and hand their rows back to the outbox;
+        returns how many rows went back."""
+        self.stopping = True
+        tasks = [t for t in self.running if not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return await self.deliverer.release()
+
     async def idle(self) -> None:
         """Embedded mode: wait until no task runs, including tasks started while waiting (a
         delivery can queue more: a dead letter alerts admins)."""
@@ -174,7 +227,9 @@ class Notifier:
     async def kick(self, *notification_ids: int) -> bool:
         """Have these rows delivered: one deliver task for them on the broker. Embedded, with
         EMBEDDED_IN_FLIGHT tasks in flight already, they stay in the outbox for the sweep that
-        follows those tasks (False)."""
+        follows those tasks (False). When the broker cannot take the task (Redis is away),
+        they stay in the outbox too, for the next sweep (False; one log line per ten
+        seconds): the kick is a hint, the outbox is the truth."""
         if not notification_ids:
             return True
         if self.embedded:
@@ -185,6 +240,14 @@ class Notifier:
             self._idle.clear()
         try:
             await self.deliver_task.kiq(list(notification_ids))
+        except SendTaskError as exc:
+            if self.embedded:
+                self._finished_one()
+            outage_log.warning(
+                "could not hand notifications to the broker (%s); the sweep sends them later",
+                exc.__cause__ or exc,
+            )
+            return False
         except BaseException:
             if self.embedded:
                 self._finished_one()
@@ -219,24 +282,34 @@ class Notifier:
         async def deliver(notification_ids: list[int] | int) -> list[str | None]:
             # One task per commit's rows (a submission queues four); a bare id is one row.
             ids = [notification_ids] if isinstance(notification_ids, int) else notification_ids
+            current = asyncio.current_task()
+            if current is not None:
+                self.running.add(current)
             try:
                 statuses = await self.deliverer.deliver_many(ids)
+            except asyncio.CancelledError:
+                if not self.stopping:
+                    raise
+                # A shutdown that could not wait: the rows go back to the outbox
+                # (abandon_running), and the task ends as done, not as an error.
+                return [None for _ in ids]
             finally:
+                self.running.discard(current)
                 if self.embedded:
                     self._finished_one()
             return [str(s) if s is not None else None for s in statuses]
 
-        async def sweep() -> int:
-            return await self.sweep()
+        async def sweep(run_key: str | None = None) -> int:
+            return await self.finish_run(run_key, await self.sweep())
 
-        async def reconcile() -> bool:
-            return await reconcile_counters(self.gcx)
+        async def reconcile(run_key: str | None = None) -> bool:
+            return await self.finish_run(run_key, await reconcile_counters(self.gcx))
 
-        async def cleanup() -> int:
-            return await self.cleanup()
+        async def cleanup(run_key: str | None = None) -> int:
+            return await self.finish_run(run_key, await self.cleanup())
 
-        async def expire_drafts() -> int:
-            return await expire_draft_files(self.gcx)
+        async def expire_drafts(run_key: str | None = None) -> int:
+            return await self.finish_run(run_key, await expire_draft_files(self.gcx))
 
         register = self.broker.register_task
         self.deliver_task = register(deliver, "gcx.deliver", timeout=TASK_TIMEOUT)
@@ -290,6 +363,26 @@ class Notifier:
             )
             await conn.execute(job_runs.delete().where(job_runs.c.started_at < cutoff))
         return deleted
+
+    async def finish_run(self, run_key: str | None, result: T) -> T:
+        """Record that a scheduled run finished (its row's `finished_at`); returns `result`."""
+        if run_key is not None:
+            async with self.gcx.database.write() as conn:
+                await conn.execute(
+                    job_runs.update()
+                    .where(job_runs.c.run_key == run_key)
+                    .values(finished_at=self.gcx.now())
+                )
+        return result
+
+    async def release_run(self, run_key: str) -> None:
+        """Forget a claimed run that was never sent, so that slot counts as not run."""
+        async with self.gcx.database.write() as conn:
+            await conn.execute(
+                job_runs.delete().where(
+                    job_runs.c.run_key == run_key, job_runs.c.finished_at.is_(None)
+                )
+            )
 
     async def claim_run(self, run_key: str) -> bool:
         """Record a scheduled run; False when that schedule's slot already ran."""

@@ -30,7 +30,7 @@ from gcx_web import plugin as web_plugin
 from gcx_web.config import WebConfig
 from gcx_web.display import Labels
 from gcx_web.errors import EXCEPTION_HANDLERS
-from gcx_web.live.publisher import Publisher, make_channels
+from gcx_web.live.publisher import Publisher, live_backend, make_channels
 from gcx_web.live.sockets import Listeners
 from gcx_web.openapi import complete_openapi
 from gcx_web.schemas import StatusViews
@@ -140,7 +140,8 @@ def create_app(
         from redis.asyncio import Redis
 
         redis = Redis.from_url(settings.redis_url)
-    channels = make_channels(redis)
+    backend = live_backend(redis)
+    channels = make_channels(backend)
     listeners = Listeners()
     trusted = parse_networks(settings.trusted_proxies)
     counter: Any = RedisCounter(redis) if redis is not None else MemoryCounter()
@@ -219,6 +220,7 @@ def create_app(
     app.state.trusted_proxies = trusted
     app.state.rate_limiter = RateLimiter(config.rate_limits, counter, trusted)
     app.state.channels = channels
+    app.state.live_backend = backend if redis is not None else None
     app.state.listeners = listeners
     app.state.redis = redis
     return app

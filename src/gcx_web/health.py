@@ -16,8 +16,10 @@ def live() -> dict[str, str]:
 
 @get("/health/ready", include_in_schema=False)
 async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-    """The database (and Redis, when configured: the client this app holds) answer; 503
-    otherwise."""
+    """503 when this process cannot serve: the database does not answer. Redis (when
+    configured) is reported but does not fail readiness: every web process shares it, so a
+    Redis restart would take them all out of the load balancer at once, while submissions and
+    lookups still work without it; the answer then says "degraded"."""
     checks: dict[str, str] = {}
     gcx = getattr(request.app.state, "gcx", None)
     try:
@@ -35,10 +37,16 @@ async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
             checks["redis"] = "ok"
         except Exception as exc:
             checks["redis"] = f"failed: {type(exc).__name__}"
-    ok = all(v == "ok" for v in checks.values())
-    return Response(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
-    )
+        backend = getattr(request.app.state, "live_backend", None)
+        if backend is not None:
+            checks["live_updates"] = "ok" if backend.connected else "reconnecting"
+    if checks["database"] != "ok":
+        status, code = "unavailable", 503
+    elif any(v != "ok" for v in checks.values()):
+        status, code = "degraded", 200
+    else:
+        status, code = "ok", 200
+    return Response({"status": status, "checks": checks}, status_code=code)
 
 
 HANDLERS = [live, ready]

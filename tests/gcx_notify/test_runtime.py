@@ -216,3 +216,54 @@ async def test_abandoned_draft_files_expire_by_schedule(gcx, notifier, gcx_clock
     task = await notifier.expire_drafts_task.kiq()
     assert (await task.wait_result(timeout=10)).return_value == 1
     assert not await gcx.files.exists(key)
+
+
+def sweep_slot() -> Any:
+    from taskiq import ScheduledTask
+
+    return ScheduledTask(
+        task_name="gcx.sweep",
+        labels={},
+        args=[],
+        kwargs={},
+        schedule_id="gcx.sweep",
+        cron="* * * * *",
+    )
+
+
+async def job_rows(gcx) -> list[Any]:
+    import sqlalchemy as sa
+
+    from gcx_core.storage.tables import job_runs
+
+    async with gcx.database.read() as conn:
+        return list(await conn.execute(sa.select(job_runs)))
+
+
+async def test_a_scheduled_run_records_when_it_finished(gcx, notifier):
+    scheduler = notifier.scheduler
+    await scheduler.on_ready(None, sweep_slot())
+    await notifier.idle()
+    (row,) = await job_rows(gcx)
+    assert row.run_key.startswith("gcx.sweep:") and row.finished_at is not None
+    # The same slot again (another scheduler, or a restart in the same minute): skipped.
+    await scheduler.on_ready(None, sweep_slot())
+    await notifier.idle()
+    assert len(await job_rows(gcx)) == 1
+
+
+async def test_a_slot_that_could_not_be_sent_is_not_counted_as_sent(gcx, monkeypatch):
+    from taskiq import InMemoryBroker
+
+    class Unreachable(InMemoryBroker):
+        async def kick(self, message):
+            raise ConnectionError("the broker is away")
+
+    notifier = Notifier(gcx, Unreachable(cast_types=False))
+    monkeypatch.setattr(notifier.scheduler, "SEND_ATTEMPTS", 2)
+    await notifier.start(run_scheduler=False, kick=False)
+    try:
+        await notifier.scheduler.on_ready(None, sweep_slot())
+    finally:
+        await notifier.stop()
+    assert await job_rows(gcx) == []  # released: the slot may run again

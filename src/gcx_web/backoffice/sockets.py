@@ -16,6 +16,7 @@ from gcx_core.exceptions import NotFoundError
 from gcx_core.services import dashboard
 from gcx_core.services.queries import get_application
 from gcx_web.live.publisher import LiveMessage, dashboard_data
+from gcx_web.live.redis_backend import RESYNC
 from gcx_web.live.sockets import follow, origin_allowed
 from gcx_web.schemas import RowId
 from gcx_web.security.auth import session_user
@@ -35,7 +36,8 @@ async def _admit(socket: WebSocket[Any, Any, Any]) -> bool:
 
 def _forward(snapshot: Any) -> Any:
     async def render(event: Any) -> bytes | None:
-        if event is None:
+        # A fresh snapshot first, and again whenever live updates were interrupted.
+        if event is None or event == RESYNC:
             return await snapshot()
         return event if isinstance(event, bytes) else str(event).encode()
 

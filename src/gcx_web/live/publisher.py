@@ -44,13 +44,17 @@ class LiveMessage(msgspec.Struct):
     data: dict[str, Any] = {}
 
 
-def make_channels(redis: Any | None) -> ChannelsPlugin:
+def live_backend(redis: Any | None) -> Any:
+    """Where live updates travel: this process's memory, or Redis pub/sub in scale-out (a
+    backend that reconnects by itself, gcx_web.live.redis_backend)."""
     if redis is None:
-        backend: Any = MemoryChannelsBackend(history=0)
-    else:
-        from litestar.channels.backends.redis import RedisChannelsPubSubBackend
+        return MemoryChannelsBackend(history=0)
+    from gcx_web.live.redis_backend import ResilientRedisPubSub
 
-        backend = RedisChannelsPubSubBackend(redis=redis)
+    return ResilientRedisPubSub(redis)
+
+
+def make_channels(backend: Any) -> ChannelsPlugin:
     return ChannelsPlugin(
         backend,
         arbitrary_channels_allowed=True,
@@ -211,7 +215,14 @@ class RedisPublish:
         for topic in channels:
             task = asyncio.get_running_loop().create_task(self.redis.publish(topic, data))
             self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            task.add_done_callback(self._published)
+
+    def _published(self, task: asyncio.Task[Any]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Redis is away: this update is lost; dashboards get a fresh snapshot once the
+            # web processes' subscriptions are back.
+            outage_log.warning("live update not published: %s", task.exception())
 
     async def drain(self) -> None:
         if self._pending:

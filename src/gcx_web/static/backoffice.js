@@ -160,6 +160,12 @@
 
   var changed = document.getElementById("notifications-changed");
   if (changed) {
-    live("/ws/notifications", function (m) { if (m.type === "notification") { changed.hidden = false; } }, function () { window.location.reload(); });
+    var seen = false;
+    live("/ws/notifications", function (m) {
+      // A snapshot after the first one means live updates were interrupted: something may
+      // have changed unseen.
+      if (m.type === "notification" || (m.type === "notifications" && seen)) { changed.hidden = false; }
+      if (m.type === "notifications") { seen = true; }
+    }, function () { window.location.reload(); });
   }
 })();

@@ -1,0 +1,97 @@
+"""SIGTERM on a busy worker: it stops within its bound and hands back what it could not send."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+
+import attrs
+import pytest
+import sqlalchemy as sa
+
+from gcx_core.entities import Actor
+from gcx_core.plugins import make_plugin_manager
+from gcx_core.samples import make_submission
+from gcx_core.services import applications
+from gcx_core.settings import SmtpSettings
+from gcx_core.storage.tables import notifications
+from gcx_core.system import Gcx
+from gcx_notify import plugin as notify_plugin
+from gcx_notify.runtime import Notifier
+
+TOTAL = 30
+GRACE = 2
+
+
+async def statuses(gcx) -> Counter:
+    async with gcx.database.read() as conn:
+        return Counter(s for (s,) in await conn.execute(sa.select(notifications.c.status)))
+
+
+@pytest.mark.slow
+async def test_sigterm_on_a_busy_worker_finishes_or_hands_back_its_batch(
+    gcx_settings, gcx_database_url, gcx_redis_url, slow_sink, spawn
+):
+    slow_sink.delay = 30  # every message takes longer than the worker's grace period
+    settings = attrs.evolve(
+        gcx_settings,
+        redis_url=gcx_redis_url,
+        broker_url=gcx_redis_url,
+        smtp=SmtpSettings("127.0.0.1", slow_sink.port, starttls=False),
+    )
+    env = {
+        "GCX_DATABASE_URL": gcx_database_url,
+        "GCX_REDIS_URL": gcx_redis_url,
+        "GCX_SECRET_KEY": settings.secret_key,
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(slow_sink.port),
+        "EMAIL_USE_TLS": "false",
+        "GCX_STOP_TIMEOUT": str(GRACE),
+        # A lease far longer than the test: rows come back because the worker hands them
+        # back, not because their lease ran out.
+        "GCX_NOTIFICATION_LEASE_SECONDS": "3600",
+    }
+    pm = make_plugin_manager(plugins=[notify_plugin], load_entry_points=False)
+    async with await Gcx.open(settings, plugin_manager=pm) as gcx:
+        producer = Notifier(gcx)
+        await producer.start(run_scheduler=False, kick=False)
+        worker = await spawn("worker-1", "worker", "--concurrency", "4", env=env)
+        await worker.wait_for("worker ready")
+        for _ in range(TOTAL):
+            await applications.submit(gcx, make_submission(), Actor.applicant())
+        for _ in range(200):
+            if (await statuses(gcx)).get("sending", 0) >= 4:
+                break
+            await asyncio.sleep(0.05)
+        assert (await statuses(gcx)).get("sending", 0) >= 4, "the worker should be busy"
+
+        began = time.monotonic()
+        worker.proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(worker.proc.wait(), GRACE + 15)
+        took = time.monotonic() - began
+        assert worker.proc.returncode == 0, "\n".join(worker.lines[-30:])
+        assert took < GRACE + 10, f"stopping took {took:.1f} s"
+        assert any("went back to the outbox" in line for line in worker.lines), "\n".join(
+            worker.lines
+        )
+        assert not any("Traceback" in line for line in worker.lines), "\n".join(worker.lines)
+        counts = await statuses(gcx)
+        assert counts.get("sending", 0) == 0, counts  # nothing left claimed by the dead worker
+
+        slow_sink.delay = 0.01
+        second = await spawn("worker-2", "worker", "--concurrency", "8", env=env)
+        await second.wait_for("worker ready")
+        for _ in range(120):
+            await producer.sweep()
+            counts = await statuses(gcx)
+            if set(counts) == {"sent"}:
+                break
+            await asyncio.sleep(0.5)
+        await second.stop()
+        await producer.stop()
+    assert set(counts) == {"sent"}, counts
+    ids = Counter(m["Message-ID"] for m in slow_sink.messages)
+    assert len(ids) == sum(counts.values())
+    assert all(n == 1 for n in ids.values()), "a handed-back message is sent once"
