@@ -100,6 +100,9 @@ class Settings:
     log_format: str = "text"
     log_level: str = "INFO"
     stop_timeout: int = 20
+    metrics_token: str | None = attrs.field(default=None, repr=False)
+    metrics_port: int | None = None
+    metrics_bind: str = "127.0.0.1"
 
     @property
     def resolved_database_url(self) -> str:
@@ -172,6 +175,9 @@ class Settings:
             draft_file_hours=_int(env, "GCX_DRAFT_FILE_HOURS", default=24, minimum=1),
             time_zone=_time_zone(_first(env, "GCX_TIME_ZONE") or "UTC"),
             stop_timeout=_int(env, "GCX_STOP_TIMEOUT", default=20, minimum=1),
+            metrics_token=_first(env, "GCX_METRICS_TOKEN"),
+            metrics_port=_int(env, "GCX_METRICS_PORT", default=0, minimum=0) or None,
+            metrics_bind=_first(env, "GCX_METRICS_BIND") or "127.0.0.1",
             log_format=_choice(env, "GCX_LOG_FORMAT", ("text", "json"), "text"),
             log_level=_choice(
                 env, "GCX_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True

@@ -14,6 +14,7 @@ import pluggy
 from gcx_core.entities import Application, DocumentRequirement
 from gcx_core.exceptions import ConfigurationError
 from gcx_core.files import FileStore, LocalFileStore
+from gcx_core.metrics import Metrics
 from gcx_core.phones import PhoneFormat
 from gcx_core.plugins import call_async, make_plugin_manager
 from gcx_core.reference import is_processed_food
@@ -48,6 +49,8 @@ class Gcx:
     applicant_views: OrderedDict[tuple[int, int], Any] = attrs.field(
         factory=OrderedDict, eq=False, repr=False
     )
+    # This process's Prometheus metrics (gcx_core.metrics).
+    metrics: Metrics = attrs.field(factory=Metrics, eq=False, repr=False)
 
     @classmethod
     async def open(

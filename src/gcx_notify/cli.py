@@ -96,6 +96,7 @@ def _serve(
                     ack_type=AcknowledgeType.WHEN_EXECUTED,
                 )
                 listening = asyncio.create_task(receiver.listen(finish))
+            exporter = _serve_metrics(gcx, settings)
             log.info("%s ready", what)
             try:
                 async with contextlib.AsyncExitStack() as services:
@@ -120,10 +121,45 @@ def _serve(
                         await listening
                 await _bounded(asyncio.ensure_future(notifier.stop()), 10)
                 executor.shutdown(wait=False)
+                if exporter is not None:
+                    exporter.close()
             log.info("%s stopped", what)
 
     asyncio.run(run())
     return 0
+
+
+class _Exporter:
+    """The metrics of a worker or scheduler on their own port, refreshed every 15 s."""
+
+    def __init__(self, gcx: Gcx, server: Any, refresher: asyncio.Task[None]) -> None:
+        self.gcx, self.server, self.refresher = gcx, server, refresher
+
+    def close(self) -> None:
+        self.refresher.cancel()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _serve_metrics(gcx: Gcx, settings: Settings) -> _Exporter | None:
+    if not settings.metrics_port:
+        return None
+    from prometheus_client import start_http_server
+
+    server, _ = start_http_server(
+        settings.metrics_port, addr=settings.metrics_bind, registry=gcx.metrics.registry
+    )
+
+    async def refresh() -> None:
+        while True:
+            try:
+                await gcx.metrics.refresh(gcx)
+            except Exception as exc:  # the database may be away for a while; keep serving
+                log.warning("could not refresh the metrics: %s", exc)
+            await asyncio.sleep(15)
+
+    log.info("metrics on http://%s:%s/metrics", settings.metrics_bind, settings.metrics_port)
+    return _Exporter(gcx, server, asyncio.create_task(refresh()))
 
 
 async def _bounded(task: asyncio.Future[Any], seconds: float) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -274,8 +275,13 @@ class Deliverer:
 
     async def send_claimed(self, n: Notification) -> NotificationStatus:
         self.in_hand[n.id] = n
+        started = time.perf_counter()
         try:
-            return await self._send(n)
+            status = await self._send(n)
+            metrics = self.gcx.metrics
+            metrics.deliveries.labels(n.channel, str(status)).inc()
+            metrics.delivery_seconds.labels(n.channel).observe(time.perf_counter() - started)
+            return status
         except asyncio.CancelledError:
             self.abandoned.append(n)
             raise

@@ -99,10 +99,12 @@ class SlotScheduler(TaskiqScheduler):
     async def on_ready(self, source: ScheduleSource, task: ScheduledTask) -> None:
         slot = self.notifier.gcx.now().strftime("%Y%m%dT%H%M")
         run_key = f"{task.schedule_id}:{slot}"
+        runs = self.notifier.gcx.metrics.scheduler_runs
         if not await self.notifier.claim_run(run_key):
             log.info(
                 "schedule %s slot %s: already sent by another scheduler", task.schedule_id, slot
             )
+            runs.labels(task.schedule_id, "skipped").inc()
             return
         kicker: AsyncKicker[Any, Any] = AsyncKicker(
             task.task_name, self.broker, task.labels
@@ -117,7 +119,9 @@ class SlotScheduler(TaskiqScheduler):
                 await asyncio.sleep(0.5 * 2**attempt)
                 continue
             log.info("schedule %s slot %s: sent", task.schedule_id, slot)
+            runs.labels(task.schedule_id, "sent").inc()
             return
+        runs.labels(task.schedule_id, "failed").inc()
         await self.notifier.release_run(run_key)
         log.error(
             "schedule %s slot %s: not sent; the slot is free for the next run",

@@ -32,6 +32,7 @@ from gcx_web.display import Labels
 from gcx_web.errors import EXCEPTION_HANDLERS
 from gcx_web.live.publisher import Publisher, live_backend, make_channels
 from gcx_web.live.sockets import Listeners
+from gcx_web.metrics import metrics_middleware
 from gcx_web.openapi import complete_openapi
 from gcx_web.schemas import StatusViews
 from gcx_web.security.headers import security_headers
@@ -40,7 +41,14 @@ from gcx_web.security.sessions import RotatingSessionConfig
 
 HERE = Path(__file__).parent
 # Paths without cookies: the public API and machine endpoints need no session and no CSRF.
-COOKIELESS = ["^/api/v1/applications", "^/health", "^/schema", "^/static", "^/favicon.ico$"]
+COOKIELESS = [
+    "^/api/v1/applications",
+    "^/health",
+    "^/schema",
+    "^/static",
+    "^/favicon.ico$",
+    "^/metrics$",
+]
 # The staff API checks CSRF itself (only for calls authenticated by session, not by token).
 NO_CSRF = [*COOKIELESS, "^/api/v1/staff"]
 
@@ -94,6 +102,7 @@ def request_stack(settings: Settings, config: WebConfig) -> dict[str, Any]:
     return {
         "middleware": [
             security_headers,
+            metrics_middleware,
             RotatingSessionConfig(
                 store="sessions",
                 key="gcx_session",

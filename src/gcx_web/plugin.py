@@ -25,7 +25,7 @@ def gcx_add_hookspecs(plugin_manager: pluggy.PluginManager) -> None:
 
 @hookimpl(tryfirst=True)
 def gcx_web_register_routes(register: Callable[[Any], None]) -> None:
-    from gcx_web import account, health
+    from gcx_web import account, health, metrics
     from gcx_web.applicant import api, pages, track
     from gcx_web.backoffice import admin, sockets
     from gcx_web.backoffice import api as staff_api
@@ -37,6 +37,7 @@ def gcx_web_register_routes(register: Callable[[Any], None]) -> None:
         *pages.HANDLERS,
         *track.HANDLERS,
         *health.HANDLERS,
+        *metrics.HANDLERS,
         *account.HANDLERS,
         *backoffice.HANDLERS,
         *admin.HANDLERS,

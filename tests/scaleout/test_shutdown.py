@@ -8,6 +8,7 @@ import time
 from collections import Counter
 
 import attrs
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -18,6 +19,7 @@ from gcx_core.services import applications
 from gcx_core.settings import SmtpSettings
 from gcx_core.storage.tables import notifications
 from gcx_core.system import Gcx
+from gcx_core.testing.servers import free_port
 from gcx_notify import plugin as notify_plugin
 from gcx_notify.runtime import Notifier
 
@@ -35,6 +37,7 @@ async def test_sigterm_on_a_busy_worker_finishes_or_hands_back_its_batch(
     gcx_settings, gcx_database_url, gcx_redis_url, slow_sink, spawn
 ):
     slow_sink.delay = 30  # every message takes longer than the worker's grace period
+    metrics_port = free_port()
     settings = attrs.evolve(
         gcx_settings,
         redis_url=gcx_redis_url,
@@ -52,6 +55,7 @@ async def test_sigterm_on_a_busy_worker_finishes_or_hands_back_its_batch(
         # A lease far longer than the test: rows come back because the worker hands them
         # back, not because their lease ran out.
         "GCX_NOTIFICATION_LEASE_SECONDS": "3600",
+        "GCX_METRICS_PORT": str(metrics_port),
     }
     pm = make_plugin_manager(plugins=[notify_plugin], load_entry_points=False)
     async with await Gcx.open(settings, plugin_manager=pm) as gcx:
@@ -66,6 +70,11 @@ async def test_sigterm_on_a_busy_worker_finishes_or_hands_back_its_batch(
                 break
             await asyncio.sleep(0.05)
         assert (await statuses(gcx)).get("sending", 0) >= 4, "the worker should be busy"
+        # The worker's metrics, on its own port.
+        async with httpx.AsyncClient() as http:
+            scraped = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        assert "gcx_delivery_seconds_bucket" in scraped or "gcx_deliveries_total" in scraped
+        assert "gcx_notifications_oldest_due_seconds" in scraped
 
         began = time.monotonic()
         worker.proc.send_signal(signal.SIGTERM)

@@ -56,8 +56,13 @@ async def follow(socket: Any, names: list[str], render: Any) -> None:
     disconnect, so a closed socket never keeps its subscription alive.
     """
     state = socket.app.state
-    with state.listeners.following(names):
-        await _forward(socket, state.channels, names, render)
+    gauge = state.gcx.metrics.websockets.labels(names[0].partition(":")[0] if names else "none")
+    gauge.inc()
+    try:
+        with state.listeners.following(names):
+            await _forward(socket, state.channels, names, render)
+    finally:
+        gauge.dec()
 
 
 async def _forward(socket: Any, channels: ChannelsPlugin, names: list[str], render: Any) -> None:
