@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -107,6 +108,26 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from gcx_core.operations import backup
+
+    settings = settings_from_args(args)
+    for path in backup(settings, args.target, with_files=not args.no_files):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from gcx_core.operations import run_checks
+
+    settings = settings_from_args(args)  # a bad setting stops here, naming the variable
+    print("configuration: ok")
+    checks = asyncio.run(run_checks(settings, smtp_login=not args.no_smtp_login))
+    for check in checks:
+        print(f"{check.name}: {'ok' if check.ok else 'FAILED'}, {check.detail}")
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def _deferred(name: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         print(f"gcx {name}: not available: {DEFERRED[name]}", file=sys.stderr)
@@ -126,6 +147,7 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gcx", description="GCX supplier application programme")
     parser.add_argument("--data-dir", type=_path, help="where the embedded database and files live")
     parser.add_argument("--database-url", help="overrides GCX_DATABASE_URL")
+    parser.add_argument("--config", help="a TOML configuration file (as GCX_CONFIG)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(
@@ -144,6 +166,15 @@ def build_parser(plugin_manager: Any = None) -> argparse.ArgumentParser:
         func=cmd_plugins
     )
 
+    p = sub.add_parser("backup", help="copy the embedded database (and files) while running")
+    p.add_argument("target", type=_path, help="folder to write gcx-<time>.db and files-<time>/ to")
+    p.add_argument("--no-files", action="store_true", help="the database only")
+    p.set_defaults(func=cmd_backup)
+    p = sub.add_parser(
+        "check", help="check the configuration, database, migrations, Redis, SMTP and files"
+    )
+    p.add_argument("--no-smtp-login", action="store_true", help="connect to SMTP, do not sign in")
+    p.set_defaults(func=cmd_check)
     p = sub.add_parser("seed-demo", help="load sample applications in every state")
     p.add_argument("--count", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=5000)
@@ -172,6 +203,8 @@ def _path(value: str) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.config:
+        os.environ["GCX_CONFIG"] = args.config  # read by every settings object from here on
     try:
         return int(args.func(args))
     except ValidationError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tomllib
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,6 +24,91 @@ DEFAULT_MAX_ATTEMPTS = 4  # the first try and three retries
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+
+def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The settings' source: the configuration file named by GCX_CONFIG (TOML), under the
+    environment (a variable set in both wins from the environment).
+
+    The file's keys are the variables' names without `GCX_`, in lower case
+    (`database_url = "..."`, `smtp_port = 587`, `disable_plugins = ["a", "b"]`); a key that
+    names no setting is an error, so a typo does not pass silently.
+    """
+    env = dict(os.environ if env is None else env)
+    path = env.get("GCX_CONFIG", "").strip()
+    if not path:
+        return env
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"GCX_CONFIG names {path!r}, which cannot be read: {exc}"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
+    merged: dict[str, str] = {}
+    unknown = []
+    for key, value in data.items():
+        name = "GCX_" + key.upper()
+        if name not in SETTING_NAMES:
+            unknown.append(key)
+            continue
+        if isinstance(value, bool):
+            merged[name] = "true" if value else "false"
+        elif isinstance(value, list):
+            merged[name] = ",".join(str(v) for v in value)
+        elif isinstance(value, int | float | str):
+            merged[name] = str(value)
+        else:
+            raise ConfigurationError(f"{path}: {key} must be a string, number, boolean or list")
+    if unknown:
+        raise ConfigurationError(f"{path}: unknown settings: {', '.join(sorted(unknown))}")
+    merged.update(env)
+    return merged
+
+
+# Every variable GCX reads (docs/configuration.md documents each; a test checks both ways).
+SETTING_NAMES = frozenset(
+    {
+        "GCX_ACTIVATION_TTL_HOURS",
+        "GCX_ALLOWED_ORIGINS",
+        "GCX_BASE_URL",
+        "GCX_BROKER_URL",
+        "GCX_DATABASE_URL",
+        "GCX_DATA_DIR",
+        "GCX_DISABLE_PLUGINS",
+        "GCX_DRAFT_FILE_HOURS",
+        "GCX_FILES_DIR",
+        "GCX_LOG_FORMAT",
+        "GCX_LOG_LEVEL",
+        "GCX_MAIL_FROM",
+        "GCX_MAX_UPLOAD_BYTES",
+        "GCX_METRICS_BIND",
+        "GCX_METRICS_PORT",
+        "GCX_METRICS_TOKEN",
+        "GCX_NOTIFICATION_LEASE_SECONDS",
+        "GCX_NOTIFICATION_MAX_ATTEMPTS",
+        "GCX_NOTIFICATION_RETENTION_DAYS",
+        "GCX_PHONE_COUNTRY",
+        "GCX_PROGRAMME_NAME",
+        "GCX_RATE_LIMITS",
+        "GCX_REDIS_URL",
+        "GCX_SECRET_KEY",
+        "GCX_SMTP_CONNECTIONS",
+        "GCX_SMTP_HOST",
+        "GCX_SMTP_PASSWORD",
+        "GCX_SMTP_PORT",
+        "GCX_SMTP_STARTTLS",
+        "GCX_SMTP_TLS",
+        "GCX_SMTP_USERNAME",
+        "GCX_SMTP_VALIDATE_CERTS",
+        "GCX_STOP_TIMEOUT",
+        "GCX_TEMPLATES_DIR",
+        "GCX_TIME_ZONE",
+        "GCX_TRUSTED_PROXIES",
+    }
+)
 
 
 def _first(env: Mapping[str, str], *names: str) -> str | None:
@@ -119,7 +205,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
+        env = environment() if env is None else env
         data_dir = Path(_first(env, "GCX_DATA_DIR") or "gcx-data")
         redis_url = _first(env, "GCX_REDIS_URL", "REDIS_URL")
         smtp_host = _first(env, "GCX_SMTP_HOST", "EMAIL_HOST")

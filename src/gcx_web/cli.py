@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import random
 import socket
 import sys
@@ -19,7 +18,7 @@ import attrs
 from gcx_core.cli import configure_logging, settings_from_args
 from gcx_core.exceptions import ConfigurationError
 from gcx_core.plugins import hookimpl, make_plugin_manager
-from gcx_core.settings import Settings
+from gcx_core.settings import Settings, environment
 
 log = logging.getLogger("gcx_web")
 
@@ -89,7 +88,7 @@ def settle_heap() -> None:
 
 def listening_at(settings: Settings, args: argparse.Namespace) -> Settings:
     """Links in mail point where this server listens, unless GCX_BASE_URL says otherwise."""
-    if os.environ.get("GCX_BASE_URL"):
+    if environment().get("GCX_BASE_URL"):
         return settings
     host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
     host = f"[{host}]" if ":" in host else host

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -10,7 +9,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from gcx_core.exceptions import ConfigurationError
-from gcx_core.settings import Settings
+from gcx_core.settings import Settings, environment
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -70,7 +69,7 @@ class WebConfig:
 
     @classmethod
     def from_env(cls, settings: Settings, env: Mapping[str, str] | None = None) -> WebConfig:
-        env = os.environ if env is None else env
+        env = environment() if env is None else env
         origins = {origin_of(settings.base_url)}
         for extra in (env.get("GCX_ALLOWED_ORIGINS") or "").split(","):
             if extra.strip():
