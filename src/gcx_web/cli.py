@@ -70,6 +70,9 @@ def _run(settings: Settings, args: argparse.Namespace, role: str, pm: Any = None
         # zlib context per connection: at a thousand dashboards that is most of the CPU and
         # memory of a broadcast.
         ws_per_message_deflate=False,
+        # SIGTERM: stop accepting, let requests in progress finish for this long, close the
+        # websockets (1012, "service restart": the pages reconnect elsewhere), then exit.
+        timeout_graceful_shutdown=settings.stop_timeout,
     )
     return 0
 
