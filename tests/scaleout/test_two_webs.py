@@ -90,7 +90,7 @@ async def counted(settings: Settings) -> dict[str, int]:
 async def test_both_webs_serve_and_live_updates_cross_processes(cluster) -> None:
     import websockets
 
-    (first, second), webs, worker, settings = cluster
+    (first, second), _, _, settings = cluster
     async with httpx.AsyncClient(base_url=first) as one, httpx.AsyncClient(base_url=second) as two:
         cookie = await sign_in(one, "staff@two.example")
         async with (
@@ -152,7 +152,7 @@ async def test_both_webs_serve_and_live_updates_cross_processes(cluster) -> None
 
 @pytest.mark.slow
 async def test_sigkill_of_a_web_mid_load_keeps_every_answered_submission(cluster) -> None:
-    (first, second), webs, worker, settings = cluster
+    (first, second), webs, _, settings = cluster
     answered: list[str] = []
 
     async def submit(client: httpx.AsyncClient) -> None:
@@ -203,7 +203,7 @@ async def test_sigkill_of_a_web_mid_load_keeps_every_answered_submission(cluster
 async def test_sigterm_of_a_web_finishes_requests_and_says_going_away(cluster) -> None:
     import websockets
 
-    (first, _), webs, worker, settings = cluster
+    (first, _), webs, _, _ = cluster
     answers: list[int] = []
 
     async def submit(client: httpx.AsyncClient) -> None:
