@@ -19,3 +19,43 @@ def test_custom_workflow_example():
     assert result.returncode == 0, result.stderr
     assert "is On hold" in result.stdout
     assert "cashew suppliers need an export licence" in result.stdout
+
+
+def test_the_scale_out_example_starts_serves_and_delivers():
+    import shutil
+
+    from gcx_core.testing import unavailable
+    from gcx_core.testing.servers import _pg_tool, free_port
+
+    if not (_pg_tool("initdb") and _pg_tool("postgres")) or not shutil.which("redis-server"):
+        unavailable("the scale-out example starts PostgreSQL and Redis from their binaries")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples/scale-out/run.py"),
+            "--smoke",
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "2 web, 2 workers, 1 scheduler" in result.stdout
+    assert "sent 2" in result.stdout
+
+
+def test_the_deployment_examples_name_only_real_settings():
+    import re
+    import tomllib
+
+    from gcx_core.settings import SETTING_NAMES
+
+    for path in (ROOT / "examples").rglob("*.toml"):
+        keys = tomllib.loads(path.read_text())
+        unknown = {k for k in keys if "GCX_" + k.upper() not in SETTING_NAMES}
+        assert not unknown, (path, unknown)
+    for path in [*(ROOT / "examples").rglob("*.service"), *(ROOT / "examples").rglob("*.env")]:
+        for name in re.findall(r"\b(GCX_[A-Z_]+)=", path.read_text()):
+            assert name in SETTING_NAMES | {"GCX_CONFIG"}, (path, name)
