@@ -105,7 +105,12 @@ def _serve(
                         if service is not None:
                             await services.enter_async_context(service)
                     await _until_stopped()
-                    log.info("%s stopping: finishing the work in hand (%s s at most)", what, grace)
+                    log.info(
+                        "%s stopping: finishing the work in hand (%s s at most)",
+                        what,
+                        grace,
+                        extra={"event": f"{what}.stopping"},
+                    )
                     finish.set()
                     if listening is not None:
                         await notifier.wait_running(grace)
@@ -113,7 +118,11 @@ def _serve(
                     if listening is not None:
                         await _bounded(listening, 5)
                     if released:
-                        log.warning("%d unfinished notifications went back to the outbox", released)
+                        log.warning(
+                            "%d unfinished notifications went back to the outbox",
+                            released,
+                            extra={"event": f"{what}.stopping"},
+                        )
             finally:
                 if listening is not None and not listening.done():
                     listening.cancel()
@@ -123,7 +132,7 @@ def _serve(
                 executor.shutdown(wait=False)
                 if exporter is not None:
                     exporter.close()
-            log.info("%s stopped", what)
+            log.info("%s stopped", what, extra={"event": f"{what}.stopped"})
 
     asyncio.run(run())
     return 0

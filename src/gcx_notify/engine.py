@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from gcx_core.entities import Notification, NotificationStatus, Role
 from gcx_core.events import CountersChanged, NotificationDelivery, NotificationsQueued
+from gcx_core.logs import log_context
 from gcx_core.plugins import first_async
 from gcx_core.storage import accounts as user_rows
 from gcx_core.storage import bookkeeping
@@ -35,6 +36,13 @@ from gcx_notify.channels import PermanentFailure, TemporaryFailure
 from gcx_notify.render import Renderer, TemplateError
 
 log = logging.getLogger(__name__)
+# A sent message is routine (DEBUG: one per notification would swamp the log); a retry is
+# worth a line, a dead letter a warning.
+_OUTCOME_LEVELS = {
+    NotificationStatus.SENT: logging.DEBUG,
+    NotificationStatus.RETRYING: logging.INFO,
+    NotificationStatus.DEAD: logging.WARNING,
+}
 N = notifications
 SENDABLE = (NotificationStatus.PENDING, NotificationStatus.RETRYING)
 ALERT_TYPE = "notification_dead"
@@ -374,6 +382,20 @@ class Deliverer:
         if fired is None:
             log.warning("notification %s was taken over while attempt %s ran", n.id, n.attempts)
         else:
+            level = _OUTCOME_LEVELS.get(status, logging.INFO)
+            if log.isEnabledFor(level):
+                with log_context(notification_id=n.id, application_id=n.application_id):
+                    log.log(
+                        level,
+                        "%s %s via %s: %s (attempt %s)%s",
+                        n.type,
+                        n.id,
+                        n.channel,
+                        status,
+                        n.attempts,
+                        f": {error[:200]}" if error else "",
+                        extra={"event": f"delivery.{status}"},
+                    )
             await self.gcx.fire(fired)
         return status
 

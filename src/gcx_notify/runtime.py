@@ -102,7 +102,10 @@ class SlotScheduler(TaskiqScheduler):
         runs = self.notifier.gcx.metrics.scheduler_runs
         if not await self.notifier.claim_run(run_key):
             log.info(
-                "schedule %s slot %s: already sent by another scheduler", task.schedule_id, slot
+                "schedule %s slot %s: already sent by another scheduler",
+                task.schedule_id,
+                slot,
+                extra={"event": "schedule.skipped"},
             )
             runs.labels(task.schedule_id, "skipped").inc()
             return
@@ -118,7 +121,12 @@ class SlotScheduler(TaskiqScheduler):
                 )
                 await asyncio.sleep(0.5 * 2**attempt)
                 continue
-            log.info("schedule %s slot %s: sent", task.schedule_id, slot)
+            log.info(
+                "schedule %s slot %s: sent",
+                task.schedule_id,
+                slot,
+                extra={"event": "schedule.sent"},
+            )
             runs.labels(task.schedule_id, "sent").inc()
             return
         runs.labels(task.schedule_id, "failed").inc()
@@ -127,6 +135,7 @@ class SlotScheduler(TaskiqScheduler):
             "schedule %s slot %s: not sent; the slot is free for the next run",
             task.schedule_id,
             slot,
+            extra={"event": "schedule.failed"},
         )
 
 

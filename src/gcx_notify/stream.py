@@ -40,7 +40,11 @@ def _forgiving(ack: Callable[[], Awaitable[None] | None]) -> Callable[[], Awaita
             if pending is not None:
                 await pending
         except (RedisError, OSError) as exc:
-            outage_log.warning("could not acknowledge a task (%s); it may run again", exc)
+            outage_log.warning(
+                "could not acknowledge a task (%s); it may run again",
+                exc,
+                extra={"event": "outage.redis"},
+            )
 
     return acknowledge
 
@@ -58,7 +62,9 @@ class ResilientStreamBroker(RedisStreamBroker):
                 return
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
-                    outage_log.warning("reading tasks from Redis failed: %s", exc)
+                    outage_log.warning(
+                        "reading tasks from Redis failed: %s", exc, extra={"event": "outage.redis"}
+                    )
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF)
                     continue
@@ -68,7 +74,11 @@ class ResilientStreamBroker(RedisStreamBroker):
                 )
                 await self.recreate_group()
             except (RedisError, OSError) as exc:
-                outage_log.warning("Redis is unavailable (%s); waiting for it", exc)
+                outage_log.warning(
+                    "Redis is unavailable (%s); waiting for it",
+                    exc,
+                    extra={"event": "outage.redis"},
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
 
@@ -83,5 +93,9 @@ class ResilientStreamBroker(RedisStreamBroker):
             if "BUSYGROUP" not in str(exc):  # another worker was quicker: fine
                 raise
         except (RedisError, OSError) as exc:
-            outage_log.warning("could not recreate the consumer group yet: %s", exc)
+            outage_log.warning(
+                "could not recreate the consumer group yet: %s",
+                exc,
+                extra={"event": "outage.redis"},
+            )
             await asyncio.sleep(MAX_BACKOFF / 5)

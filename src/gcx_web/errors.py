@@ -151,7 +151,9 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         return Redirect(f"/login?next={quote(target, safe='')}", status_code=303)
     if body.status == 503 and database_unavailable(exc):
         # One line, at most every few seconds: an outage must not flood the log with tracebacks.
-        outage_log.warning("database unavailable: %s", _first_line(exc))
+        outage_log.warning(
+            "database unavailable: %s", _first_line(exc), extra={"event": "outage.database"}
+        )
     elif body.status >= 500:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     if wants_html(request):

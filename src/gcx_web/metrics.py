@@ -9,19 +9,35 @@ that header, so they are refused (404, as if there were nothing there).
 from __future__ import annotations
 
 import hmac
+import re
 import time
+import uuid
 from typing import Any
 
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 
+from gcx_core.logs import log_context
 from gcx_web.errors import describe
 
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
+
+
+def request_id_of(scope: Any) -> bytes:
+    """The caller's X-Request-ID when it is a plain token (a proxy's, say), else a new one."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id" and _REQUEST_ID.match(value):
+            return bytes(value)
+    return uuid.uuid4().hex[:16].encode()
+
+
 def metrics_middleware(app: Any) -> Any:
-    """ASGI middleware (inside routing, so each request has its route's path template)."""
+    """ASGI middleware (inside routing, so each request has its route's path template): counts
+    and times the request, and gives it a request id (`X-Request-ID` on the answer, and on
+    every log record made while it runs)."""
 
     async def middleware(scope: Any, receive: Any, send: Any) -> None:
         gcx = getattr(scope["app"].state, "gcx", None) if scope["type"] == "http" else None
@@ -30,15 +46,18 @@ def metrics_middleware(app: Any) -> Any:
             return
         started = time.perf_counter()
         status = 500
+        request_id = request_id_of(scope)
 
         async def sending(message: Any) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
             await send(message)
 
         try:
-            await app(scope, receive, sending)
+            with log_context(request_id=request_id.decode()):
+                await app(scope, receive, sending)
         except Exception as exc:
             # Answered by the error handlers outside this middleware: count the status they
             # will send.

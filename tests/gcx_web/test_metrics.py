@@ -86,3 +86,14 @@ class TestWithAToken:
         assert wrong.status_code == 404
         right = await client.get("/metrics", headers={"authorization": "Bearer scrape-me"})
         assert right.status_code == 200 and "gcx_http_requests_total" in right.text
+
+
+async def test_every_answer_carries_a_request_id(client: httpx.AsyncClient) -> None:
+    first = await client.get("/api/v1/applications/GCX-AAAA-BBBB-CCCC")
+    second = await client.get("/api/v1/applications/GCX-AAAA-BBBB-CCCC")
+    assert re.fullmatch(r"[0-9a-f]{16}", first.headers["x-request-id"])
+    assert first.headers["x-request-id"] != second.headers["x-request-id"]
+    given = await client.get("/track", headers={"x-request-id": "lb-7f3a.91"})
+    assert given.headers["x-request-id"] == "lb-7f3a.91"
+    odd = await client.get("/track", headers={"x-request-id": "<script>"})
+    assert odd.headers["x-request-id"] != "<script>"

@@ -77,7 +77,11 @@ class ResilientRedisPubSub(ChannelsBackend):
                     pipe.publish(topic, data)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
-            outage_log.warning("live update not published: Redis is unavailable (%s)", exc)
+            outage_log.warning(
+                "live update not published: Redis is unavailable (%s)",
+                exc,
+                extra={"event": "outage.redis"},
+            )
 
     async def stream_events(self) -> AsyncGenerator[tuple[str, Any], None]:
         backoff = 0.1
@@ -91,7 +95,11 @@ class ResilientRedisPubSub(ChannelsBackend):
                     await self._connection().subscribe(*self._topics)
                 except (RedisError, OSError) as exc:
                     self._lost(exc)
-                    outage_log.warning("live updates: Redis is still unavailable (%s)", exc)
+                    outage_log.warning(
+                        "live updates: Redis is still unavailable (%s)",
+                        exc,
+                        extra={"event": "outage.redis"},
+                    )
                     await self._drop_connection()
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self.max_backoff)
