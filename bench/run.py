@@ -23,7 +23,13 @@ sys.path.insert(0, str(HERE))
 
 from common import read_results  # noqa: E402
 
-SCRIPTS = ("bench_web.py", "bench_notify.py", "bench_dashboard.py", "bench_ws.py")
+SCRIPTS = (
+    "bench_web.py",
+    "bench_notify.py",
+    "bench_dashboard.py",
+    "bench_ws.py",
+    "bench_scaleout.py",
+)
 
 
 def run_script(name: str, quick: bool) -> dict[str, Any]:
@@ -117,6 +123,45 @@ def rows(found: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool | No
                 "-",
                 "<= 200 MB",
                 found["rss_mb"] <= 200,
+            )
+        )
+    if "scaleout" in found:
+        so = found["scaleout"]
+        base = found.get("submit", {}).get("gcx", {}).get("rate")
+        for name, value, embedded, unit in (
+            ("scale-out submit, 2 web", so["post"]["rate"], base, "req/s"),
+            (
+                "scale-out lookup, 2 web",
+                so["get"]["rate"],
+                found.get("lookup", {}).get("gcx", {}).get("rate"),
+                "req/s",
+            ),
+            (
+                "scale-out email end to end, 2 workers",
+                so["emails_per_s"],
+                found.get("email", {}).get("aiosmtpd", {}).get("gcx"),
+                "msg/s",
+            ),
+        ):
+            table.append(
+                (
+                    name,
+                    f"{value:,.0f} {unit}",
+                    f"{embedded:,.0f} {unit} (embedded)" if embedded else "-",
+                    f"{value / embedded:.2f}x" if embedded else "-",
+                    "-",
+                    None,
+                )
+            )
+        f = so["fanout"]
+        table.append(
+            (
+                f"scale-out fan-out p99, {f['sockets']:,} sockets on 2 web",
+                f"{f['p99_ms']:.1f} ms",
+                "-",
+                f"{f['missed']} missed",
+                "<= 100 ms",
+                f["p99_ms"] <= 100 and not f["missed"],
             )
         )
     return table
