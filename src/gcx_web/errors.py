@@ -96,7 +96,7 @@ def describe(exc: Exception) -> tuple[ErrorBody, dict[str, str]]:
     return ErrorBody(500, "internal", "something went wrong on our side"), {}
 
 
-DATABASE_DOWN = "the database cannot be reached just now; try again in a few seconds"
+DATABASE_DOWN = "a service GCX needs cannot be reached just now; try again in a few seconds"
 RETRY_AFTER = "5"
 
 

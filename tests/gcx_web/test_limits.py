@@ -78,3 +78,29 @@ async def test_sign_in_is_rate_limited(client: httpx.AsyncClient) -> None:
         statuses.append(response.status_code)
     assert statuses == [401, 401, 429, 429]
     assert int(response.headers["retry-after"]) >= 1
+
+
+async def test_rate_limits_hold_per_process_while_redis_is_away() -> None:
+    from redis.asyncio import Redis
+
+    from gcx_core.testing.servers import free_port
+    from gcx_web.security.ratelimit import RedisCounter
+
+    redis = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    counter = RedisCounter(redis)  # nothing listens there: every call fails over to memory
+    try:
+        counts = [(await counter.hit("submit:203.0.113.7", 60))[0] for _ in range(3)]
+    finally:
+        await redis.aclose()
+    assert counts == [1, 2, 3]
+
+
+def test_an_unreachable_redis_is_an_outage_not_a_bug() -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from gcx_core.storage.database import database_unavailable
+    from gcx_web.errors import describe
+
+    body, headers = describe(RedisConnectionError("Error 111 connecting to 127.0.0.1:6379"))
+    assert (body.status, body.code, headers) == (503, "unavailable", {"Retry-After": "5"})
+    assert not database_unavailable(ValueError("a bug"))

@@ -97,6 +97,9 @@ _CONNECTION_ERRORS = frozenset(
         "ClientCannotConnectError",
         "ConnectionRejectionError",
         "TooManyConnectionsError",
+        # Redis's (sessions, rate limits): a store GCX cannot reach is the same kind of outage.
+        "ConnectionError",
+        "BusyLoadingError",
     }
 )
 

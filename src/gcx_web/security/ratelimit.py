@@ -16,7 +16,10 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import TooManyRequestsException
 
+from gcx_core.logs import throttled
 from gcx_web.config import Rate
+
+outage_log = throttled(__name__ + ".outage", interval=10.0)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -73,10 +76,29 @@ class MemoryCounter:
 
 
 class RedisCounter:
+    """Counters shared by every web process through Redis. While Redis cannot be reached, this
+    process counts on its own (a MemoryCounter): limits still hold, per process, and a Redis
+    restart is never a 500."""
+
     def __init__(self, redis: Any) -> None:
+        from redis.exceptions import RedisError
+
         self._redis = redis
+        self._fallback = MemoryCounter()
+        self._unavailable: tuple[type[BaseException], ...] = (RedisError, OSError)
 
     async def hit(self, key: str, seconds: int) -> tuple[int, float]:
+        try:
+            return await self._shared(key, seconds)
+        except self._unavailable as exc:
+            outage_log.warning(
+                "rate limits counted in this process: Redis is unavailable (%s)",
+                exc,
+                extra={"event": "outage.redis"},
+            )
+            return await self._fallback.hit(key, seconds)
+
+    async def _shared(self, key: str, seconds: int) -> tuple[int, float]:
         now = time.time()
         window = int(now // seconds)
         name = f"gcx:rl:{key}:{seconds}:{window}"
