@@ -97,6 +97,8 @@ _CONNECTION_ERRORS = frozenset(
         "ClientCannotConnectError",
         "ConnectionRejectionError",
         "TooManyConnectionsError",
+        # asyncpg 0.29 reports a connection cut mid-operation (the server went away) this way.
+        "InternalClientError",
         # Redis's (sessions, rate limits): a store GCX cannot reach is the same kind of outage.
         "ConnectionError",
         "BusyLoadingError",
