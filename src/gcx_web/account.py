@@ -25,10 +25,10 @@ from gcx_core.services.accounts import (
 from gcx_core.services.queries import documents_of, get_application
 from gcx_core.storage.documents import latest_versions
 from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
-from gcx_web.errors import describe
+from gcx_web.errors import error_messages
 from gcx_web.schemas import RowId
 from gcx_web.security.auth import actor_of, flash, session_user, sign_in, sign_out, take_flash
-from gcx_web.security.headers import content_disposition
+from gcx_web.security.headers import document_response
 from gcx_web.security.ratelimit import client_address, rate_limited
 
 
@@ -217,15 +217,7 @@ async def supplier_document(
     document, content = await supplier.own_document(
         request.app.state.gcx, actor_of(request, user), document_id
     )
-    return Response(
-        content,
-        media_type=document.content_type,
-        headers={
-            "Content-Disposition": content_disposition("attachment", document.original_name),
-            "Content-Security-Policy": "sandbox; default-src 'none'",
-            "Cache-Control": "private, no-store",
-        },
-    )
+    return document_response(document, content)
 
 
 @post(
@@ -254,11 +246,10 @@ async def supplier_renew(
             gcx, actor_of(request, user), requirement, await upload.read(), upload.filename
         )
     except GcxError as exc:
-        body, _ = describe(exc)
-        if body.status in (403, 404):
+        messages, status = error_messages(exc)
+        if status in (403, 404):
             raise
-        messages = [m for msgs in body.fields.values() for m in msgs] or [body.message]
-        return await _portal(request, user, errors={field: messages}, status_code=body.status)
+        return await _portal(request, user, errors={field: messages}, status_code=status)
     title = request.app.state.requirement_titles.get(requirement, requirement)
     flash(request, f"{title}: version {document.version} received; staff will review it.")
     return Redirect("/account#documents", status_code=303)

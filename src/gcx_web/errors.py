@@ -96,6 +96,13 @@ def describe(exc: Exception) -> tuple[ErrorBody, dict[str, str]]:
     return ErrorBody(500, "internal", "something went wrong on our side"), {}
 
 
+def error_messages(exc: Exception) -> tuple[list[str], int]:
+    """What a form shows next to one field for an error: its field messages (or its message),
+    and the status to answer with."""
+    body, _ = describe(exc)
+    return [m for msgs in body.fields.values() for m in msgs] or [body.message], body.status
+
+
 DATABASE_DOWN = "a service GCX needs cannot be reached just now; try again in a few seconds"
 RETRY_AFTER = "5"
 

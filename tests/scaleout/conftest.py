@@ -135,3 +135,28 @@ async def wait_http(url: str, timeout: float = 30) -> None:
                 if asyncio.get_running_loop().time() > deadline:
                     raise
                 await asyncio.sleep(0.1)
+
+
+async def outbox_statuses(gcx):
+    """How many notifications are in each status."""
+    from collections import Counter
+
+    import sqlalchemy as sa
+
+    from gcx_core.storage.tables import notifications
+
+    async with gcx.database.read() as conn:
+        return Counter(s for (s,) in await conn.execute(sa.select(notifications.c.status)))
+
+
+def process_env(database_url: str, redis_url: str, secret: str, smtp_port: int, **more: str):
+    """The environment of a scale-out `gcx` process mailing to a sink on `smtp_port`."""
+    return {
+        "GCX_DATABASE_URL": database_url,
+        "GCX_REDIS_URL": redis_url,
+        "GCX_SECRET_KEY": secret,
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(smtp_port),
+        "EMAIL_USE_TLS": "false",
+        **more,
+    }

@@ -8,26 +8,20 @@ from collections import Counter
 
 import attrs
 import pytest
-import sqlalchemy as sa
 
 from gcx_core.entities import Actor
 from gcx_core.plugins import make_plugin_manager
 from gcx_core.samples import make_submission
 from gcx_core.services import applications
 from gcx_core.settings import SmtpSettings
-from gcx_core.storage.tables import notifications
 from gcx_core.system import Gcx
 from gcx_notify import plugin as notify_plugin
 from gcx_notify.runtime import Notifier
+from tests.scaleout.conftest import outbox_statuses, process_env
 
 TOTAL = 240
 CONCURRENCY = 8
 LEASE = 3
-
-
-async def statuses(gcx) -> Counter:
-    async with gcx.database.read() as conn:
-        return Counter(s for (s,) in await conn.execute(sa.select(notifications.c.status)))
 
 
 @pytest.mark.slow
@@ -41,15 +35,13 @@ async def test_sigkill_of_a_worker_loses_no_notification(
         smtp=SmtpSettings("127.0.0.1", slow_sink.port, starttls=False),
         notification_lease_seconds=LEASE,
     )
-    env = {
-        "GCX_DATABASE_URL": gcx_database_url,
-        "GCX_REDIS_URL": gcx_redis_url,
-        "GCX_SECRET_KEY": settings.secret_key,
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(slow_sink.port),
-        "EMAIL_USE_TLS": "false",
-        "GCX_NOTIFICATION_LEASE_SECONDS": str(LEASE),
-    }
+    env = process_env(
+        gcx_database_url,
+        gcx_redis_url,
+        settings.secret_key,
+        slow_sink.port,
+        GCX_NOTIFICATION_LEASE_SECONDS=str(LEASE),
+    )
     pm = make_plugin_manager(plugins=[notify_plugin], load_entry_points=False)
     async with await Gcx.open(settings, plugin_manager=pm) as gcx:
         producer = Notifier(gcx)  # the web process's side: it only kicks tasks onto Redis
@@ -75,14 +67,14 @@ async def test_sigkill_of_a_worker_loses_no_notification(
         await second.wait_for("worker ready")
         # What the scheduler's sweep does every minute: re-kick rows whose lease ran out.
         for _ in range(60):
-            counts = await statuses(gcx)
+            counts = await outbox_statuses(gcx)
             if counts.get("sent", 0) == TOTAL:
                 break
             await asyncio.sleep(1)
             await producer.sweep()
         await second.stop()
         await producer.stop()
-        counts = await statuses(gcx)
+        counts = await outbox_statuses(gcx)
 
     ids = Counter(m["Message-ID"] for m in slow_sink.messages)
     duplicates = {mid: n for mid, n in ids.items() if n > 1}

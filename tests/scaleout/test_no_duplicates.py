@@ -7,17 +7,16 @@ from collections import Counter
 
 import attrs
 import pytest
-import sqlalchemy as sa
 
 from gcx_core.entities import Actor
 from gcx_core.plugins import make_plugin_manager
 from gcx_core.samples import make_submission
 from gcx_core.services import applications
 from gcx_core.settings import SmtpSettings
-from gcx_core.storage.tables import notifications
 from gcx_core.system import Gcx
 from gcx_notify import plugin as notify_plugin
 from gcx_notify.runtime import Notifier
+from tests.scaleout.conftest import outbox_statuses, process_env
 
 TOTAL = 150
 
@@ -33,14 +32,7 @@ async def test_each_notification_is_sent_once_by_two_workers_and_busy_sweeps(
         broker_url=gcx_redis_url,
         smtp=SmtpSettings("127.0.0.1", slow_sink.port, starttls=False),
     )
-    env = {
-        "GCX_DATABASE_URL": gcx_database_url,
-        "GCX_REDIS_URL": gcx_redis_url,
-        "GCX_SECRET_KEY": settings.secret_key,
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(slow_sink.port),
-        "EMAIL_USE_TLS": "false",
-    }
+    env = process_env(gcx_database_url, gcx_redis_url, settings.secret_key, slow_sink.port)
     workers = [await spawn(f"worker-{n}", "worker", env=env) for n in (1, 2)]
     for worker in workers:
         await worker.wait_for("worker ready")
@@ -52,10 +44,7 @@ async def test_each_notification_is_sent_once_by_two_workers_and_busy_sweeps(
             await applications.submit(gcx, make_submission(), Actor.applicant())
             await web_side.sweep()  # a sweep in the middle of the load, again and again
         for _ in range(120):
-            async with gcx.database.read() as conn:
-                counts = Counter(
-                    s for (s,) in await conn.execute(sa.select(notifications.c.status))
-                )
+            counts = await outbox_statuses(gcx)
             if set(counts) == {"sent"}:
                 break
             await web_side.sweep()

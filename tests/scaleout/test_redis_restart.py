@@ -5,29 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import Counter
 
 import attrs
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from gcx_core.plugins import make_plugin_manager
 from gcx_core.samples import make_submission
 from gcx_core.settings import SmtpSettings
-from gcx_core.storage.tables import notifications
 from gcx_core.system import Gcx
 from gcx_core.testing.servers import free_port
 from gcx_notify import plugin as notify_plugin
 from gcx_notify.runtime import Notifier
-from tests.scaleout.conftest import wait_http
+from tests.scaleout.conftest import outbox_statuses, process_env, wait_http
 
 BEFORE, AFTER = 10, 10
-
-
-async def statuses(gcx) -> Counter:
-    async with gcx.database.read() as conn:
-        return Counter(s for (s,) in await conn.execute(sa.select(notifications.c.status)))
 
 
 @pytest.mark.slow
@@ -44,16 +36,14 @@ async def test_a_redis_restart_loses_nothing_and_live_updates_resume(
         smtp=SmtpSettings("127.0.0.1", slow_sink.port, starttls=False),
     )
     port = free_port()
-    env = {
-        "GCX_DATABASE_URL": gcx_database_url,
-        "GCX_REDIS_URL": redis_service.url,
-        "GCX_SECRET_KEY": settings.secret_key,
-        "GCX_RATE_LIMITS": "off",
-        "GCX_BASE_URL": f"http://127.0.0.1:{port}",
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(slow_sink.port),
-        "EMAIL_USE_TLS": "false",
-    }
+    env = process_env(
+        gcx_database_url,
+        redis_service.url,
+        settings.secret_key,
+        slow_sink.port,
+        GCX_RATE_LIMITS="off",
+        GCX_BASE_URL=f"http://127.0.0.1:{port}",
+    )
     web = await spawn("web", "web", "--port", str(port), env=env)
     worker = await spawn("worker", "worker", env=env)
     await worker.wait_for("worker ready")
@@ -93,7 +83,7 @@ async def test_a_redis_restart_loses_nothing_and_live_updates_resume(
             # recreates its consumer group) delivers everything.
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
-                counts = await statuses(gcx)
+                counts = await outbox_statuses(gcx)
                 if set(counts) == {"sent"}:
                     break
                 await sweeper.sweep()

@@ -10,26 +10,20 @@ from collections import Counter
 import attrs
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from gcx_core.entities import Actor
 from gcx_core.plugins import make_plugin_manager
 from gcx_core.samples import make_submission
 from gcx_core.services import applications
 from gcx_core.settings import SmtpSettings
-from gcx_core.storage.tables import notifications
 from gcx_core.system import Gcx
 from gcx_core.testing.servers import free_port
 from gcx_notify import plugin as notify_plugin
 from gcx_notify.runtime import Notifier
+from tests.scaleout.conftest import outbox_statuses, process_env
 
 TOTAL = 30
 GRACE = 2
-
-
-async def statuses(gcx) -> Counter:
-    async with gcx.database.read() as conn:
-        return Counter(s for (s,) in await conn.execute(sa.select(notifications.c.status)))
 
 
 @pytest.mark.slow
@@ -44,19 +38,17 @@ async def test_sigterm_on_a_busy_worker_finishes_or_hands_back_its_batch(
         broker_url=gcx_redis_url,
         smtp=SmtpSettings("127.0.0.1", slow_sink.port, starttls=False),
     )
-    env = {
-        "GCX_DATABASE_URL": gcx_database_url,
-        "GCX_REDIS_URL": gcx_redis_url,
-        "GCX_SECRET_KEY": settings.secret_key,
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(slow_sink.port),
-        "EMAIL_USE_TLS": "false",
-        "GCX_STOP_TIMEOUT": str(GRACE),
+    env = process_env(
+        gcx_database_url,
+        gcx_redis_url,
+        settings.secret_key,
+        slow_sink.port,
+        GCX_STOP_TIMEOUT=str(GRACE),
         # A lease far longer than the test: rows come back because the worker hands them
         # back, not because their lease ran out.
-        "GCX_NOTIFICATION_LEASE_SECONDS": "3600",
-        "GCX_METRICS_PORT": str(metrics_port),
-    }
+        GCX_NOTIFICATION_LEASE_SECONDS="3600",
+        GCX_METRICS_PORT=str(metrics_port),
+    )
     pm = make_plugin_manager(plugins=[notify_plugin], load_entry_points=False)
     async with await Gcx.open(settings, plugin_manager=pm) as gcx:
         producer = Notifier(gcx)
@@ -66,10 +58,10 @@ async def test_sigterm_on_a_busy_worker_finishes_or_hands_back_its_batch(
         for _ in range(TOTAL):
             await applications.submit(gcx, make_submission(), Actor.applicant())
         for _ in range(200):
-            if (await statuses(gcx)).get("sending", 0) >= 4:
+            if (await outbox_statuses(gcx)).get("sending", 0) >= 4:
                 break
             await asyncio.sleep(0.05)
-        assert (await statuses(gcx)).get("sending", 0) >= 4, "the worker should be busy"
+        assert (await outbox_statuses(gcx)).get("sending", 0) >= 4, "the worker should be busy"
         # The worker's metrics, on its own port.
         async with httpx.AsyncClient() as http:
             scraped = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
@@ -86,7 +78,7 @@ async def test_sigterm_on_a_busy_worker_finishes_or_hands_back_its_batch(
             worker.lines
         )
         assert not any("Traceback" in line for line in worker.lines), "\n".join(worker.lines)
-        counts = await statuses(gcx)
+        counts = await outbox_statuses(gcx)
         assert counts.get("sending", 0) == 0, counts  # nothing left claimed by the dead worker
 
         slow_sink.delay = 0.01
@@ -94,7 +86,7 @@ async def test_sigterm_on_a_busy_worker_finishes_or_hands_back_its_batch(
         await second.wait_for("worker ready")
         for _ in range(120):
             await producer.sweep()
-            counts = await statuses(gcx)
+            counts = await outbox_statuses(gcx)
             if set(counts) == {"sent"}:
                 break
             await asyncio.sleep(0.5)

@@ -19,7 +19,7 @@ from gcx_core.settings import Settings
 from gcx_core.storage.tables import applications, notifications, status_changes
 from gcx_core.system import Gcx
 from gcx_core.testing.servers import free_port
-from tests.scaleout.conftest import wait_http
+from tests.scaleout.conftest import process_env, wait_http
 
 PASSWORD = "correct horse battery staple"
 
@@ -44,16 +44,14 @@ async def _cluster(gcx_database_url, gcx_redis_url, slow_sink, spawn):
             gcx, "staff@two.example", Role.REVIEWER, Actor.system("t"), password=PASSWORD
         )
     ports = [free_port(), free_port()]
-    env = {
-        "GCX_DATABASE_URL": gcx_database_url,
-        "GCX_REDIS_URL": gcx_redis_url,
-        "GCX_SECRET_KEY": secret,
-        "GCX_RATE_LIMITS": "off",
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(slow_sink.port),
-        "EMAIL_USE_TLS": "false",
-        "GCX_STOP_TIMEOUT": "5",
-    }
+    env = process_env(
+        gcx_database_url,
+        gcx_redis_url,
+        secret,
+        slow_sink.port,
+        GCX_RATE_LIMITS="off",
+        GCX_STOP_TIMEOUT="5",
+    )
     webs = []
     for n, port in enumerate(ports, 1):
         webs.append(

@@ -352,8 +352,5 @@ async def read_document(gcx: Gcx, document_id: int, actor: Actor) -> tuple[Docum
     """The bytes of a version, for staff who may view; applicants never download files back."""
     if not actor.can("view"):
         raise PermissionDeniedError("viewing documents needs the view permission")
-    async with gcx.database.read() as conn:
-        document = await doc_rows.get(conn, document_id)
-    if document is None:
-        raise NotFoundError("document", document_id)
+    document = await get_document(gcx, document_id)
     return document, await gcx.files.get(document.sha256)

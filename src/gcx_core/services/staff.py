@@ -39,26 +39,31 @@ async def list_users(gcx: Gcx, actor: Actor, *, staff_only: bool = True) -> list
         return [user_rows.to_user(r) for r in await conn.execute(query)]
 
 
-async def staff_names(gcx: Gcx) -> dict[int, str]:
-    """Every staff user's display name (their name, else their email), by id: what pages show
-    for reviewers and verifiers. Any staff member may see colleagues' names."""
-    query = sa.select(users.c.id, users.c.name, users.c.email).where(
-        users.c.role.in_([str(r) for r in STAFF_ROLES])
-    )
-    async with gcx.database.read() as conn:
-        return {row.id: row.name or row.email for row in await conn.execute(query)}
-
-
-async def reviewers(gcx: Gcx) -> list[User]:
-    """Active staff who may review, by name: the choices of a reviewer filter or assignment."""
+async def staff_users(gcx: Gcx) -> list[User]:
+    """Every staff user, by name then email: what pages show for reviewers and verifiers (any
+    staff member may see colleagues' names)."""
     query = (
         sa.select(users)
-        .where(users.c.role.in_([str(r) for r in STAFF_ROLES]), users.c.is_active.is_(True))
+        .where(users.c.role.in_([str(r) for r in STAFF_ROLES]))
         .order_by(users.c.name, users.c.email)
     )
     async with gcx.database.read() as conn:
-        found = [user_rows.to_user(r) for r in await conn.execute(query)]
-    return [u for u in found if u.can("review")]
+        return [user_rows.to_user(r) for r in await conn.execute(query)]
+
+
+def names_of(people: list[User]) -> dict[int, str]:
+    """Display names (the name, else the email) by user id."""
+    return {u.id: u.name or u.email for u in people}
+
+
+def reviewers_of(people: list[User]) -> list[User]:
+    """Those who may review now: the choices of a reviewer filter or an assignment."""
+    return [u for u in people if u.can("review")]
+
+
+async def staff_names(gcx: Gcx) -> dict[int, str]:
+    """Every staff user's display name by id."""
+    return names_of(await staff_users(gcx))
 
 
 async def get_user(gcx: Gcx, user_id: int) -> User:

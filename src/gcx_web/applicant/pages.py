@@ -36,7 +36,7 @@ from gcx_web.applicant.forms import (
     read_step,
 )
 from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
-from gcx_web.errors import describe
+from gcx_web.errors import describe, error_messages
 from gcx_web.security.ratelimit import rate_limited
 
 DRAFT = "apply"
@@ -237,9 +237,7 @@ async def _take_each(
                 gcx, holder, requirement.code, content, upload.filename
             )
         except (DocumentError, ValidationError) as exc:
-            body, _ = describe(exc)
-            messages = [m for msgs in body.fields.values() for m in msgs] or [body.message]
-            errors[field] = messages
+            errors[field], _ = error_messages(exc)
             continue
         key = await doc_service.keep_draft_file(gcx, content)
         draft["files"][requirement.code] = {

@@ -30,7 +30,7 @@ from gcx_core.services.withdrawals import (
 from gcx_core.tracking import normalise_tracking_code
 from gcx_web.applicant.api import applicant, status_of
 from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
-from gcx_web.errors import describe
+from gcx_web.errors import describe, error_messages
 from gcx_web.live.sockets import follow, origin_allowed
 from gcx_web.security.ratelimit import rate_limited
 
@@ -131,10 +131,7 @@ async def track_upload_many(
                 gcx, found.id, requirement, await upload.read(), upload.filename, applicant(request)
             )
         except GcxError as exc:
-            body, _ = describe(exc)
-            errors[f"documents.{requirement}"] = [
-                m for msgs in body.fields.values() for m in msgs
-            ] or [body.message]
+            errors[f"documents.{requirement}"], _ = error_messages(exc)
         else:
             received += 1
     if errors:
@@ -171,9 +168,8 @@ async def track_upload(
             applicant(request),
         )
     except GcxError as exc:
-        body, _ = describe(exc)
-        messages = [m for msgs in body.fields.values() for m in msgs] or [body.message]
-        return await _status_page(request, code, errors={field: messages}, status_code=body.status)
+        messages, status = error_messages(exc)
+        return await _status_page(request, code, errors={field: messages}, status_code=status)
     return Redirect(f"/track/{found.tracking_code}?done=uploaded", status_code=303)
 
 
@@ -206,8 +202,7 @@ async def track_withdraw(
             comment=comment if isinstance(comment, str) else None,
         )
     except ValidationError as exc:
-        body, _ = describe(exc)
-        messages = [m for msgs in body.fields.values() for m in msgs] or [body.message]
+        messages, _ = error_messages(exc)
         return Template(
             "track/withdraw.html",
             context={"view": view, "error": "Reason: " + "; ".join(messages)},

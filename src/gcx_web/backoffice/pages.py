@@ -39,7 +39,7 @@ from gcx_web.display import Labels
 from gcx_web.errors import describe
 from gcx_web.schemas import RowId, dashboard_out
 from gcx_web.security.auth import current_actor, flash, page_context, requires
-from gcx_web.security.headers import content_disposition
+from gcx_web.security.headers import document_response
 
 STALE = (
     "Someone changed this application after you opened it. Nothing was saved: check the page "
@@ -133,7 +133,7 @@ async def applications_page(request: Request[Any, Any, Any]) -> Template:
         page: Page[Application] = Page([], 0, 1, flt.per_page)
     else:
         page = await list_applications(gcx, flt)
-    reviewers = await staff.reviewers(gcx)
+    people = await staff.staff_users(gcx)  # one query for the reviewer choices and names
     return Template(
         "backoffice/applications.html",
         context=await page_context(
@@ -146,8 +146,8 @@ async def applications_page(request: Request[Any, Any, Any]) -> Template:
             states=list(gcx.workflow.states.values()),
             regions=REGIONS,
             commodities=COMMODITIES,
-            reviewers=reviewers,
-            names=await staff.staff_names(gcx),
+            reviewers=staff.reviewers_of(people),
+            names=staff.names_of(people),
             sortable=SORTABLE,
             page_sizes=PAGE_SIZES,
             query_with=lambda **changes: query_with(params, **changes),
@@ -321,16 +321,7 @@ async def document_file(request: Request[Any, Any, Any], document_id: RowId) -> 
     """The bytes of one version, for staff only, always as a download that cannot run."""
     _, actor = await current_actor(request)
     document, content = await doc_service.read_document(request.app.state.gcx, document_id, actor)
-    disposition = "inline" if request.query_params.get("view") == "1" else "attachment"
-    return Response(
-        content,
-        media_type=document.content_type,
-        headers={
-            "Content-Disposition": content_disposition(disposition, document.original_name),
-            "Content-Security-Policy": "sandbox; default-src 'none'",
-            "Cache-Control": "private, no-store",
-        },
-    )
+    return document_response(document, content, inline=request.query_params.get("view") == "1")
 
 
 @post("/backoffice/documents/{document_id:int}/review", guards=REVIEW, include_in_schema=False)

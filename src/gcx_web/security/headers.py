@@ -6,6 +6,8 @@ import unicodedata
 from typing import Any
 from urllib.parse import quote
 
+from litestar import Response
+
 # No inline script anywhere: scripts and styles come from /static only.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -55,3 +57,19 @@ def content_disposition(disposition: str, filename: str) -> str:
     if plain != filename:
         value += f"; filename*=UTF-8''{quote(filename, safe='')}"
     return value
+
+
+def document_response(document: Any, content: bytes, *, inline: bool = False) -> Response[bytes]:
+    """A stored document's bytes as an answer that cannot run anything: its own type, a
+    sandbox, never cached, downloaded unless `inline`."""
+    return Response(
+        content,
+        media_type=document.content_type,
+        headers={
+            "Content-Disposition": content_disposition(
+                "inline" if inline else "attachment", document.original_name
+            ),
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+            "Cache-Control": "private, no-store",
+        },
+    )
