@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ from gcx_core.exceptions import (
 )
 from gcx_core.services import applications, dashboard, queries
 from gcx_core.services.dashboard import largest_remainder
+from gcx_core.storage import tables
 from gcx_core.testing import make_submission
 
 APPLICANT = Actor.applicant()
@@ -149,7 +151,20 @@ async def test_dashboard_snapshot(gcx, population):
     assert [r.business_name for r in snap.recent][:1] == ["Accra 100% Agro_Co"]
     assert snap.notifications["pending"] > 0
     assert sum(n for _, n in snap.per_day) == 4
-    assert snap.oldest_waiting["pending_review"] is not None
+    # Each waiting status: when its longest-waiting application got there (an aware time);
+    # none waiting, None; statuses that wait on nobody are left out.
+    async with gcx.database.read() as conn:
+        since = (
+            await conn.execute(
+                sa.select(tables.applications.c.status_changed_at).where(
+                    tables.applications.c.status == "pending_review"
+                )
+            )
+        ).scalars()
+        first = min(since)
+    assert snap.oldest_waiting["pending_review"] == first
+    assert first.tzinfo is not None
+    assert snap.oldest_waiting["documents_requested"] is None
     assert "rejected" not in snap.oldest_waiting
 
 

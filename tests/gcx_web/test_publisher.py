@@ -1,5 +1,6 @@
 """When the publisher broadcasts dashboard snapshots: a lone change at once; changes that come
-during the pause after a snapshot share the next one."""
+during the pause after a snapshot share the next one; counts that move without a transition
+(deliveries) wait a little and share one."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import msgspec
 
 from gcx_core.entities import Actor
+from gcx_core.events import CountersChanged, NotificationDelivery
 from gcx_core.system import Gcx
 from gcx_core.workflow import TransitionEvent
 from gcx_web.live.publisher import Publisher
@@ -112,4 +114,54 @@ async def test_embedded_messages_nobody_follows_are_not_built(gcx: Gcx) -> None:
     assert [c["application_id"] for c in sink.dashboards()[0][1]["data"]["changes"]] == [2]
     assert [s[2] for s in sink.sent] == [["dashboard"]]
     assert publisher.audience(["dashboard"]) == []  # the websocket left
+    await publisher.close()
+
+
+def delivered(gcx: Gcx, notification_id: int) -> list[Any]:
+    """What a worker fires when a notification is sent: the outcome and the counters moved."""
+    at = gcx.now()
+    return [
+        NotificationDelivery(notification_id, "sent", 1, at, "", 1, "submission_received"),
+        CountersChanged(at),
+    ]
+
+
+class QuickPublisher(Publisher):
+    DELAY = 0.3
+
+
+async def test_delivery_outcomes_wait_and_share_one_snapshot(gcx: Gcx) -> None:
+    """Counts that moved without a transition reach dashboards within DELAY, together."""
+    sink = Sink()
+    publisher = QuickPublisher(sink, gcx)
+    began = time.monotonic()
+    for n in range(1, 5):  # sending/sent pairs from a worker
+        for event in delivered(gcx, n):
+            publisher.gcx_handle_event(event)
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    assert sink.dashboards() == []  # still gathering
+    await asyncio.wait_for(publisher.idle(), 10)
+    dashboards = sink.dashboards()
+    assert len(dashboards) == 1
+    assert dashboards[0][0] - began >= QuickPublisher.DELAY
+    assert dashboards[0][1]["data"]["changes"] == []
+    # The notifications stream heard each outcome at once, not delayed.
+    assert sum(s[2][0] == "notifications" for s in sink.sent) == 4
+    await publisher.close()
+
+
+async def test_a_transition_sends_the_waiting_snapshot_at_once(gcx: Gcx) -> None:
+    sink = Sink()
+    publisher = QuickPublisher(sink, gcx)
+    for event in delivered(gcx, 1):
+        publisher.gcx_handle_event(event)
+    await asyncio.sleep(0.05)
+    began = time.monotonic()
+    publisher.gcx_handle_event(transition(gcx, 7))
+    await asyncio.wait_for(publisher.idle(), 10)
+    dashboards = sink.dashboards()
+    assert len(dashboards) == 1  # one snapshot for the outcome and the transition
+    assert dashboards[0][0] - began < QuickPublisher.DELAY / 2
+    assert [c["application_id"] for c in dashboards[0][1]["data"]["changes"]] == [7]
     await publisher.close()
