@@ -87,6 +87,23 @@ def gcx_collect_notifications(
 
 
 @hookspec
+def gcx_route_notification(
+    draft: NotificationDraft, application: Application
+) -> list[NotificationDraft] | None:
+    """Return more messages to send beside one a transition queues: the same news over another
+    channel or to another recipient (an SMS to the applicant's mobile, a webhook per subscriber).
+
+    Runs in the transition's transaction, once for every draft `gcx_collect_notifications`
+    returned (not for the drafts this hook returns). Each returned draft becomes an outbox row
+    of its own, with its channel's retries. Account and withdrawal emails, which carry
+    single-use links, are not routed.
+
+    :param draft: a message the transition will send (type, recipient, channel, context).
+    :param application: the application after the transition.
+    """
+
+
+@hookspec
 def gcx_validate_upload(
     requirement: DocumentRequirement, content: bytes, content_type: str, filename: str
 ) -> str | None:

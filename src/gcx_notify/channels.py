@@ -33,7 +33,16 @@ class DeliveryError(Exception):
 
 
 class TemporaryFailure(DeliveryError):
-    """Raised when the same message may succeed later; it will be retried."""
+    """Raised when the same message may succeed later; it will be retried.
+
+    `retry_after` (seconds), when the provider said how long to wait (an HTTP 429's
+    Retry-After, say): the next attempt comes no sooner than that, even when the retry
+    policy's own delay is shorter.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentFailure(DeliveryError):
@@ -42,6 +51,16 @@ class PermanentFailure(DeliveryError):
 
 @attrs.frozen
 class RenderedMessage:
+    """What a channel's `send` gets: one outbox row rendered from its templates.
+
+    `subject`, `text` and `html` come from `<template>/subject.txt`, `body.txt` and
+    `body.html`; a channel other than email with a template `<template>/<channel>.txt` gets
+    that as `text` and an empty subject and html (an SMS's short text, say). `message_id`
+    is stable across attempts (the receiving side can drop repeats by it). `type` and
+    `context` are the notification's own (the values its templates saw, secrets never
+    included), for channels that post data rather than text.
+    """
+
     notification_id: int
     channel: str
     recipient: str
@@ -51,6 +70,8 @@ class RenderedMessage:
     message_id: str
     sent_from: str
     at: Any = None
+    type: str = ""
+    context: dict[str, Any] = attrs.field(factory=dict)
 
 
 class Channel(Protocol):

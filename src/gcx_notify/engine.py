@@ -348,7 +348,7 @@ class Deliverer:
         except (PermanentFailure, TemplateError) as exc:
             return await self._finish(n, NotificationStatus.DEAD, error=str(exc))
         except TemporaryFailure as exc:
-            return await self._fail_temporarily(n, str(exc))
+            return await self._fail_temporarily(n, str(exc), exc.retry_after)
         except Exception as exc:  # a channel bug is treated like a temporary failure
             log.exception("channel %s failed on notification %s", n.channel, n.id)
             return await self._fail_temporarily(n, f"{type(exc).__name__}: {exc}"[:500])
@@ -359,12 +359,17 @@ class Deliverer:
         found = await first_async(hook, notification=n) if hook is not None else None
         return found or DEFAULT_POLICY
 
-    async def _fail_temporarily(self, n: Notification, error: str) -> NotificationStatus:
+    async def _fail_temporarily(
+        self, n: Notification, error: str, retry_after: float | None = None
+    ) -> NotificationStatus:
         policy = await self.policy(n)
         limit = policy.max_attempts or n.max_attempts
         if n.attempts >= limit:
             return await self._finish(n, NotificationStatus.DEAD, error=error)
-        retry_at = self.gcx.now() + policy.delay(n.attempts, self.rng)
+        delay = policy.delay(n.attempts, self.rng)
+        if retry_after is not None:
+            delay = max(delay, timedelta(seconds=min(retry_after, 86400)))  # a day at most
+        retry_at = self.gcx.now() + delay
         return await self._finish(n, NotificationStatus.RETRYING, error=error, retry_at=retry_at)
 
     async def _finish(

@@ -1,7 +1,9 @@
 """Rendering outbox rows into messages with Jinja2 (StrictUndefined: a missing variable fails).
 
-Templates live in `<type>/subject.txt`, `<type>/body.txt` and `<type>/body.html`. A deployment's
-folder (GCX_TEMPLATES_DIR) wins over plugins' folders, which win over the built-in ones.
+Templates live in `<type>/subject.txt`, `<type>/body.txt` and `<type>/body.html`; another
+channel's short text, when it has one, in `<type>/<channel>.txt` (`approved/sms.txt`). A
+deployment's folder (GCX_TEMPLATES_DIR) wins over plugins' folders, which win over the
+built-in ones.
 """
 
 from __future__ import annotations
@@ -102,6 +104,14 @@ class Renderer:
     def render(self, n: Notification) -> RenderedMessage:
         ctx = self.context(n)
         name = n.template or n.type
+        if n.channel != "email":
+            own = self._own_text(name, n.channel)
+            if own is not None:
+                try:
+                    text = own.render(ctx)
+                except jinja2.UndefinedError as exc:
+                    raise TemplateError(f"template {name!r}: {exc.message}") from None
+                return self._message(n, "", " ".join(text.split()), "")
         try:
             # A header: spacing folded and control characters dropped, whatever the data held.
             subject = " ".join(self.template(f"{name}/subject.txt").render(ctx).split())
@@ -113,14 +123,29 @@ class Renderer:
             raise TemplateError(f"no template {exc.name!r}") from None
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"template {name!r}: {exc.message}") from None
+        return self._message(n, subject, text.strip() + "\n", html)
+
+    def _own_text(self, name: str, channel: str) -> jinja2.Template | None:
+        """`<name>/<channel>.txt` when a template folder has one."""
+        path = f"{name}/{channel}.txt"
+        if path not in self._templates:
+            try:
+                self.template(path)
+            except jinja2.TemplateNotFound:
+                return None
+        return self._templates[path]
+
+    def _message(self, n: Notification, subject: str, text: str, html: str) -> RenderedMessage:
         return RenderedMessage(
             notification_id=n.id,
             channel=n.channel,
             recipient=n.recipient,
             subject=subject,
-            text=text.strip() + "\n",
+            text=text,
             html=html,
             message_id=self.message_id(n.id),
             sent_from=self.gcx.settings.mail_from,
             at=self.gcx.now(),
+            type=n.type,
+            context=n.context,
         )

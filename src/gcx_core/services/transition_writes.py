@@ -112,6 +112,7 @@ async def record_many(gcx: Gcx, conn: Connection, items: list[Recorded]) -> list
     await bookkeeping.add_audit(conn, audit)
 
     staff: list[User] = await user_rows.active_staff(conn)
+    route = gcx.plugins.hook.gcx_route_notification
     rows: list[dict[str, Any]] = []
     per_item: list[int] = []  # how many outbox rows each transition added
     for i in items:
@@ -122,6 +123,13 @@ async def record_many(gcx: Gcx, conn: Connection, items: list[Recorded]) -> list
             )
             for d in (found or [])
         ]
+        if route.get_hookimpls():
+            drafts += [
+                more
+                for d in drafts
+                for routed in route(draft=d, application=i.after)
+                for more in (routed or [])
+            ]
         per_item.append(len(drafts))
         rows.extend(
             {
