@@ -25,6 +25,8 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 MARKER = VENV / ".gcx-installed"
 LOWEST_VENV = ROOT / ".venv-lowest"
+# Plugin distributions that live in this repository: installed beside GCX, tested on their own.
+PLUGINS = ["plugins/gcx-sms"]
 
 
 def run(*args: str | Path, check: bool = True) -> int:
@@ -37,7 +39,7 @@ def ensure_venv(group: str) -> None:
         sys.exit(f"GCX needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
-    version = (ROOT / "pyproject.toml").stat().st_mtime_ns
+    version = max((ROOT / p / "pyproject.toml").stat().st_mtime_ns for p in [".", *PLUGINS])
     if MARKER.exists():
         installed, _, stamped = MARKER.read_text().partition(":")
         # "dev" includes every other group, so it satisfies them all.
@@ -46,8 +48,24 @@ def ensure_venv(group: str) -> None:
     stamp = f"{group}:{version}"
     # Dependency groups (PEP 735) need pip >= 25.1.
     run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip>=25.1")
-    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".", "--group", group)
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".", "--group", group,
+        *editable(PLUGINS))  # fmt: skip
     MARKER.write_text(stamp)
+
+
+def editable(paths: list[str]) -> list[str]:
+    return [arg for path in paths for arg in ("-e", path)]
+
+
+def run_tests(python: Path, args: list[str]) -> int:
+    """GCX's suite, then each plugin's from its own folder (its conftest is its top level);
+    with arguments, only what they name."""
+    if args:
+        return run(python, "-m", "pytest", *args, check=False)
+    failed = run(python, "-m", "pytest", check=False)
+    for plugin in PLUGINS:
+        failed |= run(python, "-m", "pytest", "--rootdir", plugin, plugin, check=False)
+    return failed
 
 
 def demo(args: list[str]) -> int:
@@ -57,7 +75,7 @@ def demo(args: list[str]) -> int:
 
 def test(args: list[str]) -> int:
     ensure_venv("test")
-    return run(BIN / "python", "-m", "pytest", *args, check=False)
+    return run_tests(BIN / "python", args)
 
 
 def lowest_versions() -> list[str]:
@@ -91,16 +109,16 @@ def lowest(args: list[str]) -> int:
     print(constraints.read_text(), end="", flush=True)
     run(bin_dir / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip>=25.1")
     run(bin_dir / "python", "-m", "pip", "install", "--quiet", "-c", constraints, "-e", ".",
-        "--group", "test")  # fmt: skip
-    return run(bin_dir / "python", "-m", "pytest", *args, check=False)
+        "--group", "test", *editable(PLUGINS))  # fmt: skip
+    return run_tests(bin_dir / "python", args)
 
 
 def lint(args: list[str]) -> int:
     ensure_venv("dev")
     failed = 0
     for cmd in (
-        ("ruff", "check", "src", "tests", "bench", "examples", "dev.py"),
-        ("ruff", "format", "--check", "src", "tests", "bench", "examples", "dev.py"),
+        ("ruff", "check", "src", "tests", "bench", "examples", "plugins", "dev.py"),
+        ("ruff", "format", "--check", "src", "tests", "bench", "examples", "plugins", "dev.py"),
         ("mypy",),
     ):
         failed |= run(BIN / cmd[0], *cmd[1:], *args, check=False)
