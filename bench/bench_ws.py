@@ -74,6 +74,7 @@ class LeanSocket(asyncio.Protocol):
         self.frames: asyncio.Queue[bytes] = asyncio.Queue()
         self.waiting: tuple[bytes, asyncio.Future[float]] | None = None
         self.transport: asyncio.Transport | None = None
+        self.received = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -110,6 +111,7 @@ class LeanSocket(asyncio.Protocol):
                 self.on_text(payload)
 
     def on_text(self, payload: bytes) -> None:
+        self.received += 1
         if self.waiting is not None:
             marker, future = self.waiting
             changes = payload.find(b'"changes":[')
