@@ -39,6 +39,18 @@ class InvalidTransitionError(GcxError):
         super().__init__(f"action {action!r} is not allowed from {where}")
 
 
+class UnknownStateError(InvalidTransitionError):
+    """Raised when an application sits in a status no loaded plugin defines (its plugin was
+    disabled or uninstalled): nothing may move it until that plugin is back."""
+
+    def __init__(self, state: str, action: str) -> None:
+        super().__init__(state, action)
+        self.args = (
+            f"the application is in status {state!r}, which no installed plugin defines: "
+            f"no action applies to it until the plugin that defines {state!r} is loaded again",
+        )
+
+
 class GuardFailedError(GcxError):
     """Raised when a transition is allowed from the state but one of its guards refused it."""
 

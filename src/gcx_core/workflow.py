@@ -20,6 +20,7 @@ from gcx_core.exceptions import (
     InvalidTransitionError,
     PermissionDeniedError,
     PluginError,
+    UnknownStateError,
 )
 
 # The permission an applicant's own actions need; staff permissions come from their role.
@@ -123,7 +124,18 @@ class Workflow:
     )
 
     def state(self, name: str) -> State:
-        return self.states[name]
+        """The state called `name`; a status no loaded plugin defines (its plugin disabled or
+        uninstalled while applications sat in it) is "<name> (unknown status)", holds its
+        email and TIN, and takes no documents and no action."""
+        found = self.states.get(name)
+        if found is None:
+            return State(
+                name,
+                f"{name} (unknown status)",
+                public_label="Being processed",
+                accepts_documents=False,
+            )
+        return found
 
     def actions_from(self, status: str | None) -> list[Transition]:
         return [t for t in self.transitions.values() if status in t.sources]
@@ -182,6 +194,8 @@ def apply(
     """
     params = params or {}
     current = application.status or None
+    if current is not None and current not in workflow.states:
+        raise UnknownStateError(current, action)
     transition = workflow.transitions.get(action)
     if transition is None or current not in transition.sources:
         raise InvalidTransitionError(current, action)
@@ -245,6 +259,42 @@ class WorkflowBuilder:
         self._transitions[action] = attrs.evolve(
             transition, sources=transition.sources | frozenset(sources)
         )
+
+    def remove_sources(self, action: str, sources: Iterable[str]) -> None:
+        """Stop `action` from applying in these states (approve only after an inspection,
+        say: remove `under_review` and add the inspection's state)."""
+        transition = self._require(action)
+        missing = set(sources) - transition.sources
+        if missing:
+            raise PluginError(f"action {action!r} does not apply from {sorted(missing)}")
+        self._transitions[action] = attrs.evolve(
+            transition, sources=transition.sources - frozenset(sources)
+        )
+
+    def remove_guard(self, action: str, name: str) -> None:
+        transition = self._require(action)
+        kept = tuple(g for g in transition.guards if g.name != name)
+        if len(kept) == len(transition.guards):
+            raise PluginError(f"action {action!r} has no guard {name!r}")
+        self._transitions[action] = attrs.evolve(transition, guards=kept)
+
+    def replace_transition(self, transition: Transition) -> None:
+        """Put `transition` in place of the action of the same name (its guards included:
+        copy the old ones with `attrs.evolve` to keep them)."""
+        old = self._transitions.pop(self._require(transition.action).action)
+        try:
+            self.add_transition(transition)
+        except PluginError:
+            self._transitions[old.action] = old
+            raise
+
+    def remove_transition(self, action: str) -> None:
+        self._require(action)
+        del self._transitions[action]
+
+    def transition(self, action: str) -> Transition:
+        """The transition registered so far under `action` (to read before changing it)."""
+        return self._require(action)
 
     def _require(self, action: str) -> Transition:
         try:

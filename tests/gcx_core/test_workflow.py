@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,7 +14,7 @@ from gcx_core.exceptions import (
     PermissionDeniedError,
     PluginError,
 )
-from gcx_core.plugins import make_plugin_manager
+from gcx_core.plugins import hookimpl, make_plugin_manager
 from gcx_core.system import build_workflow
 from gcx_core.workflow import Facts, State, Transition, WorkflowBuilder, apply
 
@@ -272,6 +273,56 @@ def test_builder_refuses_inconsistent_tables():
         b.add_transition(Transition("x", frozenset({"a"}), "a", "review", effects=("explode",)))
     with pytest.raises(PluginError):
         b.add_guard("missing", "g", lambda ctx: None)
+
+
+class Inspection:
+    """A plugin that puts a site inspection between review and approval."""
+
+    @hookimpl
+    def gcx_register_workflow(self, builder: WorkflowBuilder) -> None:
+        builder.add_state(State("site_inspection", "Site inspection"))
+        builder.add_transition(
+            Transition("inspect", frozenset({"under_review"}), "site_inspection", "review")
+        )
+        builder.remove_sources("approve", ["under_review"])
+        builder.add_sources("approve", ["site_inspection"])
+        approve = builder.transition("approve")
+        builder.replace_transition(attrs.evolve(approve, label="Approve after inspection"))
+        builder.remove_guard("approve", "documents")
+        builder.remove_transition("reopen")
+
+
+def test_a_plugin_removes_and_replaces_built_in_transitions():
+    workflow = build_workflow(make_plugin_manager(plugins=[Inspection()]))
+    approve = workflow.transitions["approve"]
+    assert approve.sources == frozenset({"site_inspection"})
+    assert approve.label == "Approve after inspection"
+    assert [g.name for g in approve.guards] == []
+    assert "reopen" not in workflow.transitions
+    with pytest.raises(InvalidTransitionError):
+        apply(workflow, application("under_review"), "approve", REVIEWER, now=NOW)
+    after, _ = apply(workflow, application("site_inspection"), "approve", REVIEWER, now=NOW)
+    assert after.status == "approved"
+
+
+def test_removing_what_is_not_there_is_named():
+    b = WorkflowBuilder()
+    b.add_state(State("a", "A"))
+    b.add_transition(Transition("go", frozenset({None}), "a", "review"))
+    with pytest.raises(PluginError, match="does not apply from"):
+        b.remove_sources("go", ["b"])
+    with pytest.raises(PluginError, match="no guard 'g'"):
+        b.remove_guard("go", "g")
+    for change in (
+        lambda: b.remove_transition("missing"),
+        lambda: b.replace_transition(Transition("missing", frozenset({"a"}), "a", "review")),
+        lambda: b.transition("missing"),
+    ):
+        with pytest.raises(PluginError, match="no workflow action 'missing'"):
+            change()
+    with pytest.raises(PluginError, match="unknown effects"):
+        b.replace_transition(Transition("go", frozenset({None}), "a", "review", effects=("x",)))
+    assert b.transition("go").effects == ()  # a refused replacement leaves the old one
 
 
 def test_builder_needs_a_creating_action():

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
 from gcx_core.entities import ReviewStatus
 from gcx_core.plugins import hookimpl
 from gcx_core.reference import REJECTION_REASONS
@@ -16,6 +21,8 @@ from gcx_core.workflow import (
     Transition,
     WorkflowBuilder,
 )
+
+log = logging.getLogger("gcx_core.workflow")
 
 PENDING_REVIEW = "pending_review"
 UNDER_REVIEW = "under_review"
@@ -151,3 +158,31 @@ def gcx_register_workflow(builder: WorkflowBuilder) -> None:
     builder.add_guard("reject", "reason_code", needs_reason_code)
     builder.add_guard("reject", "message", needs_message)
     builder.add_guard("reopen", "comment", needs_comment)
+
+
+@hookimpl
+def gcx_process_services(gcx: Any, role: str) -> Any:
+    """As each process starts: name the statuses that hold applications but that no loaded
+    plugin defines (a plugin disabled or uninstalled while applications sat in its state)."""
+    return _warn_about_unknown_statuses(gcx)
+
+
+@contextlib.asynccontextmanager
+async def _warn_about_unknown_statuses(gcx: Any) -> AsyncIterator[None]:
+    from gcx_core.services.dashboard import unknown_statuses
+    from gcx_core.storage.database import database_unavailable
+
+    try:
+        found = await unknown_statuses(gcx)
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        found = {}  # the database's own outage is reported where requests meet it
+    for status, count in found.items():
+        log.warning(
+            "%d application(s) in status %r, which no installed plugin defines: they are "
+            "shown as unknown and no action applies to them until that plugin is loaded again",
+            count,
+            status,
+        )
+    yield

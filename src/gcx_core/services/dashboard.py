@@ -107,10 +107,18 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
             found = (await conn.execute(_oldest(waiting))).one()
             oldest = dict(zip(waiting, found, strict=True))
     names = list(gcx.workflow.states)
+    # Statuses no loaded plugin defines still hold applications: counted, labelled unknown.
+    names += sorted(
+        n
+        for key, value in figures.items()
+        if key.startswith(bookkeeping.STATUS_PREFIX)
+        and value > 0
+        and (n := key[len(bookkeeping.STATUS_PREFIX) :]) not in gcx.workflow.states
+    )
     counts = [figures.get(bookkeeping.STATUS_PREFIX + n, 0) for n in names]
     percents = largest_remainder(counts)
     statuses = [
-        StatusFigure(n, gcx.workflow.states[n].label, c, p)
+        StatusFigure(n, gcx.workflow.state(n).label, c, p)
         for n, c, p in zip(names, counts, percents, strict=True)
     ]
     today = now.date()
@@ -129,6 +137,19 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
         oldest_waiting=oldest,
         at=now,
     )
+
+
+async def unknown_statuses(gcx: Gcx) -> dict[str, int]:
+    """Statuses that hold applications but that the loaded workflow does not define, with
+    how many each holds (from the counters: no table scan)."""
+    async with gcx.database.read() as conn:
+        figures = await bookkeeping.read_counters(conn, bookkeeping.STATUS_PREFIX)
+    prefix = len(bookkeeping.STATUS_PREFIX)
+    return {
+        key[prefix:]: int(n)
+        for key, n in sorted(figures.items())
+        if n > 0 and key[prefix:] not in gcx.workflow.states
+    }
 
 
 async def recount(conn: Any) -> dict[str, int]:

@@ -19,6 +19,7 @@ from gcx_core.exceptions import (
     GcxError,
     GuardFailedError,
     InvalidTransitionError,
+    UnknownStateError,
     ValidationError,
 )
 from gcx_core.reference import COMMODITIES, REGIONS, REJECTION_REASONS
@@ -226,8 +227,10 @@ def staff_error(exc: GcxError, gcx: Any, action: str, status: str) -> tuple[str,
         return STALE, {}
     if isinstance(exc, GuardFailedError):
         return f"{what} was refused: " + "; ".join(exc.reasons.values()) + ".", {}
+    if isinstance(exc, UnknownStateError):
+        return f"{what} was refused: {exc}.", {}
     if isinstance(exc, InvalidTransitionError):
-        label = gcx.workflow.states[status].label if status in gcx.workflow.states else status
+        label = gcx.workflow.state(status).label
         return f"{what} is not possible while the application is “{label}”.", {}
     body, _ = describe(exc)
     fields = {
@@ -310,7 +313,7 @@ async def application_action(
         text, fields = staff_error(exc, gcx, action, app.status)
         flash(request, text, ok=False, fields=fields)
         return Redirect(page, status_code=303)
-    status = gcx.workflow.states[after.status].label
+    status = gcx.workflow.state(after.status).label
     what = _action_label(gcx, action)
     flash(request, DONE.get(action, f"{what}: done. The application is now “{status}”."))
     return Redirect(page, status_code=303)
