@@ -84,8 +84,13 @@ Guard = Callable[[GuardContext], str | None]
 
 @attrs.frozen
 class NamedGuard:
+    """A guard under its name. A `precondition` looks only at the application and its facts
+    (documents verified, say), never at the form's parameters: pages ask it before offering
+    the action, and show its refusal instead of a button that would only be refused."""
+
     name: str
     check: Guard
+    precondition: bool = False
 
 
 @attrs.frozen
@@ -169,6 +174,20 @@ class Workflow:
         return found
 
 
+def unmet_preconditions(
+    workflow: Workflow, application: Application, action: str, actor: Actor, facts: Facts
+) -> dict[str, str]:
+    """What the action's precondition guards say against it now, by guard name (empty when
+    nothing stands in the way before the form is filled in)."""
+    transition = workflow.transitions[action]
+    ctx = GuardContext(application, action, actor, {}, facts)
+    return {
+        g.name: msg
+        for g in transition.guards
+        if g.precondition and (msg := g.check(ctx)) is not None
+    }
+
+
 def _permitted(actor: Actor, permission: str) -> bool:
     if actor.kind is ActorKind.SYSTEM:
         return True
@@ -248,10 +267,14 @@ class WorkflowBuilder:
             )
         self._transitions[transition.action] = transition
 
-    def add_guard(self, action: str, name: str, check: Guard) -> None:
+    def add_guard(
+        self, action: str, name: str, check: Guard, *, precondition: bool = False
+    ) -> None:
+        """Add a check `action` must pass. With `precondition`, the check reads only the
+        application and its facts, not the action's parameters (see NamedGuard)."""
         transition = self._require(action)
         self._transitions[action] = attrs.evolve(
-            transition, guards=(*transition.guards, NamedGuard(name, check))
+            transition, guards=(*transition.guards, NamedGuard(name, check, precondition))
         )
 
     def add_sources(self, action: str, sources: Iterable[str]) -> None:

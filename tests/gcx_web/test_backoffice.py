@@ -722,3 +722,29 @@ async def test_whole_numbers_written_as_floats_are_integers(as_role: Any) -> Non
     assert error_of(fine, 404)["code"] == "not_found"  # read as ids 3 and 4, which do not exist
     error_of(await client.post(url, json={"ids": [2.5]}, headers={"x-csrftoken": csrf}), 400)
     error_of(await client.post(url, json={"ids": ["3"]}, headers={"x-csrftoken": csrf}), 400)
+
+
+async def test_approve_is_explained_until_the_documents_are_verified(
+    as_role: Any, gcx: Gcx, gcx_staff: Any
+) -> None:
+    """A precondition guard's refusal is shown instead of a button that would be refused."""
+    from gcx_core.entities import Actor
+
+    _, reviewer = await gcx_staff(Role.REVIEWER)
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    app = await app_service.act(gcx, app.id, "start_review", reviewer)
+    client = await as_role(Role.REVIEWER)
+    page = await client.get(f"/backoffice/applications/{app.id}")
+    assert 'data-action="approve"' not in page.text  # no form to send
+    assert re.search(
+        r'<button type="button" class="button secondary" disabled[^>]*>Approve<', page.text
+    )
+    assert "Not yet: " in page.text and "missing: business_registration" in page.text
+    assert 'data-action="reject"' in page.text  # its guards read the form: offered
+    for code in sorted(r.code for r in gcx.requirements_for(app) if r.required):
+        doc = await doc_service.upload_document(
+            gcx, app.id, code, PDF, f"{code}.pdf", Actor.applicant()
+        )
+        await doc_service.review_document(gcx, doc.id, "verify", reviewer)
+    page = await client.get(f"/backoffice/applications/{app.id}")
+    assert 'data-action="approve"' in page.text and "Not yet: " not in page.text

@@ -118,3 +118,11 @@ async def test_actions_on_an_unknown_state_are_refused_clearly(
     )
     assert response.status_code == 409, response.text
     assert "on_hold" in response.text and "no installed plugin" in response.text
+
+
+async def test_a_plugin_state_sits_among_the_open_ones_on_the_dashboard(gcx: Gcx) -> None:
+    from gcx_core.services import dashboard
+
+    names = [s.status for s in (await dashboard.snapshot(gcx)).statuses]
+    assert names.index("on_hold") < names.index("rejected") < names.index("withdrawn")
+    assert names.index("under_review") < names.index("on_hold")

@@ -20,7 +20,7 @@ from gcx_core.storage import applications as app_rows
 from gcx_core.storage.database import Connection
 from gcx_core.system import Gcx
 from gcx_core.tracking import normalise_tracking_code
-from gcx_core.workflow import apply
+from gcx_core.workflow import apply, unmet_preconditions
 
 _PARAM_LIMITS = {"message": 5000, "comment": 5000, "reason_code": 40}
 
@@ -126,3 +126,23 @@ async def act_within(
 from gcx_core.services.submit import submit  # noqa: E402
 
 __all__ = ["act", "act_within", "clean_params", "resolve", "submit"]
+
+
+async def blocked_actions(
+    gcx: Gcx, app: Application, actor: Actor, actions: list[str]
+) -> dict[str, dict[str, str]]:
+    """Of `actions` (those the actor may take in this status), the ones a precondition guard
+    refuses now, with its reasons: pages explain them instead of offering a button."""
+    checked = [
+        a for a in actions if any(g.precondition for g in gcx.workflow.transitions[a].guards)
+    ]
+    if not checked:
+        return {}
+    blocked: dict[str, dict[str, str]] = {}
+    async with gcx.database.read() as conn:
+        for action in checked:
+            facts = await transition_effects.gather_facts(gcx, conn, app, action)
+            reasons = unmet_preconditions(gcx.workflow, app, action, actor, facts)
+            if reasons:
+                blocked[action] = reasons
+    return blocked

@@ -106,7 +106,12 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
         if waiting:
             found = (await conn.execute(_oldest(waiting))).one()
             oldest = dict(zip(waiting, found, strict=True))
-    names = list(gcx.workflow.states)
+    # Statuses in which work goes on first, then the final ones, each in registration order:
+    # a plugin's state sits among the open ones, not after "Rejected".
+    states = gcx.workflow.states
+    names = [n for n in states if not states[n].terminal] + [
+        n for n in states if states[n].terminal
+    ]
     # Statuses no loaded plugin defines still hold applications: counted, labelled unknown.
     names += sorted(
         n

@@ -252,7 +252,7 @@ async def _detail(
     context = await page_context(
         request,
         app=app,
-        state=gcx.workflow.state(app.status) if app.status in gcx.workflow.states else None,
+        state=gcx.workflow.states.get(app.status),  # None: a status no plugin defines
         versions=versions,
         latest=latest_versions(versions),
         requirements=gcx.requirements_for(app),
@@ -261,6 +261,9 @@ async def _detail(
         names=await staff.staff_names(gcx),
     )
     context["actions"] = _actions(request, app, context["actor"])
+    context["blocked"] = await app_service.blocked_actions(
+        gcx, app, context["actor"], context["actions"]
+    )
     return Template("backoffice/application.html", context=context, status_code=status_code)
 
 
