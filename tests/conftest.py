@@ -11,3 +11,9 @@ def _every_database(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return request.getfixturevalue("gcx_sqlite_database_url")
     return request.getfixturevalue("gcx_postgres_database_url")
+
+
+@pytest.fixture(name="gcx_parts")
+def _no_parts() -> list[object]:
+    """GCX's own tests register the parts each needs themselves (gcx_extra_plugins)."""
+    return []

@@ -70,4 +70,4 @@ def _gateway(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 @pytest.fixture(name="gcx_extra_plugins")
 def _plugins() -> list[object]:
-    return [notify_plugin, gcx_sms]
+    return [gcx_sms]  # GCX's own parts (gcx_notify, gcx_web) come with gcx_core.testing

@@ -55,6 +55,14 @@ async def test_the_applicant_gets_a_text_beside_the_email(gcx, gcx_staff, gcx_no
         assert set(emails) == {app.contact.email, reviewer.email}
 
 
+async def test_the_email_still_goes(gcx, gcx_deliver, gcx_captured_mail, gateway):
+    app = await submit(gcx)
+    await gcx_deliver()
+    (mail,) = await gcx_captured_mail(recipient=app.contact.email)
+    assert app.tracking_code in mail["subject"]
+    assert len(gateway.requests) == 1
+
+
 async def test_the_approval_text_carries_no_activation_link(gcx, gcx_notifier, gateway):
     """The approval email's context holds the activation link's selector: the text's does not,
     and its template says to look at the email."""

@@ -3,11 +3,15 @@
 Enable it with ``pytest_plugins = ["gcx_core.testing"]`` in a conftest (it needs pytest-asyncio).
 Override ``gcx_extra_plugins`` to register your plugin, and ``gcx_database_url`` to pick the
 database (SQLite by default; ``gcx_postgres_database_url`` gives a fresh PostgreSQL database).
+GCX's own parts (gcx_notify and gcx_web, ``gcx_parts``) are registered with it, so hooks of
+theirs that a plugin implements are called; no other installed plugin is loaded.
 
 With the ``web`` and ``notify`` extras installed, ``gcx_app`` is the Litestar app running on the
 test's own event loop and Gcx, ``gcx_client`` an httpx client for it, and ``gcx_notifier`` the
 embedded notifier (taskiq's in-memory broker; ``await gcx_notifier.idle()`` waits for the
-deliveries in flight). Litestar and taskiq are imported only when those fixtures are used.
+deliveries in flight), ``gcx_deliver`` sends what is due and waits, and ``gcx_captured_mail``
+reads the emails the capture channel kept. Litestar and taskiq are imported only when those
+fixtures are used.
 """
 
 from __future__ import annotations
@@ -132,11 +136,32 @@ def _gcx_settings(gcx_database_url: str, tmp_path: Path) -> Settings:
     )
 
 
+@pytest.fixture(name="gcx_parts")
+def _gcx_parts() -> list[object]:
+    """GCX's own plugins that the test's plugin manager registers beside the built-in
+    workflow: gcx_notify's and gcx_web's, when they are installed (the manager loads no entry
+    points, so no other installed plugin gets in). Override it to leave them out."""
+    import importlib
+
+    found: list[object] = []
+    for name in ("gcx_notify.plugin", "gcx_web.plugin"):
+        try:
+            found.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    return found
+
+
 @pytest.fixture(name="gcx")
 async def _gcx(
-    gcx_settings: Settings, gcx_extra_plugins: list[object], gcx_clock: FakeClock
+    gcx_settings: Settings,
+    gcx_parts: list[object],
+    gcx_extra_plugins: list[object],
+    gcx_clock: FakeClock,
 ) -> AsyncIterator[Gcx]:
-    pm = make_plugin_manager(plugins=gcx_extra_plugins, load_entry_points=False)
+    """A Gcx on a fresh database, with `gcx_parts` and `gcx_extra_plugins` registered."""
+    plugins = [*gcx_parts, *(p for p in gcx_extra_plugins if p not in gcx_parts)]
+    pm = make_plugin_manager(plugins=plugins, load_entry_points=False)
     gcx = await Gcx.open(gcx_settings, plugin_manager=pm, clock=gcx_clock)
     try:
         yield gcx
@@ -194,8 +219,8 @@ async def _gcx_client(gcx_app: Any) -> AsyncIterator[Any]:
 
 @pytest.fixture(name="gcx_notifier")
 async def _gcx_notifier(gcx: Gcx) -> AsyncIterator[Any]:
-    """The embedded notifier for ``gcx``, started without its scheduler (add gcx_notify's
-    plugin to ``gcx_extra_plugins`` for its hooks and templates)."""
+    """The embedded notifier for ``gcx``, started without its scheduler (gcx_notify's plugin
+    must be registered: it is, through ``gcx_parts``, unless a conftest overrides that)."""
     from gcx_notify.runtime import Notifier
 
     notifier = Notifier(gcx)
@@ -204,6 +229,34 @@ async def _gcx_notifier(gcx: Gcx) -> AsyncIterator[Any]:
         yield notifier
     finally:
         await notifier.stop()
+
+
+@pytest.fixture(name="gcx_deliver")
+def _gcx_deliver(gcx_notifier: Any) -> Any:
+    """``await gcx_deliver()`` sends every notification due now (on the test's clock) and
+    waits until each has an outcome; returns how many the sweep found due."""
+
+    async def deliver() -> int:
+        await gcx_notifier.idle()
+        found = int(await gcx_notifier.sweep())
+        await gcx_notifier.idle()
+        return found
+
+    return deliver
+
+
+@pytest.fixture(name="gcx_captured_mail")
+def _gcx_captured_mail(gcx: Gcx) -> Any:
+    """``await gcx_captured_mail(recipient="")`` lists the emails the capture channel kept
+    (no SMTP server configured, as in these tests), newest first: dicts with ``recipient``,
+    ``subject``, ``text``, ``html``, ``message_id``, ``notification_id``, ``captured_at``."""
+
+    async def captured(recipient: str = "", limit: int = 100) -> list[dict[str, Any]]:
+        from gcx_notify.plugin import gcx_web_captured_mail
+
+        return list(await gcx_web_captured_mail(gcx, limit, recipient) or [])
+
+    return captured
 
 
 @contextlib.asynccontextmanager
