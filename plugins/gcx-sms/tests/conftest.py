@@ -9,8 +9,6 @@ from typing import Any
 import gcx_sms
 import pytest
 
-from gcx_notify import plugin as notify_plugin
-
 pytest_plugins = ["gcx_core.testing"]
 
 
