@@ -748,3 +748,70 @@ async def test_approve_is_explained_until_the_documents_are_verified(
         await doc_service.review_document(gcx, doc.id, "verify", reviewer)
     page = await client.get(f"/backoffice/applications/{app.id}")
     assert 'data-action="approve"' in page.text and "Not yet: " not in page.text
+
+
+async def test_a_reviewer_uploads_for_the_applicant(as_role: Any, gcx: Gcx) -> None:
+    """Optional requirements too; checked like the applicant's uploads; audited under the
+    reviewer's name; viewers get no form and a 403."""
+    from gcx_core.entities import Actor
+    from gcx_core.services.queries import documents_of
+
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    client = await as_role(Role.VIEWER)
+    page = await client.get(f"/backoffice/applications/{app.id}")
+    assert "Upload for the applicant" not in page.text
+    refused = await client.post(
+        f"/backoffice/applications/{app.id}/documents",
+        data={"_csrf_token": csrf_of(page.text), "requirement_code": "tax_clearance"},
+        files={"document": ("tax.pdf", PDF, "application/pdf")},
+    )
+    assert refused.status_code == 403
+    await client.post("/logout", data={"_csrf_token": csrf_of(page.text)})
+
+    client = await as_role(Role.REVIEWER)
+    page = await client.get(f"/backoffice/applications/{app.id}")
+    assert "Upload for the applicant" in page.text
+    optional = [r for r in gcx.requirements_for(app) if not r.required]
+    codes = [*(r.code for r in optional[:1]), "tax_clearance"]
+    for code in codes:
+        done = await client.post(
+            f"/backoffice/applications/{app.id}/documents",
+            data={"_csrf_token": csrf_of(page.text), "requirement_code": code},
+            files={"document": ("scan.pdf", PDF, "application/pdf")},
+        )
+        assert done.status_code == 303
+        assert "uploaded; it waits for review" in flash_of(
+            (await client.get(done.headers["location"])).text
+        )
+    versions = await documents_of(gcx, app.id)
+    assert sorted(v.requirement_code for v in versions) == sorted(codes)
+    assert all(v.uploaded_by.startswith("reviewer") for v in versions)
+    # Bad input: a file that is not a PDF/PNG/JPEG, an unknown requirement, no file.
+    for data, files, says in (
+        (
+            {"requirement_code": "tax_clearance"},
+            {"document": ("x.pdf", b"MZ not a pdf", "application/pdf")},
+            "nothing was uploaded",
+        ),
+        (
+            {"requirement_code": "no_such_thing"},
+            {"document": ("x.pdf", PDF, "application/pdf")},
+            "nothing was uploaded",
+        ),
+        ({"requirement_code": "tax_clearance"}, None, "choose a file"),
+    ):
+        bad = await client.post(
+            f"/backoffice/applications/{app.id}/documents",
+            data={"_csrf_token": csrf_of(page.text), **data},
+            files=files,
+        )
+        assert bad.status_code == 303
+        assert says in flash_of((await client.get(bad.headers["location"])).text)
+    assert len(await documents_of(gcx, app.id)) == len(codes)  # nothing changed
+    assert (
+        await client.post(
+            "/backoffice/applications/999999/documents",
+            data={"_csrf_token": csrf_of(page.text), "requirement_code": "x"},
+            files={"document": ("x.pdf", PDF, "application/pdf")},
+        )
+    ).status_code == 404

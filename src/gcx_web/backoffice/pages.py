@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 import attrs
 from litestar import Request, Response, get, post
+from litestar.datastructures import UploadFile
 from litestar.params import FromPath
 from litestar.response import Redirect, Stream, Template
 
@@ -36,6 +37,7 @@ from gcx_core.services.queries import (
 )
 from gcx_core.storage.documents import latest_versions
 from gcx_web.backoffice.filters import parse_filter
+from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
 from gcx_web.display import Labels
 from gcx_web.errors import describe
 from gcx_web.schemas import RowId, dashboard_out
@@ -358,6 +360,45 @@ async def document_review(request: Request[Any, Any, Any], document_id: RowId) -
     return Redirect(page, status_code=303)
 
 
+@post(
+    "/backoffice/applications/{app_id:int}/documents",
+    guards=REVIEW,
+    include_in_schema=False,
+    request_max_body_size=DEFAULT_MAX_UPLOAD_BODY,
+)
+async def document_upload(request: Request[Any, Any, Any], app_id: RowId) -> Redirect:
+    """A reviewer uploads a document on the applicant's behalf (sent by post, say): any
+    requirement, optional ones included; checked like the applicant's own uploads, recorded
+    under the reviewer's name, waiting for review like any other version."""
+    gcx = request.app.state.gcx
+    _, actor = await current_actor(request)
+    app = await get_application(gcx, app_id)  # unknown: 404
+    page = f"/backoffice/applications/{app.id}#documents"
+    form = await request.form()
+    code = str(form.get("requirement_code") or "")
+    upload = form.get("document")
+    title = request.app.state.requirement_titles.get(code, code)
+    if not code:
+        flash(request, "Upload: choose the document it is.", ok=False)
+        return Redirect(page, status_code=303)
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        flash(request, f"{title}: choose a file to upload.", ok=False)
+        return Redirect(page, status_code=303)
+    try:
+        version = await doc_service.upload_document(
+            gcx, app.id, code, await upload.read(), upload.filename, actor
+        )
+    except GcxError as exc:
+        body, _ = describe(exc)
+        if body.status == 403:
+            raise
+        messages = [m for ms in body.fields.values() for m in ms] or [body.message]
+        flash(request, f"{title}: nothing was uploaded. " + " ".join(messages), ok=False)
+        return Redirect(page, status_code=303)
+    flash(request, f"{title} v{version.version} uploaded; it waits for review.")
+    return Redirect(page, status_code=303)
+
+
 @post("/backoffice/documents/{document_id:int}/undo", guards=ADMIN, include_in_schema=False)
 async def document_undo(request: Request[Any, Any, Any], document_id: RowId) -> Redirect:
     """An admin puts a reviewed version back to pending (a verification made by mistake)."""
@@ -401,6 +442,7 @@ HANDLERS = [
     application_action,
     document_file,
     document_review,
+    document_upload,
     document_undo,
     document_page,
     application_notifications,
