@@ -27,6 +27,9 @@ MARKER = VENV / ".gcx-installed"
 LOWEST_VENV = ROOT / ".venv-lowest"
 # Plugin distributions that live in this repository: installed beside GCX, tested on their own.
 PLUGINS = ["plugins/gcx-sms"]
+# Tested on their own from the source tree but not installed: a workflow plugin changes the
+# workflow of every GCX process in the environment, GCX's own tests included.
+EXAMPLE_PLUGINS = ["examples/custom-workflow"]
 
 
 def run(*args: str | Path, check: bool = True) -> int:
@@ -63,7 +66,7 @@ def run_tests(python: Path, args: list[str]) -> int:
     if args:
         return run(python, "-m", "pytest", *args, check=False)
     failed = run(python, "-m", "pytest", check=False)
-    for plugin in PLUGINS:
+    for plugin in [*PLUGINS, *EXAMPLE_PLUGINS]:
         failed |= run(python, "-m", "pytest", "--rootdir", plugin, plugin, check=False)
     return failed
 

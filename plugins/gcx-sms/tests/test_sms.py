@@ -82,7 +82,7 @@ async def test_the_approval_text_carries_no_activation_link(gcx, gcx_notifier, g
     env = jinja2.Environment(  # plain text, as the notifier renders .txt templates
         loader=jinja2.FileSystemLoader(templates),
         undefined=jinja2.StrictUndefined,
-        autoescape=False,  # noqa: S701
+        autoescape=False,
     )
     text = env.get_template("approved/sms.txt").render(
         programme="GCX", business_name="Agro", tracking_code=app.tracking_code

@@ -40,14 +40,14 @@ def gcx_process_services(gcx: Any, role: str) -> None:
     _settings()
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # gcx_notify's hook: absent when gcx_notify is disabled
 def gcx_notify_register_channels(register: Any) -> None:
     from gcx_sms.channel import SmsChannel
 
     register("sms", lambda notifier: SmsChannel(_settings, notifier.gcx.phone_format))
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # gcx_notify's hook: absent when gcx_notify is disabled
 def gcx_notify_template_dirs() -> list[str]:
     return [str(Path(__file__).parent / "templates")]
 
