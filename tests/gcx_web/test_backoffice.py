@@ -741,6 +741,9 @@ async def test_approve_is_explained_until_the_documents_are_verified(
     )
     assert "Not yet: " in page.text and "missing: business_registration" in page.text
     assert 'data-action="reject"' in page.text  # its guards read the form: offered
+    detail = (await client.get(f"/api/v1/staff/applications/{app.id}")).json()
+    assert "approve" in detail["actions"] and list(detail["blocked"]) == ["approve"]
+    assert "missing: business_registration" in detail["blocked"]["approve"]["documents"]
     for code in sorted(r.code for r in gcx.requirements_for(app) if r.required):
         doc = await doc_service.upload_document(
             gcx, app.id, code, PDF, f"{code}.pdf", Actor.applicant()
@@ -748,6 +751,7 @@ async def test_approve_is_explained_until_the_documents_are_verified(
         await doc_service.review_document(gcx, doc.id, "verify", reviewer)
     page = await client.get(f"/backoffice/applications/{app.id}")
     assert 'data-action="approve"' in page.text and "Not yet: " not in page.text
+    assert (await client.get(f"/api/v1/staff/applications/{app.id}")).json()["blocked"] == {}
 
 
 async def test_a_reviewer_uploads_for_the_applicant(as_role: Any, gcx: Gcx) -> None:

@@ -90,6 +90,13 @@ class Detail(msgspec.Struct):
     application: dict[str, Any]
     documents: list[DocumentVersionOut]
     actions: list[str]
+    blocked: Annotated[
+        dict[str, dict[str, str]],
+        msgspec.Meta(
+            description="Of `actions`, those a precondition refuses now (documents not yet "
+            "verified, say), with each guard's reason: taking them now would be a 409"
+        ),
+    ] = {}
 
 
 class ActionIn(Input):
@@ -189,6 +196,7 @@ async def _detail(request: Request[Any, Any, Any], app_id: int) -> Detail:
     app = await get_application(gcx, app_id)
     versions = await documents_of(gcx, app.id)
     data = msgspec.to_builtins(app)
+    actions = gcx.workflow.allowed_actions(app, actor)
     return Detail(
         app.id,
         app.tracking_code,
@@ -208,7 +216,8 @@ async def _detail(request: Request[Any, Any, Any], app_id: int) -> Detail:
             )
             for v in versions
         ],
-        gcx.workflow.allowed_actions(app, actor),
+        actions,
+        await app_service.blocked_actions(gcx, app, actor, actions),
     )
 
 
