@@ -52,7 +52,8 @@ def gcx_register_workflow(builder: WorkflowBuilder) -> None:
 @hookimpl
 def gcx_register_document_requirements(register: Any) -> None:
     # Not asked of applicants when they apply: the inspector's report comes later, uploaded
-    # by a reviewer from the back office (or by the applicant from the track page).
+    # by a reviewer from the back office (or by the applicant from the track page, once
+    # staff ask for it with "Request documents").
     register(
         DocumentRequirement(
             REPORT, "Site inspection report", "The inspector's signed report", required=False
