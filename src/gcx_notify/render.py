@@ -58,6 +58,7 @@ class Renderer:
         domain = parseaddr(gcx.settings.mail_from)[1].rpartition("@")[2] or "gcx.invalid"
         self.domain = domain
         self._templates: dict[str, jinja2.Template] = {}
+        self._own: dict[str, jinja2.Template | None] = {}  # channels' own texts, found or not
 
     def message_id(self, notification_id: int) -> str:
         return f"<gcx.notification.{notification_id}@{self.domain}>"
@@ -126,14 +127,15 @@ class Renderer:
         return self._message(n, subject, text.strip() + "\n", html)
 
     def _own_text(self, name: str, channel: str) -> jinja2.Template | None:
-        """`<name>/<channel>.txt` when a template folder has one."""
+        """`<name>/<channel>.txt` when a template folder has one (looked up once either way:
+        most channels have none, and every message would otherwise search every folder)."""
         path = f"{name}/{channel}.txt"
-        if path not in self._templates:
+        if path not in self._own:
             try:
-                self.template(path)
+                self._own[path] = self.template(path)
             except jinja2.TemplateNotFound:
-                return None
-        return self._templates[path]
+                self._own[path] = None
+        return self._own[path]
 
     def _message(self, n: Notification, subject: str, text: str, html: str) -> RenderedMessage:
         return RenderedMessage(

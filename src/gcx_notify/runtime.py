@@ -99,15 +99,8 @@ class SlotScheduler(TaskiqScheduler):
     async def on_ready(self, source: ScheduleSource, task: ScheduledTask) -> None:
         slot = self.notifier.gcx.now().strftime("%Y%m%dT%H%M")
         run_key = f"{task.schedule_id}:{slot}"
-        runs = self.notifier.gcx.metrics.scheduler_runs
         if not await self.notifier.claim_run(run_key):
-            log.info(
-                "schedule %s slot %s: already sent by another scheduler",
-                task.schedule_id,
-                slot,
-                extra={"event": "schedule.skipped"},
-            )
-            runs.labels(task.schedule_id, "skipped").inc()
+            self._settled(task, slot, "skipped", "already sent by another scheduler")
             return
         kicker: AsyncKicker[Any, Any] = AsyncKicker(
             task.task_name, self.broker, task.labels
@@ -121,22 +114,26 @@ class SlotScheduler(TaskiqScheduler):
                 )
                 await asyncio.sleep(0.5 * 2**attempt)
                 continue
-            log.info(
-                "schedule %s slot %s: sent",
-                task.schedule_id,
-                slot,
-                extra={"event": "schedule.sent"},
-            )
-            runs.labels(task.schedule_id, "sent").inc()
+            self._settled(task, slot, "sent", "sent")
             return
-        runs.labels(task.schedule_id, "failed").inc()
         await self.notifier.release_run(run_key)
-        log.error(
-            "schedule %s slot %s: not sent; the slot is free for the next run",
+        self._settled(
+            task, slot, "failed", "not sent; the slot is free for the next run", logging.ERROR
+        )
+
+    def _settled(
+        self, task: ScheduledTask, slot: str, outcome: str, said: str, level: int = logging.INFO
+    ) -> None:
+        """Log a slot's outcome (event `schedule.<outcome>`) and count it."""
+        log.log(
+            level,
+            "schedule %s slot %s: %s",
             task.schedule_id,
             slot,
-            extra={"event": "schedule.failed"},
+            said,
+            extra={"event": f"schedule.{outcome}"},
         )
+        self.notifier.gcx.metrics.scheduler_runs.labels(task.schedule_id, outcome).inc()
 
 
 class Notifier:

@@ -7,9 +7,13 @@ import os
 import signal
 import sys
 from email import message_from_bytes, policy
+from typing import Any
 
+import attrs
 import pytest
 from aiosmtpd.smtp import SMTP
+
+from gcx_core.settings import SmtpSettings
 
 
 class SlowSink:
@@ -147,6 +151,17 @@ async def outbox_statuses(gcx):
 
     async with gcx.database.read() as conn:
         return Counter(s for (s,) in await conn.execute(sa.select(notifications.c.status)))
+
+
+def scaleout_settings(settings: Any, redis_url: str, smtp_port: int, **more: Any) -> Any:
+    """`settings` (the test's) on Redis for live updates and tasks, mailing to `smtp_port`."""
+    return attrs.evolve(
+        settings,
+        redis_url=redis_url,
+        broker_url=redis_url,
+        smtp=SmtpSettings("127.0.0.1", smtp_port, starttls=False),
+        **more,
+    )
 
 
 def process_env(database_url: str, redis_url: str, secret: str, smtp_port: int, **more: str):

@@ -6,18 +6,16 @@ import asyncio
 import signal
 from collections import Counter
 
-import attrs
 import pytest
 
 from gcx_core.entities import Actor
 from gcx_core.plugins import make_plugin_manager
 from gcx_core.samples import make_submission
 from gcx_core.services import applications
-from gcx_core.settings import SmtpSettings
 from gcx_core.system import Gcx
 from gcx_notify import plugin as notify_plugin
 from gcx_notify.runtime import Notifier
-from tests.scaleout.conftest import outbox_statuses, process_env
+from tests.scaleout.conftest import outbox_statuses, process_env, scaleout_settings
 
 TOTAL = 240
 CONCURRENCY = 8
@@ -28,12 +26,8 @@ LEASE = 3
 async def test_sigkill_of_a_worker_loses_no_notification(
     gcx_settings, gcx_database_url, gcx_redis_url, slow_sink, spawn
 ):
-    settings = attrs.evolve(
-        gcx_settings,
-        redis_url=gcx_redis_url,
-        broker_url=gcx_redis_url,
-        smtp=SmtpSettings("127.0.0.1", slow_sink.port, starttls=False),
-        notification_lease_seconds=LEASE,
+    settings = scaleout_settings(
+        gcx_settings, gcx_redis_url, slow_sink.port, notification_lease_seconds=LEASE
     )
     env = process_env(
         gcx_database_url,

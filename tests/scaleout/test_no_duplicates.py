@@ -5,18 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-import attrs
 import pytest
 
 from gcx_core.entities import Actor
 from gcx_core.plugins import make_plugin_manager
 from gcx_core.samples import make_submission
 from gcx_core.services import applications
-from gcx_core.settings import SmtpSettings
 from gcx_core.system import Gcx
 from gcx_notify import plugin as notify_plugin
 from gcx_notify.runtime import Notifier
-from tests.scaleout.conftest import outbox_statuses, process_env
+from tests.scaleout.conftest import outbox_statuses, process_env, scaleout_settings
 
 TOTAL = 150
 
@@ -26,12 +24,7 @@ async def test_each_notification_is_sent_once_by_two_workers_and_busy_sweeps(
     gcx_settings, gcx_database_url, gcx_redis_url, slow_sink, spawn
 ):
     slow_sink.delay = 0.02
-    settings = attrs.evolve(
-        gcx_settings,
-        redis_url=gcx_redis_url,
-        broker_url=gcx_redis_url,
-        smtp=SmtpSettings("127.0.0.1", slow_sink.port, starttls=False),
-    )
+    settings = scaleout_settings(gcx_settings, gcx_redis_url, slow_sink.port)
     env = process_env(gcx_database_url, gcx_redis_url, settings.secret_key, slow_sink.port)
     workers = [await spawn(f"worker-{n}", "worker", env=env) for n in (1, 2)]
     for worker in workers:

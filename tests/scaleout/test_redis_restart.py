@@ -6,18 +6,16 @@ import asyncio
 import json
 import time
 
-import attrs
 import httpx
 import pytest
 
 from gcx_core.plugins import make_plugin_manager
 from gcx_core.samples import make_submission
-from gcx_core.settings import SmtpSettings
 from gcx_core.system import Gcx
 from gcx_core.testing.servers import free_port
 from gcx_notify import plugin as notify_plugin
 from gcx_notify.runtime import Notifier
-from tests.scaleout.conftest import outbox_statuses, process_env, wait_http
+from tests.scaleout.conftest import outbox_statuses, process_env, scaleout_settings, wait_http
 
 BEFORE, AFTER = 10, 10
 
@@ -29,12 +27,7 @@ async def test_a_redis_restart_loses_nothing_and_live_updates_resume(
     import websockets
 
     slow_sink.delay = 0.01
-    settings = attrs.evolve(
-        gcx_settings,
-        redis_url=redis_service.url,
-        broker_url=redis_service.url,
-        smtp=SmtpSettings("127.0.0.1", slow_sink.port, starttls=False),
-    )
+    settings = scaleout_settings(gcx_settings, redis_service.url, slow_sink.port)
     port = free_port()
     env = process_env(
         gcx_database_url,

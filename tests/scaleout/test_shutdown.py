@@ -7,7 +7,6 @@ import signal
 import time
 from collections import Counter
 
-import attrs
 import httpx
 import pytest
 
@@ -15,12 +14,11 @@ from gcx_core.entities import Actor
 from gcx_core.plugins import make_plugin_manager
 from gcx_core.samples import make_submission
 from gcx_core.services import applications
-from gcx_core.settings import SmtpSettings
 from gcx_core.system import Gcx
 from gcx_core.testing.servers import free_port
 from gcx_notify import plugin as notify_plugin
 from gcx_notify.runtime import Notifier
-from tests.scaleout.conftest import outbox_statuses, process_env
+from tests.scaleout.conftest import outbox_statuses, process_env, scaleout_settings
 
 TOTAL = 30
 GRACE = 2
@@ -32,12 +30,7 @@ async def test_sigterm_on_a_busy_worker_finishes_or_hands_back_its_batch(
 ):
     slow_sink.delay = 30  # every message takes longer than the worker's grace period
     metrics_port = free_port()
-    settings = attrs.evolve(
-        gcx_settings,
-        redis_url=gcx_redis_url,
-        broker_url=gcx_redis_url,
-        smtp=SmtpSettings("127.0.0.1", slow_sink.port, starttls=False),
-    )
+    settings = scaleout_settings(gcx_settings, gcx_redis_url, slow_sink.port)
     env = process_env(
         gcx_database_url,
         gcx_redis_url,

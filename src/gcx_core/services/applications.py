@@ -138,11 +138,12 @@ async def blocked_actions(
     ]
     if not checked:
         return {}
-    blocked: dict[str, dict[str, str]] = {}
     async with gcx.database.read() as conn:
-        for action in checked:
-            facts = await transition_effects.gather_facts(gcx, conn, app, action)
-            reasons = unmet_preconditions(gcx.workflow, app, action, actor, facts)
-            if reasons:
-                blocked[action] = reasons
+        # The facts are the application's, whichever action asks: gathered once.
+        facts = await transition_effects.gather_facts(gcx, conn, app, checked[0])
+    blocked: dict[str, dict[str, str]] = {}
+    for action in checked:
+        reasons = unmet_preconditions(gcx.workflow, app, action, actor, facts)
+        if reasons:
+            blocked[action] = reasons
     return blocked

@@ -113,13 +113,7 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
         n for n in states if states[n].terminal
     ]
     # Statuses no loaded plugin defines still hold applications: counted, labelled unknown.
-    names += sorted(
-        n
-        for key, value in figures.items()
-        if key.startswith(bookkeeping.STATUS_PREFIX)
-        and value > 0
-        and (n := key[len(bookkeeping.STATUS_PREFIX) :]) not in gcx.workflow.states
-    )
+    names += list(_unknown_in(gcx, figures))
     counts = [figures.get(bookkeeping.STATUS_PREFIX + n, 0) for n in names]
     percents = largest_remainder(counts)
     statuses = [
@@ -149,11 +143,18 @@ async def unknown_statuses(gcx: Gcx) -> dict[str, int]:
     how many each holds (from the counters: no table scan)."""
     async with gcx.database.read() as conn:
         figures = await bookkeeping.read_counters(conn, bookkeeping.STATUS_PREFIX)
+    return _unknown_in(gcx, figures)
+
+
+def _unknown_in(gcx: Gcx, figures: dict[str, int]) -> dict[str, int]:
+    """Of the counters, the statuses holding applications that the workflow does not define."""
     prefix = len(bookkeeping.STATUS_PREFIX)
     return {
         key[prefix:]: int(n)
         for key, n in sorted(figures.items())
-        if n > 0 and key[prefix:] not in gcx.workflow.states
+        if key.startswith(bookkeeping.STATUS_PREFIX)
+        and n > 0
+        and key[prefix:] not in gcx.workflow.states
     }
 
 

@@ -39,7 +39,7 @@ class SmsChannel:
         self.client = httpx.AsyncClient()  # connections kept between messages
 
     async def send(self, message: RenderedMessage) -> str:
-        self.settings = settings = self.current()
+        settings = self.current()
         if not settings.url:
             raise PermanentFailure("no SMS gateway configured (GCX_SMS_URL)")
         number = self.phone_format.normalise(message.recipient)
@@ -73,21 +73,21 @@ class SmsChannel:
             raise TemporaryFailure(f"the SMS gateway answered {status}")
         if not 200 <= status < 300:
             raise PermanentFailure(f"the SMS gateway refused the message ({status})")
-        return self._provider_id(response)
+        return self._provider_id(response, settings)
 
-    def _provider_id(self, response: httpx.Response) -> str:
+    def _provider_id(self, response: httpx.Response, settings: SmsSettings) -> str:
         try:
             answer = response.json()
         except json.JSONDecodeError:
             answer = None
         found = answer if isinstance(answer, dict) else {}
-        wanted = self.settings.success_field
-        if wanted and str(found.get(wanted, "")) != self.settings.success_value:
+        wanted = settings.success_field
+        if wanted and str(found.get(wanted, "")) != settings.success_value:
             raise PermanentFailure(
                 f"the SMS gateway did not accept the message ({wanted}="
                 f"{str(found.get(wanted, ''))[:40]!r})"
             )
-        return str(found.get(self.settings.id_field, ""))[:200]
+        return str(found.get(settings.id_field, ""))[:200]
 
     async def close(self) -> None:
         await self.client.aclose()
