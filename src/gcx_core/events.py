@@ -54,6 +54,7 @@ class NotificationDelivery:
     error: str = ""
     application_id: int | None = None
     type: str = ""
+    channel: str = ""
 
 
 @attrs.frozen

@@ -27,12 +27,15 @@ if TYPE_CHECKING:
     )
     from gcx_core.events import Event
     from gcx_core.phones import PhoneFormat
+    from gcx_core.storage.database import Connection
     from gcx_core.system import Gcx
     from gcx_core.workflow import TransitionEvent, WorkflowBuilder
 
 hookspec = pluggy.HookspecMarker("gcx")
 
-ASYNC_HOOKS = frozenset({"gcx_validate_upload", "gcx_after_transition", "gcx_handle_event"})
+ASYNC_HOOKS = frozenset(
+    {"gcx_validate_upload", "gcx_after_transition", "gcx_handle_event", "gcx_queue_for_event"}
+)
 
 
 @hookspec
@@ -100,6 +103,26 @@ def gcx_route_notification(
 
     :param draft: a message the transition will send (type, recipient, channel, context).
     :param application: the application after the transition.
+    """
+
+
+@hookspec
+def gcx_queue_for_event(
+    event: Event, application: Application | None, conn: Connection
+) -> list[NotificationDraft] | None:
+    """Return messages to queue because of a domain event, in the event's own transaction.
+
+    May be async. Called for transitions (``TransitionEvent``, after `gcx_collect_notifications`
+    and `gcx_route_notification`), uploads (``DocumentUploaded``), document reviews
+    (``DocumentReviewed``) and notifications gone dead (``NotificationDelivery`` with status
+    ``dead``). The drafts become outbox rows that commit, or roll back, with the change; an
+    error aborts the change. ``conn`` is the transaction's connection: read your own tables
+    through it (a list of webhook subscribers, say) and write them if you must, but do no
+    other I/O here. Deliver from a channel instead.
+
+    :param event: one of the classes in ``gcx_core.events``.
+    :param application: the application after a transition, None for the other events.
+    :param conn: the transaction's ``sqlalchemy.ext.asyncio.AsyncConnection``.
     """
 
 

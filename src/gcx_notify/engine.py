@@ -25,6 +25,7 @@ from gcx_core.entities import Notification, NotificationStatus, Role
 from gcx_core.events import CountersChanged, NotificationDelivery, NotificationsQueued
 from gcx_core.logs import log_context
 from gcx_core.plugins import first_async
+from gcx_core.services.event_outbox import queue_for_event
 from gcx_core.storage import accounts as user_rows
 from gcx_core.storage import bookkeeping
 from gcx_core.storage.batching import GroupCommit
@@ -459,14 +460,21 @@ class Deliverer:
                 continue
             deltas[bookkeeping.NOTIFICATION_PREFIX + NotificationStatus.SENDING] -= 1
             deltas[bookkeeping.NOTIFICATION_PREFIX + o.status] += 1
-            fired: list[Any] = [
-                (
-                    NotificationDelivery(
-                        n.id, str(o.status), n.attempts, o.at, o.error, n.application_id, n.type
-                    ),
-                    None,
-                )
-            ]
+            delivery = NotificationDelivery(
+                n.id,
+                str(o.status),
+                n.attempts,
+                o.at,
+                o.error,
+                n.application_id,
+                n.type,
+                n.channel,
+            )
+            fired: list[Any] = [(delivery, None)]
+            if o.status is NotificationStatus.DEAD:
+                queued = await queue_for_event(self.gcx, conn, delivery, n.application_id)
+                if queued:
+                    fired.append((NotificationsQueued(tuple(queued), o.at), None))
             if o.status is NotificationStatus.DEAD and n.type != ALERT_TYPE:
                 alert_ids = await self._alert_admins(conn, n, o.error, o.at)
                 if alert_ids:

@@ -16,7 +16,7 @@ from gcx_core.entities import (
     DocumentVersion,
     ReviewStatus,
 )
-from gcx_core.events import DocumentReviewed, DocumentUploaded
+from gcx_core.events import DocumentReviewed, DocumentUploaded, NotificationsQueued
 from gcx_core.exceptions import (
     FileTooLargeError,
     InvalidTransitionError,
@@ -28,6 +28,7 @@ from gcx_core.exceptions import (
 from gcx_core.files import sanitise_filename, sniff_content_type
 from gcx_core.plugins import first_async
 from gcx_core.services.applications import resolve
+from gcx_core.services.event_outbox import queue_for_event
 from gcx_core.storage import accounts as user_rows
 from gcx_core.storage import applications as app_rows
 from gcx_core.storage import bookkeeping
@@ -156,9 +157,18 @@ async def upload_document(
             ],
         )
         document = await doc_rows.get(conn, doc_id)
+        uploaded = DocumentUploaded(app.id, requirement_code, doc_id, version, now)
+        queued = await queue_for_event(gcx, conn, uploaded, app.id)
     assert document is not None
-    await gcx.fire([(DocumentUploaded(app.id, requirement_code, doc_id, version, now), None)])
+    await gcx.fire(_with_queued(uploaded, queued))
     return document
+
+
+def _with_queued(event: object, queued: list[int]) -> list[tuple[object, None]]:
+    fired: list[tuple[object, None]] = [(event, None)]
+    if queued:
+        fired.append((NotificationsQueued(tuple(queued), event.at), None))  # type: ignore[attr-defined]
+    return fired
 
 
 async def undo_review(gcx: Gcx, document_id: int, actor: Actor) -> DocumentVersion:
@@ -201,22 +211,17 @@ async def undo_review(gcx: Gcx, document_id: int, actor: Actor) -> DocumentVersi
             ],
         )
         undone = await doc_rows.get(conn, document_id)
+        event = DocumentReviewed(
+            document.application_id,
+            document.requirement_code,
+            document_id,
+            str(ReviewStatus.PENDING),
+            actor.user_id,
+            now,
+        )
+        queued = await queue_for_event(gcx, conn, event, document.application_id)
     assert undone is not None
-    await gcx.fire(
-        [
-            (
-                DocumentReviewed(
-                    document.application_id,
-                    document.requirement_code,
-                    document_id,
-                    str(ReviewStatus.PENDING),
-                    actor.user_id,
-                    now,
-                ),
-                None,
-            )
-        ]
-    )
+    await gcx.fire(_with_queued(event, queued))
     return undone
 
 
@@ -320,22 +325,17 @@ async def review_document(
             ],
         )
         reviewed = await doc_rows.get(conn, document_id)
+        event = DocumentReviewed(
+            document.application_id,
+            document.requirement_code,
+            document_id,
+            str(status),
+            actor.user_id,
+            now,
+        )
+        queued = await queue_for_event(gcx, conn, event, document.application_id)
     assert reviewed is not None
-    await gcx.fire(
-        [
-            (
-                DocumentReviewed(
-                    document.application_id,
-                    document.requirement_code,
-                    document_id,
-                    str(status),
-                    actor.user_id,
-                    now,
-                ),
-                None,
-            )
-        ]
-    )
+    await gcx.fire(_with_queued(event, queued))
     return reviewed
 
 

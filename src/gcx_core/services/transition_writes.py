@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from gcx_core.entities import Actor, Application, User
 from gcx_core.events import CountersChanged, NotificationsQueued
 from gcx_core.exceptions import DuplicateApplicationError
+from gcx_core.services.event_outbox import drafts_for
 from gcx_core.storage import accounts as user_rows
 from gcx_core.storage import bookkeeping
 from gcx_core.storage.database import Connection
@@ -130,6 +131,7 @@ async def record_many(gcx: Gcx, conn: Connection, items: list[Recorded]) -> list
                 for routed in route(draft=d, application=i.after)
                 for more in (routed or [])
             ]
+        drafts += await drafts_for(gcx, conn, i.event, i.after)
         per_item.append(len(drafts))
         rows.extend(
             {
