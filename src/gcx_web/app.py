@@ -181,6 +181,11 @@ def create_app(
         complete_openapi(app, running)
         templates.engine.globals["labels"] = Labels(state.status_labels, state.requirement_titles)
         templates.engine.globals["transitions"] = running.workflow.transitions
+        templates.engine.globals["plugin_links"] = [
+            (str(label), str(path), str(permission))
+            for links in pm.hook.gcx_web_backoffice_links()
+            for label, path, permission in (links or [])
+        ]
         # Embedded, every listener is in this process: messages nobody follows are not built.
         publisher = Publisher(channels, running, listeners if redis is None else None)
         register_named(pm, publisher, "gcx_web.publisher")

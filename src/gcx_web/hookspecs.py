@@ -45,6 +45,16 @@ def gcx_web_register_templates(
 
 
 @hookspec
+def gcx_web_backoffice_links() -> list[tuple[str, str, str]] | None:
+    """Add links to the back office's navigation bar, for a plugin's own pages.
+
+    :return: ``(label, path, permission)`` tuples; a link shows to staff whose role has the
+        permission (``"view"``, ``"review"`` or ``"admin"``), and is marked current on pages
+        under its path. Guard the pages themselves too: a hidden link is not a lock.
+    """
+
+
+@hookspec
 def gcx_web_notification_preview(gcx: Gcx, notification: Notification) -> dict[str, str] | None:
     """Render a notification for the back office: ``{"subject", "text", "html"}``, or None.
 

@@ -183,3 +183,38 @@ async def test_back_office_mail_ports(gcx: Gcx, gcx_staff: Any) -> None:
             # Searching by recipient.
             assert "Hello" not in (await client.get("/backoffice/outbox?recipient=zz")).text
             assert "Hello" in (await client.get("/backoffice/outbox?recipient=a%40b")).text
+
+
+class LinkPlugin:
+    @hookimpl
+    def gcx_web_backoffice_links(self) -> list[tuple[str, str, str]]:
+        return [("Exports", "/backoffice/exports", "review"), ("Keys", "/backoffice/keys", "admin")]
+
+
+async def test_plugins_add_navigation_links_by_permission(gcx: Gcx, gcx_staff: Any) -> None:
+    from gcx_core.entities import Role
+
+    gcx.plugins.register(LinkPlugin())
+    app = create_app(gcx=gcx, config=WebConfig(rate_limits=parse_rate_limits("off")))
+    seen: dict[str, str] = {}
+    async with running_app(app):
+        for role in (Role.VIEWER, Role.REVIEWER, Role.ADMIN):
+            user, _ = await gcx_staff(role)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://testserver"
+            ) as client:
+                page = await client.get("/login")
+                await client.post(
+                    "/login",
+                    data={
+                        "_csrf_token": csrf_of(page.text),
+                        "email": user.email,
+                        "password": "correct horse battery staple",
+                    },
+                )
+                seen[role] = (await client.get("/backoffice/")).text
+    assert "/backoffice/exports" not in seen[Role.VIEWER]
+    assert '<a href="/backoffice/exports">Exports</a>' in seen[Role.REVIEWER]
+    assert "/backoffice/keys" not in seen[Role.REVIEWER]
+    assert '<a href="/backoffice/keys">Keys</a>' in seen[Role.ADMIN]
