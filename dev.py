@@ -4,6 +4,7 @@
     python3 dev.py demo     install into .venv, load sample data, run the demo
     python3 dev.py test     install into .venv and run the whole test suite
     python3 dev.py lowest   the test suite with the lowest dependency versions pyproject allows
+    python3 dev.py plugins  every plugin here installed together: `gcx plugins`, their tests
     python3 dev.py lint     ruff (lint + format check) and mypy
     python3 dev.py docs     build the documentation into site/
     python3 dev.py bench    run the benchmarks in bench/
@@ -25,8 +26,9 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 MARKER = VENV / ".gcx-installed"
 LOWEST_VENV = ROOT / ".venv-lowest"
+PLUGINS_VENV = ROOT / ".venv-plugins"
 # Plugin distributions that live in this repository: installed beside GCX, tested on their own.
-PLUGINS = ["plugins/gcx-sms"]
+PLUGINS = ["plugins/gcx-webhook", "plugins/gcx-sms"]
 # Tested on their own from the source tree but not installed: a workflow plugin changes the
 # workflow of every GCX process in the environment, GCX's own tests included.
 EXAMPLE_PLUGINS = ["examples/custom-workflow"]
@@ -116,6 +118,36 @@ def lowest(args: list[str]) -> int:
     return run_tests(bin_dir / "python", args)
 
 
+def plugins(args: list[str]) -> int:
+    """A fresh .venv-plugins with GCX and every plugin distribution here, the workflow example
+    too, as a deployment would install them: `gcx plugins` must list each, and their tests
+    run there."""
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may run on an older python3
+        sys.exit(f"GCX needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    bin_dir = PLUGINS_VENV / BIN.name
+    venv.EnvBuilder(with_pip=True, clear=True).create(PLUGINS_VENV)
+    every = [*PLUGINS, *EXAMPLE_PLUGINS]
+    run(bin_dir / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip>=25.1")
+    run(bin_dir / "python", "-m", "pip", "install", "--quiet", "-e", ".", "--group", "test",
+        *editable(every))  # fmt: skip
+    listed = subprocess.run(  # noqa: S603
+        [str(bin_dir / "gcx"), "plugins"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
+    print(listed, end="", flush=True)
+    names = [Path(p).name for p in every]
+    for path, name in zip(every, names, strict=True):
+        project = (ROOT / path / "pyproject.toml").read_text()
+        entry = re.search(r"\[project\.entry-points\.gcx\]\s*\n\s*(\w+)\s*=", project)
+        if entry is None or not re.search(rf"^{entry.group(1)}\b", listed, re.M):
+            print(f"gcx plugins does not list {name}", file=sys.stderr)
+            return 1
+    failed = 0
+    for plugin in every:
+        failed |= run(bin_dir / "python", "-m", "pytest", "--rootdir", plugin, plugin, *args,
+                      check=False)  # fmt: skip
+    return failed
+
+
 def lint(args: list[str]) -> int:
     ensure_venv("dev")
     failed = 0
@@ -142,6 +174,7 @@ COMMANDS = {
     "demo": demo,
     "test": test,
     "lowest": lowest,
+    "plugins": plugins,
     "lint": lint,
     "docs": docs,
     "bench": bench,
