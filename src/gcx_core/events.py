@@ -58,6 +58,17 @@ class NotificationDelivery:
 
 
 @attrs.frozen
+class ApplicationAssigned:
+    """An application's reviewer changed (taken, assigned, given back or unassigned)."""
+
+    application_id: int
+    reviewer_id: int | None
+    previous_reviewer_id: int | None
+    actor_id: int | None
+    at: datetime
+
+
+@attrs.frozen
 class UserChanged:
     user_id: int
     change: str
@@ -72,9 +83,11 @@ Event = (
     | CountersChanged
     | NotificationDelivery
     | UserChanged
+    | ApplicationAssigned
 )
 
 __all__ = [
+    "ApplicationAssigned",
     "CountersChanged",
     "DocumentReviewed",
     "DocumentUploaded",

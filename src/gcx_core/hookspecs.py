@@ -113,15 +113,16 @@ def gcx_queue_for_event(
     """Return messages to queue because of a domain event, in the event's own transaction.
 
     May be async. Called for transitions (``TransitionEvent``, after `gcx_collect_notifications`
-    and `gcx_route_notification`), uploads (``DocumentUploaded``), document reviews
-    (``DocumentReviewed``) and notifications gone dead (``NotificationDelivery`` with status
-    ``dead``). The drafts become outbox rows that commit, or roll back, with the change; an
-    error aborts the change. ``conn`` is the transaction's connection: read your own tables
-    through it (a list of webhook subscribers, say) and write them if you must, but do no
-    other I/O here. Deliver from a channel instead.
+    and `gcx_route_notification`), assignments (``ApplicationAssigned``), uploads
+    (``DocumentUploaded``), document reviews (``DocumentReviewed``) and notifications gone
+    dead (``NotificationDelivery`` with status ``dead``). The drafts become outbox rows that
+    commit, or roll back, with the change; an error aborts the change. ``conn`` is the
+    transaction's connection: read your own tables through it (a list of webhook subscribers,
+    say) and write them if you must, but do no other I/O here. Deliver from a channel instead.
 
     :param event: one of the classes in ``gcx_core.events``.
-    :param application: the application after a transition, None for the other events.
+    :param application: the application after a transition or an assignment, None for the
+        other events.
     :param conn: the transaction's ``sqlalchemy.ext.asyncio.AsyncConnection``.
     """
 

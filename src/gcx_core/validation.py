@@ -37,6 +37,11 @@ def normalise_email(value: str) -> str:
     return value.strip().lower()
 
 
+def email_domain(email: str) -> str:
+    """The part after the @, lower-cased: what a conflict of interest may name."""
+    return email.rpartition("@")[2].strip().lower()
+
+
 def normalise_tin(value: str) -> str:
     return re.sub(r"\s", "", value).upper()
 

@@ -67,6 +67,7 @@ class Facts:
     latest_reviews: Mapping[str, ReviewStatus] = attrs.field(factory=dict)
     requested_documents: frozenset[str] = frozenset()
     uploaded_since_request: frozenset[str] = frozenset()
+    conflicted_staff: frozenset[int] = frozenset()
 
 
 @attrs.frozen

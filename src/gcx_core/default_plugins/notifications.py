@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from gcx_core.entities import Application, NotificationDraft, User
+from gcx_core.events import ApplicationAssigned
 from gcx_core.plugins import hookimpl
 from gcx_core.reference import REJECTION_REASONS
+from gcx_core.storage import accounts as user_rows
 from gcx_core.workflow import TransitionEvent
 
 APPLICANT_MESSAGES = {
@@ -68,3 +70,24 @@ def gcx_collect_notifications(
         for user in _reviewers(application, staff, assigned_only=event.action != "submit"):
             drafts.append(NotificationDraft(kind, user.email, dict(base)))
     return drafts
+
+
+@hookimpl(tryfirst=True)
+async def gcx_queue_for_event(
+    event: Any, application: Application | None, conn: Any
+) -> list[NotificationDraft] | None:
+    """A reviewer given an application by someone else hears about it."""
+    if not isinstance(event, ApplicationAssigned) or application is None:
+        return None
+    if event.reviewer_id is None or event.reviewer_id == event.actor_id:
+        return None  # unassigned, or taken by the reviewer themself
+    reviewer = await user_rows.get(conn, event.reviewer_id)
+    if reviewer is None or not reviewer.is_active:
+        return None
+    context = {
+        "business_name": application.business.name,
+        "tracking_code": application.tracking_code,
+        "application_id": application.id,
+        "status": application.status,
+    }
+    return [NotificationDraft("application_assigned", reviewer.email, context)]

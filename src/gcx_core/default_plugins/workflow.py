@@ -102,6 +102,12 @@ def needs_reason_code(ctx: GuardContext) -> str | None:
     return "choose a reason: " + ", ".join(REJECTION_REASONS)
 
 
+def no_conflict_of_interest(ctx: GuardContext) -> str | None:
+    if ctx.actor.user_id is not None and ctx.actor.user_id in ctx.facts.conflicted_staff:
+        return "you declared a conflict of interest with this applicant"
+    return None
+
+
 def needs_comment(ctx: GuardContext) -> str | None:
     return None if _text(ctx, "comment") else "say why the application is reopened"
 
@@ -158,6 +164,10 @@ def gcx_register_workflow(builder: WorkflowBuilder) -> None:
     builder.add_guard("reject", "reason_code", needs_reason_code)
     builder.add_guard("reject", "message", needs_message)
     builder.add_guard("reopen", "comment", needs_comment)
+    for action in ("start_review", "request_documents", "approve", "reject"):
+        builder.add_guard(
+            action, "conflict_of_interest", no_conflict_of_interest, precondition=True
+        )
 
 
 @hookimpl

@@ -28,10 +28,14 @@ async def drafts_for(
 
 
 async def queue_for_event(
-    gcx: Gcx, conn: Connection, event: Any, application_id: int | None = None
+    gcx: Gcx,
+    conn: Connection,
+    event: Any,
+    application_id: int | None = None,
+    application: Application | None = None,
 ) -> list[int]:
     """Ask the plugins about `event` and write what they return; returns the new rows' ids."""
-    drafts = await drafts_for(gcx, conn, event, None)
+    drafts = await drafts_for(gcx, conn, event, application)
     if not drafts:
         return []
     # Each event is its own: a document reviewed twice queues twice.

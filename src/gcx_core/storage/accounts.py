@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from gcx_core.entities import Role, User
 from gcx_core.storage import rows
 from gcx_core.storage.database import Connection
-from gcx_core.storage.tables import user_tokens, users
+from gcx_core.storage.tables import staff_interests, user_tokens, users
 
 
 def to_user(row: Any) -> User:
@@ -47,3 +47,18 @@ async def insert(conn: Connection, values: dict[str, Any]) -> int:
 async def insert_token(conn: Connection, values: dict[str, Any]) -> int:
     result = await conn.execute(user_tokens.insert().returning(user_tokens.c.id), values)
     return int(result.scalar_one())
+
+
+async def conflicted_staff(conn: Connection, email_domain: str, tin: str) -> frozenset[int]:
+    """The staff who declared this email domain or TIN a conflict of interest."""
+    found = await conn.execute(
+        sa.select(staff_interests.c.user_id).where(
+            sa.or_(
+                sa.and_(
+                    staff_interests.c.kind == "domain", staff_interests.c.value == email_domain
+                ),
+                sa.and_(staff_interests.c.kind == "tin", staff_interests.c.value == tin),
+            )
+        )
+    )
+    return frozenset(found.scalars())

@@ -119,6 +119,18 @@ user_tokens = sa.Table(
     sa.Column("used_at", UTCDateTime),
 )
 
+# What a staff member declared they must not review: applicants' email domains and TINs
+# (conflicts of interest). `kind` is "domain" or "tin"; values are stored normalised.
+staff_interests = sa.Table(
+    "staff_interests",
+    metadata,
+    sa.Column("user_id", BigInt, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("kind", sa.String(10), primary_key=True),
+    sa.Column("value", sa.String(254), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_staff_interests_value", "kind", "value"),
+)
+
 # Per-user API tokens for integrations: only a hash is stored; revoked tokens stay for the audit.
 api_tokens = sa.Table(
     "api_tokens",

@@ -19,6 +19,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from gcx_core.exceptions import NotFoundError, ValidationError
 from gcx_core.services import applications as app_service
+from gcx_core.services import assignment
 from gcx_core.services import documents as doc_service
 from gcx_core.services import notifications as outbox
 from gcx_core.services.queries import (
@@ -109,6 +110,21 @@ class ActionIn(Input):
 
 class ReviewIn(Input):
     note: str = ""
+
+
+class AssignIn(Input):
+    reviewer_id: Annotated[
+        int | None,
+        msgspec.Meta(
+            ge=1,
+            le=MAX_ROW_ID,
+            description="Who reviews it: your own id to take unassigned work, null to give "
+            "it back or unassign; only admins assign others",
+        ),
+    ]
+    version: Annotated[
+        int | None, msgspec.Meta(description="The version you saw; a stale one is 409")
+    ] = None
 
 
 RowIdIn = Annotated[int, msgspec.Meta(ge=1, le=MAX_ROW_ID)]
@@ -259,6 +275,23 @@ async def staff_action(
 
 
 @post(
+    "/applications/{app_id:int}/assignment",
+    before_request=strict_json(AssignIn),
+    guards=REVIEW,
+    status_code=200,
+    responses=_responses(),
+    summary="Take, assign, give back or unassign an application",
+)
+async def staff_assign(
+    request: Request[Any, Any, Any], app_id: AppId, data: JSONBody[AssignIn]
+) -> Detail:
+    gcx = request.app.state.gcx
+    _, actor = await current_actor(request, tokens=True)
+    await assignment.assign(gcx, app_id, data.reviewer_id, actor, expected_version=data.version)
+    return await _detail(request, app_id)
+
+
+@post(
     "/documents/{document_id:int}/verify",
     before_request=strict_json(ReviewIn),
     guards=REVIEW,
@@ -330,6 +363,7 @@ def router() -> Router:
             staff_list,
             staff_detail,
             staff_action,
+            staff_assign,
             staff_verify,
             staff_reject,
             staff_retry,

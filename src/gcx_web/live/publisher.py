@@ -19,6 +19,7 @@ from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.memory import MemoryChannelsBackend
 
 from gcx_core.events import (
+    ApplicationAssigned,
     CountersChanged,
     DocumentReviewed,
     DocumentUploaded,
@@ -82,6 +83,13 @@ def describe_event(event: Any) -> tuple[str, dict[str, Any], list[str]] | None:
             "document_id": event.document_id,
         }
         return name, data, [f"application:{event.application_id}"]
+    if isinstance(event, ApplicationAssigned):
+        data = {
+            "application_id": event.application_id,
+            "reviewer_id": event.reviewer_id,
+            "previous_reviewer_id": event.previous_reviewer_id,
+        }
+        return "assignment", data, [f"application:{event.application_id}"]
     if isinstance(event, CountersChanged):
         return "counters", {}, ["dashboard"]
     if isinstance(event, NotificationDelivery):
