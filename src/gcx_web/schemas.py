@@ -323,6 +323,8 @@ class DashboardOut(msgspec.Struct):
     per_day: list[DayOut]
     oldest_waiting: dict[str, datetime | None]
     at: datetime
+    unassigned: int = 0
+    workload: dict[str, int] = {}
 
 
 def dashboard_out(snap: Any) -> DashboardOut:
@@ -345,4 +347,6 @@ def dashboard_out(snap: Any) -> DashboardOut:
         per_day=[DayOut(d.isoformat(), n) for d, n in snap.per_day],
         oldest_waiting=dict(snap.oldest_waiting),
         at=snap.at,
+        unassigned=snap.unassigned,
+        workload={str(k): v for k, v in snap.workload.items()},
     )

@@ -297,7 +297,7 @@ def test_a_plugin_removes_and_replaces_built_in_transitions():
     approve = workflow.transitions["approve"]
     assert approve.sources == frozenset({"site_inspection"})
     assert approve.label == "Approve after inspection"
-    assert [g.name for g in approve.guards] == []
+    assert [g.name for g in approve.guards] == ["conflict_of_interest"]  # "documents" removed
     assert "reopen" not in workflow.transitions
     with pytest.raises(InvalidTransitionError):
         apply(workflow, application("under_review"), "approve", REVIEWER, now=NOW)

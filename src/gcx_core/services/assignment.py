@@ -83,6 +83,13 @@ async def assign(
         )
         if result.rowcount != 1:
             raise ConflictError("application", before.id, before.version, None)
+        await bookkeeping.bump_counters(
+            conn,
+            {
+                bookkeeping.assigned_key(before.status, current): -1,
+                bookkeeping.assigned_key(before.status, reviewer_id): 1,
+            },
+        )
         action = "application.take" if reviewer_id == actor.user_id else "application.assign"
         if reviewer_id is None:
             action = "application.unassign"
@@ -123,6 +130,14 @@ def _may_assign(actor: Actor, current: int | None, reviewer_id: int | None) -> N
             "this application is assigned to someone else; an admin can reassign it"
         )
     raise PermissionDeniedError("only admins assign applications to others")
+
+
+async def conflicted_with(gcx: Gcx, app: Application) -> frozenset[int]:
+    """The staff who declared a conflict of interest with this application's applicant."""
+    async with gcx.database.read() as conn:
+        return await user_rows.conflicted_staff(
+            conn, email_domain(app.contact.email), normalise_tin(app.business.tin)
+        )
 
 
 async def interests_of(gcx: Gcx, user_id: int) -> Interests:

@@ -59,6 +59,8 @@ class DashboardSnapshot:
     per_day: list[tuple[date, int]]
     oldest_waiting: dict[str, datetime | None]
     at: datetime
+    unassigned: int = 0  # open applications (in a status that is not final) nobody holds
+    workload: dict[int, int] = attrs.field(factory=dict)  # reviewer id: open applications
 
 
 _COUNTERS = sa.select(counters.c.name, counters.c.value)
@@ -125,7 +127,10 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
         (d, figures.get(bookkeeping.SUBMITTED_PREFIX + d.isoformat(), 0))
         for d in (today - timedelta(days=i) for i in range(DAYS - 1, -1, -1))
     ]
+    unassigned, workload = _queues(gcx, figures)
     return DashboardSnapshot(
+        unassigned=unassigned,
+        workload=workload,
         total=sum(counts),
         statuses=statuses,
         recent=[RecentApplication(**r) for r in recent_rows],
@@ -136,6 +141,24 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
         oldest_waiting=oldest,
         at=now,
     )
+
+
+def _queues(gcx: Gcx, figures: dict[str, int]) -> tuple[int, dict[int, int]]:
+    """Open applications nobody holds, and each reviewer's open applications (counters)."""
+    unassigned = 0
+    workload: dict[int, int] = {}
+    states = gcx.workflow.states
+    for key, n in figures.items():
+        if not key.startswith(bookkeeping.ASSIGNED_PREFIX) or n <= 0:
+            continue
+        status, _, who = key[len(bookkeeping.ASSIGNED_PREFIX) :].rpartition(":")
+        if status not in states or states[status].terminal:
+            continue
+        if who == "-":
+            unassigned += n
+        elif who.isdigit():
+            workload[int(who)] = workload.get(int(who), 0) + n
+    return unassigned, dict(sorted(workload.items()))
 
 
 async def unknown_statuses(gcx: Gcx) -> dict[str, int]:
@@ -170,6 +193,13 @@ def count_rows(conn: sa.Connection) -> dict[str, int]:
         sa.select(applications.c.status, sa.func.count()).group_by(applications.c.status)
     ):
         truth[bookkeeping.STATUS_PREFIX + status] = int(n)
+    reviewer = applications.c.assigned_reviewer_id
+    for status, reviewer_id, n in conn.execute(
+        sa.select(applications.c.status, reviewer, sa.func.count()).group_by(
+            applications.c.status, reviewer
+        )
+    ):
+        truth[bookkeeping.assigned_key(status, reviewer_id)] = int(n)
     for status, n in conn.execute(
         sa.select(notifications.c.status, sa.func.count()).group_by(notifications.c.status)
     ):
@@ -185,6 +215,7 @@ def count_rows(conn: sa.Connection) -> dict[str, int]:
 
 _RECONCILED = (
     bookkeeping.STATUS_PREFIX,
+    bookkeeping.ASSIGNED_PREFIX,
     bookkeeping.NOTIFICATION_PREFIX,
     bookkeeping.SUBMITTED_PREFIX,
 )

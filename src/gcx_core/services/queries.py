@@ -59,6 +59,7 @@ class ApplicationFilter:
     created_from: datetime | None = None
     created_to: datetime | None = None
     assigned_reviewer_id: int | None = None
+    unassigned: bool = False
     sort: str = "-created_at"
     page: int = 1
     per_page: int = 25
@@ -79,6 +80,8 @@ class ApplicationFilter:
             where.append(applications.c.created_at < self.created_to)
         if self.assigned_reviewer_id is not None:
             where.append(applications.c.assigned_reviewer_id == self.assigned_reviewer_id)
+        if self.unassigned:
+            where.append(applications.c.assigned_reviewer_id.is_(None))
         return where
 
 

@@ -162,8 +162,11 @@ async def record_many(gcx: Gcx, conn: Connection, items: list[Recorded]) -> list
         deltas[bookkeeping.NOTIFICATION_PREFIX + "pending"] += len(rows)
     for i in items:
         deltas[bookkeeping.STATUS_PREFIX + i.after.status] += 1
+        deltas[bookkeeping.assigned_key(i.after.status, i.after.assigned_reviewer_id)] += 1
         if i.before is not None and i.before.status:
             deltas[bookkeeping.STATUS_PREFIX + i.before.status] -= 1
+            before = i.before
+            deltas[bookkeeping.assigned_key(before.status, before.assigned_reviewer_id)] -= 1
         else:
             deltas[bookkeeping.day_key(i.after.created_at)] += 1
     await bookkeeping.bump_counters(conn, deltas)

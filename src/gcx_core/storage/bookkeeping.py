@@ -14,10 +14,17 @@ from gcx_core.storage.database import Connection
 from gcx_core.storage.rows import insert_many
 from gcx_core.storage.tables import audit_log, counters
 
-# Counter names: "status:<status>", "notifications:<status>", "submitted:<YYYY-MM-DD>".
+# Counter names: "status:<status>", "notifications:<status>", "submitted:<YYYY-MM-DD>",
+# "assigned:<status>:<reviewer id, or - for nobody>".
 STATUS_PREFIX = "status:"
 NOTIFICATION_PREFIX = "notifications:"
 SUBMITTED_PREFIX = "submitted:"
+ASSIGNED_PREFIX = "assigned:"
+
+
+def assigned_key(status: str, reviewer_id: int | None) -> str:
+    """The counter of applications in `status` held by `reviewer_id` (or by nobody)."""
+    return f"{ASSIGNED_PREFIX}{status}:{reviewer_id if reviewer_id is not None else '-'}"
 
 
 def audit_row(

@@ -1,4 +1,5 @@
-"""Back office: notifications (and the captured-mail outbox), audit log, users, plugins."""
+"""Back office: notifications (and the captured-mail outbox), audit log, users, plugins,
+and each member of staff's declared conflicts of interest."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from litestar.response import Redirect, Template
 from gcx_core.entities import STAFF_ROLES, NotificationStatus
 from gcx_core.exceptions import GcxError, NotFoundError, ValidationError
 from gcx_core.plugins import describe_plugins, first_async
+from gcx_core.services import assignment, staff
 from gcx_core.services import notifications as outbox
-from gcx_core.services import staff
 from gcx_core.services.accounts import create_user
 from gcx_core.services.queries import AuditFilter, audit_choices, audit_entries
 from gcx_web.backoffice.pages import query_with
@@ -22,6 +23,7 @@ from gcx_web.security.auth import current_actor, flash, page_context, requires
 
 VIEW = [requires("view")]
 ADMIN = [requires("admin")]
+REVIEW = [requires("review")]
 
 
 def _int(value: Any, name: str, default: int | None = None) -> int | None:
@@ -296,6 +298,44 @@ async def plugins_page(request: Request[Any, Any, Any]) -> Template:
     return Template("backoffice/plugins.html", context=await page_context(request, plugins=infos))
 
 
+@get("/backoffice/interests", guards=REVIEW, include_in_schema=False)
+async def interests_page(request: Request[Any, Any, Any]) -> Template:
+    user, _ = await current_actor(request)
+    declared = await assignment.interests_of(request.app.state.gcx, user.id)
+    return await _interests(request, declared.domains, declared.tins)
+
+
+async def _interests(
+    request: Request[Any, Any, Any],
+    domains: Any,
+    tins: Any,
+    errors: dict[str, list[str]] | None = None,
+) -> Template:
+    return Template(
+        "backoffice/interests.html",
+        context=await page_context(
+            request, domains="\n".join(domains), tins="\n".join(tins), errors=errors or {}
+        ),
+        status_code=422 if errors else 200,
+    )
+
+
+@post("/backoffice/interests", guards=REVIEW, include_in_schema=False)
+async def interests_save(request: Request[Any, Any, Any]) -> Template | Redirect:
+    """Replace the signed-in member of staff's declared conflicts of interest."""
+    user, actor = await current_actor(request)
+    form = await request.form()
+    domains = str(form.get("domains") or "").replace(",", "\n").splitlines()
+    tins = str(form.get("tins") or "").replace(",", "\n").splitlines()
+    try:
+        await assignment.set_interests(request.app.state.gcx, actor, user.id, domains, tins)
+    except GcxError as exc:
+        body, _ = describe(exc)
+        return await _interests(request, domains, tins, body.fields or {"": [body.message]})
+    flash(request, "Saved: you will not be given applications from these applicants.")
+    return Redirect("/backoffice/interests", status_code=303)
+
+
 HANDLERS = [
     notifications_page,
     notification_page,
@@ -309,4 +349,6 @@ HANDLERS = [
     token_create,
     token_revoke,
     plugins_page,
+    interests_page,
+    interests_save,
 ]

@@ -114,10 +114,8 @@ class ReviewIn(Input):
 
 class AssignIn(Input):
     reviewer_id: Annotated[
-        int | None,
+        Annotated[int, msgspec.Meta(ge=1, le=MAX_ROW_ID)] | None,
         msgspec.Meta(
-            ge=1,
-            le=MAX_ROW_ID,
             description="Who reviews it: your own id to take unassigned work, null to give "
             "it back or unassign; only admins assign others",
         ),
@@ -193,6 +191,13 @@ async def staff_list(
     reviewer: Annotated[
         int | None, QueryParameter(ge=1, le=MAX_ROW_ID, description="Assigned reviewer's user id")
     ] = None,
+    queue: Annotated[
+        Literal["all", "mine", "unassigned"] | None,
+        QueryParameter(
+            description="mine: open applications assigned to you; unassigned: open ones "
+            "nobody has (open: any status that is not final, unless `status` says)"
+        ),
+    ] = None,
     sort: Annotated[
         Sort | None, QueryParameter(description="A column, descending with a leading '-'")
     ] = None,
@@ -202,7 +207,8 @@ async def staff_list(
     """Filters combine with AND; a page past the last one answers the last page. Unknown
     statuses, regions or commodities are field errors (422)."""
     gcx = request.app.state.gcx
-    page_of = await list_applications(gcx, parse_filter(request.query_params, gcx))
+    user, _ = await current_actor(request, tokens=True)
+    page_of = await list_applications(gcx, parse_filter(request.query_params, gcx, me=user.id))
     return Page([_summary(a) for a in page_of.items], page_of.total, page_of.page, page_of.per_page)
 
 

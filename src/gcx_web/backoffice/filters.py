@@ -41,11 +41,21 @@ def _known(
         errors[name] = f"unknown {what}: " + ", ".join(sorted(set(unknown)))
 
 
+QUEUES = ("all", "mine", "unassigned")
+
+
 def parse_filter(
-    params: Mapping[str, Any], gcx: Gcx | None = None, *, per_page: int = 25
+    params: Mapping[str, Any],
+    gcx: Gcx | None = None,
+    *,
+    per_page: int = 25,
+    me: int | None = None,
 ) -> ApplicationFilter:
     """An ApplicationFilter from query parameters; malformed values are field errors, and so
-    are statuses (of `gcx`'s workflow), regions and commodities that do not exist."""
+    are statuses (of `gcx`'s workflow), regions and commodities that do not exist.
+
+    `queue=mine` (the applications assigned to `me`) and `queue=unassigned` list open
+    applications only (statuses that are not terminal) unless statuses are given."""
     errors: dict[str, str] = {}
     statuses, regions = _many(params, "status"), _many(params, "region")
     commodities = _many(params, "commodity")
@@ -65,6 +75,17 @@ def parse_filter(
     reviewer = one("reviewer")
     if reviewer and not (reviewer.isdigit() and 0 < int(reviewer) <= MAX_ROW_ID):
         errors["reviewer"] = "must be a user id"
+    queue = one("queue") or "all"
+    if queue not in QUEUES:
+        errors["queue"] = "must be all, mine or unassigned"
+    elif queue == "mine" and me is None:
+        errors["queue"] = "mine needs a signed-in member of staff"
+    elif queue == "mine" and reviewer and int(reviewer) != me:
+        errors["queue"] = "mine lists your own applications; leave the reviewer out"
+    elif queue == "unassigned" and reviewer:
+        errors["queue"] = "unassigned applications have no reviewer; leave the reviewer out"
+    if queue != "all" and not statuses and gcx is not None:
+        statuses = tuple(s.name for s in gcx.workflow.states.values() if not s.terminal)
     sort = one("sort") or "-created_at"
     if sort.lstrip("-") not in SORTS:
         errors["sort"] = "must be one of " + ", ".join(SORTS)
@@ -88,7 +109,8 @@ def parse_filter(
         commodities=commodities,
         created_from=created_from,
         created_to=created_to,
-        assigned_reviewer_id=int(reviewer) if reviewer else None,
+        assigned_reviewer_id=me if queue == "mine" else int(reviewer) if reviewer else None,
+        unassigned=queue == "unassigned",
         sort=sort,
         page=numbers["page"],
         per_page=numbers["per_page"],

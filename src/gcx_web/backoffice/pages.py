@@ -25,7 +25,7 @@ from gcx_core.exceptions import (
 )
 from gcx_core.reference import COMMODITIES, REGIONS, REJECTION_REASONS
 from gcx_core.services import applications as app_service
-from gcx_core.services import dashboard, staff
+from gcx_core.services import assignment, dashboard, staff
 from gcx_core.services import documents as doc_service
 from gcx_core.services.queries import (
     ApplicationFilter,
@@ -93,9 +93,14 @@ def csv_cell(value: Any) -> str:
 
 @get("/backoffice/", guards=VIEW, include_in_schema=False)
 async def dashboard_page(request: Request[Any, Any, Any]) -> Template:
-    snap = await dashboard.snapshot(request.app.state.gcx)
+    gcx = request.app.state.gcx
+    snap = await dashboard.snapshot(gcx)
     data = dashboard_out(snap)
-    return Template("backoffice/dashboard.html", context=await page_context(request, snap=data))
+    people = await staff.staff_users(gcx)
+    return Template(
+        "backoffice/dashboard.html",
+        context=await page_context(request, snap=data, reviewers=staff.reviewers_of(people)),
+    )
 
 
 @get("/backoffice/dashboard.json", guards=VIEW, include_in_schema=False)
@@ -128,8 +133,9 @@ async def applications_page(request: Request[Any, Any, Any]) -> Template:
     gcx = request.app.state.gcx
     params = request.query_params
     errors: dict[str, list[str]] = {}
+    user, _ = await current_actor(request)
     try:
-        flt = parse_filter(params, gcx)
+        flt = parse_filter(params, gcx, me=user.id)
     except ValidationError as exc:  # shown by the filter it concerns; nothing is listed
         errors = exc.errors
         flt = ApplicationFilter()
@@ -153,6 +159,8 @@ async def applications_page(request: Request[Any, Any, Any]) -> Template:
             names=staff.names_of(people),
             sortable=SORTABLE,
             page_sizes=PAGE_SIZES,
+            queue=params.get("queue") or "all",
+            chosen_statuses=params.getall("status", []),
             query_with=lambda **changes: query_with(params, **changes),
         ),
         status_code=422 if errors else 200,
@@ -163,7 +171,8 @@ async def applications_page(request: Request[Any, Any, Any]) -> Template:
 async def export_csv(request: Request[Any, Any, Any]) -> Stream:
     """Exactly the filtered set, every page of it, in whitelisted columns."""
     gcx = request.app.state.gcx
-    flt = parse_filter(request.query_params, request.app.state.gcx, per_page=200)
+    user, _ = await current_actor(request)
+    flt = parse_filter(request.query_params, request.app.state.gcx, per_page=200, me=user.id)
     known = CsvLabels(
         Labels(request.app.state.status_labels, request.app.state.requirement_titles),
         await staff.staff_names(gcx),
@@ -251,6 +260,7 @@ async def _detail(
     app = await get_application(gcx, app_id)
     versions = await documents_of(gcx, app.id)
     items = await timeline(gcx, app.id)
+    people = await staff.staff_users(gcx)
     context = await page_context(
         request,
         app=app,
@@ -260,7 +270,9 @@ async def _detail(
         requirements=gcx.requirements_for(app),
         timeline=items,
         reasons=REJECTION_REASONS,
-        names=await staff.staff_names(gcx),
+        names=staff.names_of(people),
+        reviewers=staff.reviewers_of(people),
+        conflicted=await assignment.conflicted_with(gcx, app),
     )
     context["actions"] = _actions(request, app, context["actor"])
     context["blocked"] = await app_service.blocked_actions(
@@ -321,6 +333,41 @@ async def application_action(
     status = gcx.workflow.state(after.status).label
     what = _action_label(gcx, action)
     flash(request, DONE.get(action, f"{what}: done. The application is now “{status}”."))
+    return Redirect(page, status_code=303)
+
+
+@post("/backoffice/applications/{app_id:int}/assignment", guards=REVIEW, include_in_schema=False)
+async def application_assignment(request: Request[Any, Any, Any], app_id: RowId) -> Redirect:
+    """Take, give back or (admins) assign; back to the application with what happened."""
+    gcx = request.app.state.gcx
+    user, actor = await current_actor(request)
+    app = await get_application(gcx, app_id)
+    page = f"/backoffice/applications/{app.id}"
+    form = await request.form()
+    version, chosen = str(form.get("version") or ""), str(form.get("reviewer_id") or "")
+    if chosen and not chosen.isdigit():
+        flash(request, "Choose a reviewer from the list.", ok=False)
+        return Redirect(page, status_code=303)
+    reviewer_id = int(chosen) if chosen else None
+    try:
+        after = await assignment.assign(
+            gcx,
+            app.id,
+            reviewer_id,
+            actor,
+            expected_version=int(version) if version.isdigit() else None,
+        )
+    except GcxError as exc:
+        text, fields = staff_error(exc, gcx, "assign", app.status)
+        flash(request, text, ok=False, fields=fields)
+        return Redirect(page, status_code=303)
+    if after.assigned_reviewer_id is None:
+        flash(request, "Nobody is assigned now: the application waits in the unassigned queue.")
+    elif after.assigned_reviewer_id == user.id:
+        flash(request, "It is yours: the application is in your queue.")
+    else:
+        name = staff.names_of(await staff.staff_users(gcx)).get(after.assigned_reviewer_id, "")
+        flash(request, f"Assigned to {name}; they have been emailed.")
     return Redirect(page, status_code=303)
 
 
@@ -440,6 +487,7 @@ HANDLERS = [
     export_csv,
     application_page,
     application_action,
+    application_assignment,
     document_file,
     document_review,
     document_upload,

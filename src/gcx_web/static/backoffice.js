@@ -96,6 +96,13 @@
       text('[data-percent="' + s.status + '"]', s.percent.toFixed(1));
     });
     Object.keys(d.notifications).forEach(function (k) { text('[data-notifications="' + k + '"]', d.notifications[k]); });
+    var workload = d.workload || {};
+    text("#queue-unassigned", d.unassigned || 0);
+    var mine = document.getElementById("queue-mine");
+    if (mine) { mine.textContent = String(workload[mine.dataset.me] || 0); }
+    document.querySelectorAll("[data-workload]").forEach(function (cellNode) {
+      cellNode.textContent = String(workload[cellNode.dataset.workload] || 0);
+    });
     Object.keys(d.oldest_waiting).forEach(function (k) { text('[data-age="' + k + '"]', when(d.oldest_waiting[k])); });
     var chart = document.getElementById("per-day");
     if (chart) { drawChart(chart, d.per_day); }

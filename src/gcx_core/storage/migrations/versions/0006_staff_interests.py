@@ -1,4 +1,7 @@
-"""staff_interests: conflicts of interest staff declare (email domains, TINs)
+"""staff_interests (conflicts of interest staff declare); assignment counters
+
+The dashboard's queue counts come from counters kept with every change: this counts the
+applications already there by status and reviewer.
 
 Revision ID: 0006
 Revises: 0005
@@ -30,8 +33,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_id", "kind", "value", name="pk_staff_interests"),
     )
     op.create_index("ix_staff_interests_value", "staff_interests", ["kind", "value"])
+    op.execute(
+        "INSERT INTO counters (name, value) "
+        "SELECT 'assigned:' || status || ':' || "
+        "COALESCE(CAST(assigned_reviewer_id AS VARCHAR), '-'), COUNT(*) "
+        "FROM applications GROUP BY status, assigned_reviewer_id"
+    )
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM counters WHERE name LIKE 'assigned:%'")
     op.drop_index("ix_staff_interests_value", table_name="staff_interests")
     op.drop_table("staff_interests")

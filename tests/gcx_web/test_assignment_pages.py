@@ -1,0 +1,222 @@
+"""Assignment in the back office and the staff API: the reviewer panel, queues, the
+dashboard's queue counts and workload, and declared conflicts of interest."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from gcx_core.entities import Actor, Role
+from gcx_core.samples import make_submission
+from gcx_core.services import applications as app_service
+from gcx_core.services import assignment, dashboard
+from gcx_core.system import Gcx
+from tests.gcx_web.conftest import csrf_of
+
+PASSWORD = "correct horse battery staple"
+
+
+async def sign_in(client: httpx.AsyncClient, email: str) -> None:
+    page = await client.get("/login")
+    answer = await client.post(
+        "/login", data={"_csrf_token": csrf_of(page.text), "email": email, "password": PASSWORD}
+    )
+    assert answer.status_code == 303
+
+
+async def post_on(client: httpx.AsyncClient, page: str, path: str, **fields: str) -> Any:
+    html = (await client.get(page)).text
+    return await client.post(path, data={"_csrf_token": csrf_of(html), **fields})
+
+
+def version_on(html: str) -> str:
+    found = re.search(r'name="version" value="(\d+)"', html)
+    assert found
+    return found.group(1)
+
+
+async def test_a_reviewer_takes_and_gives_back_from_the_page(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any
+) -> None:
+    user, _ = await gcx_staff(Role.REVIEWER)
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    await sign_in(client, user.email)
+    page = f"/backoffice/applications/{app.id}"
+    html = (await client.get(page)).text
+    assert 'id="take"' in html and "Not assigned" in html and 'id="assign-to"' not in html
+    taken = await post_on(
+        client, page, f"{page}/assignment", reviewer_id=str(user.id), version=version_on(html)
+    )
+    assert taken.status_code == 303
+    html = (await client.get(page)).text
+    assert "It is yours" in html and "(you)" in html and 'id="give-back"' in html
+    mine = (await client.get("/backoffice/applications?queue=mine")).text
+    assert app.tracking_code in mine and 'aria-current="page">My queue' in mine
+    assert (
+        app.tracking_code
+        not in (await client.get("/backoffice/applications?queue=unassigned")).text
+    )
+    back = await post_on(client, page, f"{page}/assignment", reviewer_id="", version="")
+    assert back.status_code == 303
+    html = (await client.get(page)).text
+    assert "waits in the unassigned queue" in html and 'id="take"' in html
+    unassigned = (await client.get("/backoffice/applications?queue=unassigned")).text
+    assert app.tracking_code in unassigned
+
+
+async def test_an_admin_assigns_and_refusals_are_explained(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any
+) -> None:
+    admin, _ = await gcx_staff(Role.ADMIN)
+    reviewer, reviewer_actor = await gcx_staff(Role.REVIEWER)
+    viewer, _ = await gcx_staff(Role.VIEWER)
+    await assignment.set_interests(gcx, reviewer_actor, reviewer.id, ["conflict.example"], [])
+    app = await app_service.submit(
+        gcx, make_submission(**{"contact.email": "a@conflict.example"}), Actor.applicant()
+    )
+    other = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    await sign_in(client, admin.email)
+    page = f"/backoffice/applications/{app.id}"
+    html = (await client.get(page)).text
+    assert "(declared a conflict)" in html
+    refused = await post_on(client, page, f"{page}/assignment", reviewer_id=str(reviewer.id))
+    assert refused.status_code == 303
+    assert "conflict of interest" in (await client.get(page)).text
+    bad = await post_on(client, page, f"{page}/assignment", reviewer_id=str(viewer.id))
+    assert bad.status_code == 303 and "may review" in (await client.get(page)).text
+    junk = await post_on(client, page, f"{page}/assignment", reviewer_id="someone")
+    assert junk.status_code == 303 and "Choose a reviewer" in (await client.get(page)).text
+    other_page = f"/backoffice/applications/{other.id}"
+    html = (await client.get(other_page)).text
+    stale = await post_on(
+        client, other_page, f"{other_page}/assignment", reviewer_id=str(reviewer.id), version="99"
+    )
+    assert stale.status_code == 303 and "changed" in (await client.get(other_page)).text.lower()
+    done = await post_on(
+        client,
+        other_page,
+        f"{other_page}/assignment",
+        reviewer_id=str(reviewer.id),
+        version=version_on(html),
+    )
+    assert done.status_code == 303
+    assert "they have been emailed" in (await client.get(other_page)).text
+    snap = await dashboard.snapshot(gcx)
+    assert snap.workload == {reviewer.id: 1} and snap.unassigned == 1
+    board = (await client.get("/backoffice/")).text
+    assert 'id="queue-unassigned">1<' in board
+    assert f'data-workload="{reviewer.id}">1<' in board
+
+
+async def test_viewers_may_not_assign(client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any) -> None:
+    viewer, _ = await gcx_staff(Role.VIEWER)
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    await sign_in(client, viewer.email)
+    page = f"/backoffice/applications/{app.id}"
+    assert 'id="assignment"' not in (await client.get(page)).text
+    answer = await post_on(client, page, f"{page}/assignment", reviewer_id=str(viewer.id))
+    assert answer.status_code == 403
+    assert (await client.get("/backoffice/interests")).status_code == 403
+
+
+async def test_conflicts_are_declared_on_their_page(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any
+) -> None:
+    user, _ = await gcx_staff(Role.REVIEWER)
+    await sign_in(client, user.email)
+    assert 'href="/backoffice/interests"' in (await client.get("/backoffice/")).text
+    bad = await post_on(
+        client, "/backoffice/interests", "/backoffice/interests", domains="no domain", tins="1"
+    )
+    assert bad.status_code == 422
+    assert "not email domains" in bad.text and "not TINs" in bad.text
+    assert await assignment.interests_of(gcx, user.id) == assignment.Interests()
+    saved = await post_on(
+        client,
+        "/backoffice/interests",
+        "/backoffice/interests",
+        domains="Family-Farms.example\n",
+        tins="C001234567, C009999999",
+    )
+    assert saved.status_code == 303
+    page = (await client.get("/backoffice/interests")).text
+    assert "family-farms.example" in page and "C009999999" in page
+    assert await assignment.interests_of(gcx, user.id) == assignment.Interests(
+        ("family-farms.example",), ("C001234567", "C009999999")
+    )
+
+
+async def test_the_staff_api_assigns_and_lists_queues(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any
+) -> None:
+    user, _ = await gcx_staff(Role.REVIEWER)
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    await sign_in(client, user.email)
+    headers = {"x-csrftoken": client.cookies["gcx_csrf"]}
+    url = f"/api/v1/staff/applications/{app.id}/assignment"
+    took = await client.post(
+        url, json={"reviewer_id": user.id, "version": app.version}, headers=headers
+    )
+    assert took.status_code == 200, took.text
+    assert took.json()["application"]["assigned_reviewer_id"] == user.id
+    listed = await client.get("/api/v1/staff/applications?queue=mine")
+    assert [a["id"] for a in listed.json()["items"]] == [app.id]
+    assert (await client.get("/api/v1/staff/applications?queue=unassigned")).json()["items"] == []
+    assert (await client.get("/api/v1/staff/applications?queue=everyone")).status_code == 400
+    stale = await client.post(
+        url, json={"reviewer_id": None, "version": app.version}, headers=headers
+    )
+    assert stale.status_code == 409
+    for body in ({"reviewer_id": "me"}, {"reviewer_id": 0}, {"reviewer_id": 1, "extra": 1}, {}):
+        answer = await client.post(url, json=body, headers=headers)
+        assert answer.status_code in (400, 422), body
+    forged = await client.post(url, json={"reviewer_id": None})
+    assert forged.status_code == 403  # no CSRF token
+    back = await client.post(url, json={"reviewer_id": None}, headers=headers)
+    assert back.status_code == 200 and back.json()["application"]["assigned_reviewer_id"] is None
+
+
+@pytest.mark.parametrize("queue", ["mine", "unassigned"])
+async def test_queues_list_open_applications_only(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any, queue: str
+) -> None:
+    user, reviewer = await gcx_staff(Role.REVIEWER)
+    open_app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    closed = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    if queue == "mine":
+        for app in (open_app, closed):
+            await assignment.assign(gcx, app.id, user.id, reviewer)
+    await app_service.act(
+        gcx,
+        closed.id,
+        "reject",
+        reviewer,
+        params={"reason_code": "ineligible", "message": "Not a supplier of grain."},
+    )
+    await sign_in(client, user.email)
+    html = (await client.get(f"/backoffice/applications?queue={queue}")).text
+    assert open_app.tracking_code in html and closed.tracking_code not in html
+    chosen = (await client.get(f"/backoffice/applications?queue={queue}&status=rejected")).text
+    assert closed.tracking_code in chosen and open_app.tracking_code not in chosen
+
+
+async def test_counters_agree_with_a_recount_after_assignments(gcx: Gcx, gcx_staff: Any) -> None:
+    user, reviewer = await gcx_staff(Role.REVIEWER)
+    _, admin = await gcx_staff(Role.ADMIN)
+    apps = [await app_service.submit(gcx, make_submission(), Actor.applicant()) for _ in range(3)]
+    await assignment.assign(gcx, apps[0].id, user.id, reviewer)
+    await app_service.act(gcx, apps[1].id, "start_review", reviewer)  # assigns the actor
+    await assignment.assign(gcx, apps[1].id, None, admin)
+    await app_service.act(
+        gcx,
+        apps[0].id,
+        "reject",
+        reviewer,
+        params={"reason_code": "ineligible", "message": "Not a supplier of grain."},
+    )
+    assert not await dashboard.reconcile_counters(gcx)  # nothing had drifted
+    snap = await dashboard.snapshot(gcx)
+    assert snap.unassigned == 2 and snap.workload == {}
