@@ -127,6 +127,22 @@ def gcx_queue_for_event(
     """
 
 
+@hookspec(firstresult=True)
+def gcx_choose_reviewer(
+    application: Application, candidates: list[User], workload: dict[int, int]
+) -> int | None:
+    """Choose who reviews a new application, as it is submitted; the first answer wins.
+
+    Runs in the submission's transaction: no I/O. Without an answer, ``GCX_AUTO_ASSIGN``
+    decides (``off`` leaves it for reviewers to take).
+
+    :param application: the application being submitted (its ``id`` is set).
+    :param candidates: active reviewers without a declared conflict with this applicant.
+    :param workload: open applications each reviewer holds now, by user id.
+    :return: the chosen candidate's user id, or None to leave it to the setting.
+    """
+
+
 @hookspec
 def gcx_validate_upload(
     requirement: DocumentRequirement, content: bytes, content_type: str, filename: str

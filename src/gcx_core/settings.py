@@ -107,6 +107,7 @@ SETTING_NAMES = frozenset(
         "GCX_TEMPLATES_DIR",
         "GCX_TIME_ZONE",
         "GCX_TRUSTED_PROXIES",
+        "GCX_AUTO_ASSIGN",
     }
 )
 
@@ -189,6 +190,7 @@ class Settings:
     metrics_token: str | None = attrs.field(default=None, repr=False)
     metrics_port: int | None = None
     metrics_bind: str = "127.0.0.1"
+    auto_assign: str = "off"
 
     @property
     def resolved_database_url(self) -> str:
@@ -265,6 +267,9 @@ class Settings:
             metrics_port=_int(env, "GCX_METRICS_PORT", default=0, minimum=0) or None,
             metrics_bind=_first(env, "GCX_METRICS_BIND") or "127.0.0.1",
             log_format=_choice(env, "GCX_LOG_FORMAT", ("text", "json"), "text"),
+            auto_assign=_choice(
+                env, "GCX_AUTO_ASSIGN", ("off", "round_robin", "least_loaded"), "off"
+            ),
             log_level=_choice(
                 env, "GCX_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True
             ),

@@ -67,7 +67,9 @@ def gcx_collect_notifications(
         drafts.append(NotificationDraft(kind, application.contact.email, context))
     kind = STAFF_MESSAGES.get(event.action)
     if kind is not None:
-        for user in _reviewers(application, staff, assigned_only=event.action != "submit"):
+        # A new application goes to every reviewer, or only to the one it was given to.
+        assigned_only = event.action != "submit" or application.assigned_reviewer_id is not None
+        for user in _reviewers(application, staff, assigned_only=assigned_only):
             drafts.append(NotificationDraft(kind, user.email, dict(base)))
     return drafts
 

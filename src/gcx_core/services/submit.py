@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gcx_core.entities import Actor, Application, ApplicationDraft
 from gcx_core.exceptions import DuplicateApplicationError
+from gcx_core.services import auto_assign
 from gcx_core.services.transition_writes import Fired, Recorded, duplicate_from, record_many
 from gcx_core.storage import applications as app_rows
 from gcx_core.storage import bookkeeping
@@ -105,21 +106,23 @@ async def _write(gcx: Gcx, conn: Any, batch: list[_Pending]) -> list[Outcome]:
         accepted.append((index, item))
     if accepted:
         ids = await bookkeeping.allocate_ids(conn, applications, len(accepted))
-        try:
-            await insert_many(
-                conn,
-                applications,
-                [
-                    {"id": app_id, **app_rows.row_values(item.app, active=True)}
-                    for (_, item), app_id in zip(accepted, ids, strict=True)
-                ],
-            )
-        except IntegrityError as exc:
-            raise duplicate_from(exc) from None
         stored = [
             attrs.evolve(item.app, id=app_id)
             for (_, item), app_id in zip(accepted, ids, strict=True)
         ]
+        reviewers = await auto_assign.choose(gcx, conn, stored)
+        stored = [
+            attrs.evolve(app, assigned_reviewer_id=reviewer) if reviewer is not None else app
+            for app, reviewer in zip(stored, reviewers, strict=True)
+        ]
+        try:
+            await insert_many(
+                conn,
+                applications,
+                [{"id": app.id, **app_rows.row_values(app, active=True)} for app in stored],
+            )
+        except IntegrityError as exc:
+            raise duplicate_from(exc) from None
         await insert_many(
             conn,
             application_commodities,
