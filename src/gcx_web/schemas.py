@@ -325,6 +325,7 @@ class DashboardOut(msgspec.Struct):
     at: datetime
     unassigned: int = 0
     workload: dict[str, int] = {}
+    workload_oldest: dict[str, datetime | None] = {}
 
 
 def dashboard_out(snap: Any) -> DashboardOut:
@@ -349,4 +350,5 @@ def dashboard_out(snap: Any) -> DashboardOut:
         at=snap.at,
         unassigned=snap.unassigned,
         workload={str(k): v for k, v in snap.workload.items()},
+        workload_oldest={str(k): v for k, v in snap.workload_oldest.items()},
     )

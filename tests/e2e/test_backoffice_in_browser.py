@@ -1,4 +1,5 @@
-"""Two staff members in real browsers: one watches the dashboard, the other approves."""
+"""Two staff members in real browsers: one watches the dashboard (counts, workload), the
+other approves."""
 
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ from tests.gcx_core.pdfs import PDF
 PASSWORD = "correct horse battery staple"
 
 
-def prepare(server: Server) -> tuple[int, str, str]:
+def prepare(server: Server) -> tuple[int, str, str, int]:
     """Staff, and an application ready for approval: every required document verified."""
 
-    async def run() -> tuple[int, str, str]:
+    async def run() -> tuple[int, str, str, int]:
         settings = Settings(
             data_dir=server.data_dir, secret_key="e2e-secret-key-not-for-production"
         )
@@ -42,7 +43,7 @@ def prepare(server: Server) -> tuple[int, str, str]:
                 )
                 await doc_service.review_document(gcx, doc.id, True, actor)
             await app_service.act(gcx, app.id, "start_review", actor)
-            return app.id, admin.email, reviewer.email
+            return app.id, admin.email, reviewer.email, reviewer.id
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, run()).result()
@@ -61,7 +62,7 @@ def test_approval_reaches_another_browser_live(
 ) -> None:
     from playwright.sync_api import expect
 
-    app_id, watcher, approver = prepare(server)
+    app_id, watcher, approver, approver_id = prepare(server)
     first = browser.new_context(viewport={"width": 1300, "height": 900})
     second = browser.new_context(viewport={"width": 1300, "height": 900})
     errors: list[str] = []
@@ -72,6 +73,10 @@ def test_approval_reaches_another_browser_live(
     approved = dashboard.locator('[data-count="approved"]')
     before = int(approved.inner_text())
     under_review = int(dashboard.locator('[data-count="under_review"]').inner_text())
+    # The approver holds the application (starting the review assigned it to them).
+    workload = dashboard.locator(f'[data-workload="{approver_id}"]')
+    expect(workload).to_have_text("1")
+    expect(dashboard.locator(f'[data-held="{approver_id}"]')).not_to_have_text("\u2014")
     dashboard.screenshot(path=str(artifacts / "01-dashboard-before.png"), full_page=True)
 
     page = second.new_page()
@@ -91,6 +96,8 @@ def test_approval_reaches_another_browser_live(
     expect(approved).to_have_text(str(before + 1), timeout=5_000)
     expect(dashboard.locator('[data-count="under_review"]')).to_have_text(str(under_review - 1))
     expect(dashboard.locator("#recent tr").first.locator("td").nth(2)).to_have_text("Approved")
+    expect(workload).to_have_text("0")  # approved is final: off the reviewer's queue
+    expect(dashboard.locator(f'[data-held="{approver_id}"]')).to_have_text("\u2014")
     dashboard.screenshot(path=str(artifacts / "03-dashboard-after.png"), full_page=True)
     assert errors == []
     first.close()
@@ -102,7 +109,7 @@ def test_a_refused_action_says_why_on_the_application_page(
 ) -> None:
     from playwright.sync_api import expect
 
-    app_id, _, approver = prepare(server)
+    app_id, _, approver, _ = prepare(server)
     context = browser.new_context(viewport={"width": 1366, "height": 800})
     page = context.new_page()
     sign_in(page, server.url, approver)

@@ -19,6 +19,7 @@ from gcx_core.exceptions import (
 from gcx_core.plugins import hookimpl
 from gcx_core.services import applications, assignment
 from gcx_core.services.applications import blocked_actions
+from gcx_core.services.dashboard import snapshot
 from gcx_core.storage.tables import audit_log, notifications
 from gcx_core.testing import make_submission
 
@@ -120,7 +121,7 @@ async def test_bad_assignments_change_nothing(gcx, gcx_staff):
         reviewer_actor,
         params={"reason_code": "ineligible", "message": "Not a supplier of grain."},
     )
-    with pytest.raises(ValidationError, match="closed"):
+    with pytest.raises(ValidationError, match="waits on nobody"):
         await assignment.assign(gcx, app.id, reviewer.id, admin)
     async with gcx.database.read() as conn:
         assert (await applications.resolve(conn, app.id)).assigned_reviewer_id is None
@@ -186,3 +187,22 @@ async def test_interests_are_checked_and_private(gcx, gcx_staff):
     with pytest.raises(PermissionDeniedError):
         await assignment.set_interests(gcx, reviewer, other.id, ["a.example"], [])
     assert await assignment.interests_of(gcx, user.id) == assignment.Interests()
+
+
+async def test_the_workload_says_how_long_each_reviewer_has_held_work(
+    gcx, gcx_staff, gcx_clock
+) -> None:
+    first, first_actor = await gcx_staff(Role.REVIEWER)
+    second, second_actor = await gcx_staff(Role.REVIEWER)
+    early = await applications.submit(gcx, make_submission(), APPLICANT)
+    await applications.act(gcx, early.id, "start_review", first_actor)
+    started = gcx_clock.now
+    gcx_clock.advance(days=3)
+    later = await applications.submit(gcx, make_submission(), APPLICANT)
+    await assignment.assign(gcx, later.id, first.id, first_actor)
+    held = await applications.submit(gcx, make_submission(), APPLICANT)
+    await assignment.assign(gcx, held.id, second.id, second_actor)
+    snap = await snapshot(gcx)
+    assert snap.workload == {first.id: 2, second.id: 1}
+    assert snap.workload_oldest[first.id] == started
+    assert snap.workload_oldest[second.id] == gcx_clock.now

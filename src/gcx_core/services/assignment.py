@@ -57,9 +57,9 @@ async def assign(
         if reviewer_id == current:
             return before
         _may_assign(actor, current, reviewer_id)
-        if gcx.workflow.state(before.status).terminal:
+        if not gcx.workflow.waits(before.status):
             raise ValidationError(
-                {"application": "is closed; closed applications are not assigned"}
+                {"application": "waits on nobody now (it is decided or closed); it is not assigned"}
             )
         if reviewer_id is not None:
             reviewer = await user_rows.get(conn, reviewer_id)

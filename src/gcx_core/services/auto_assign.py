@@ -77,11 +77,10 @@ def _pick(
 
 
 def _workload(gcx: Gcx, figures: dict[str, int]) -> dict[int, int]:
-    states = gcx.workflow.states
     found: dict[int, int] = {}
     for key, n in figures.items():
         status, _, who = key[len(bookkeeping.ASSIGNED_PREFIX) :].rpartition(":")
-        if who.isdigit() and status in states and not states[status].terminal:
+        if who.isdigit() and gcx.workflow.waits(status):
             found[int(who)] = found.get(int(who), 0) + n
     return found
 

@@ -59,8 +59,10 @@ class DashboardSnapshot:
     per_day: list[tuple[date, int]]
     oldest_waiting: dict[str, datetime | None]
     at: datetime
-    unassigned: int = 0  # open applications (in a status that is not final) nobody holds
+    unassigned: int = 0  # open applications (in a status that waits on someone) nobody holds
     workload: dict[int, int] = attrs.field(factory=dict)  # reviewer id: open applications
+    # reviewer id: when their longest-waiting open application entered its status
+    workload_oldest: dict[int, datetime | None] = attrs.field(factory=dict)
 
 
 _COUNTERS = sa.select(counters.c.name, counters.c.value)
@@ -108,6 +110,13 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
         if waiting:
             found = (await conn.execute(_oldest(waiting))).one()
             oldest = dict(zip(waiting, found, strict=True))
+        unassigned, workload = _queues(gcx, figures)
+        held = _held_longest(gcx, sorted(workload))
+        workload_oldest = (
+            dict(zip(sorted(workload), (await conn.execute(held)).one(), strict=True))
+            if held is not None
+            else {}
+        )
     # Statuses in which work goes on first, then the final ones, each in registration order:
     # a plugin's state sits among the open ones, not after "Rejected".
     states = gcx.workflow.states
@@ -127,10 +136,10 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
         (d, figures.get(bookkeeping.SUBMITTED_PREFIX + d.isoformat(), 0))
         for d in (today - timedelta(days=i) for i in range(DAYS - 1, -1, -1))
     ]
-    unassigned, workload = _queues(gcx, figures)
     return DashboardSnapshot(
         unassigned=unassigned,
         workload=workload,
+        workload_oldest=workload_oldest,
         total=sum(counts),
         statuses=statuses,
         recent=[RecentApplication(**r) for r in recent_rows],
@@ -143,16 +152,50 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
     )
 
 
+def _held_longest(gcx: Gcx, reviewers: list[int]) -> sa.Select[Any] | None:
+    """One row: for each reviewer, when the open application they have held longest in its
+    status got there (an index seek per reviewer and open status, in one statement)."""
+    if not reviewers:
+        return None
+    open_states = [n for n in gcx.workflow.states if gcx.workflow.waits(n)]
+
+    def seek(reviewer: int, status: str) -> Any:
+        return (
+            sa.select(applications.c.status_changed_at)
+            .where(
+                applications.c.assigned_reviewer_id == reviewer,
+                applications.c.status == status,
+            )
+            .order_by(applications.c.status_changed_at)
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    columns = []
+    for i, reviewer in enumerate(reviewers):
+        seeks = [seek(reviewer, status) for status in open_states]
+        columns.append(_earliest(seeks).label(f"r{i}"))
+    return sa.select(*columns)
+
+
+def _earliest(values: list[Any]) -> Any:
+    """The earliest of several timestamps, any of them NULL (no such application)."""
+    if len(values) == 1:
+        return values[0]
+    # LEAST/MIN ignore NULLs differently per database: order them and take the first.
+    union = sa.union_all(*(sa.select(v.label("at")) for v in values)).subquery()
+    return sa.select(sa.func.min(union.c.at)).scalar_subquery()
+
+
 def _queues(gcx: Gcx, figures: dict[str, int]) -> tuple[int, dict[int, int]]:
     """Open applications nobody holds, and each reviewer's open applications (counters)."""
     unassigned = 0
     workload: dict[int, int] = {}
-    states = gcx.workflow.states
     for key, n in figures.items():
         if not key.startswith(bookkeeping.ASSIGNED_PREFIX) or n <= 0:
             continue
         status, _, who = key[len(bookkeeping.ASSIGNED_PREFIX) :].rpartition(":")
-        if status not in states or states[status].terminal:
+        if not gcx.workflow.waits(status):
             continue
         if who == "-":
             unassigned += n

@@ -174,6 +174,10 @@ applications = sa.Table(
     sa.Index("ix_applications_status_changed", "status", "status_changed_at"),
     # The back office's default view of one status: newest first, without sorting the status.
     sa.Index("ix_applications_status_created", "status", "created_at", "id"),
+    # A reviewer's longest-waiting open application (the dashboard's workload): a seek.
+    sa.Index(
+        "ix_applications_reviewer_status", "assigned_reviewer_id", "status", "status_changed_at"
+    ),
 )
 
 application_commodities = sa.Table(

@@ -195,7 +195,7 @@ async def staff_list(
         Literal["all", "mine", "unassigned"] | None,
         QueryParameter(
             description="mine: open applications assigned to you; unassigned: open ones "
-            "nobody has (open: any status that is not final, unless `status` says)"
+            "nobody has (open: in a status that waits on someone, unless `status` says)"
         ),
     ] = None,
     sort: Annotated[

@@ -55,7 +55,7 @@ def parse_filter(
     are statuses (of `gcx`'s workflow), regions and commodities that do not exist.
 
     `queue=mine` (the applications assigned to `me`) and `queue=unassigned` list open
-    applications only (statuses that are not terminal) unless statuses are given."""
+    applications only (in statuses that wait on someone) unless statuses are given."""
     errors: dict[str, str] = {}
     statuses, regions = _many(params, "status"), _many(params, "region")
     commodities = _many(params, "commodity")
@@ -85,7 +85,7 @@ def parse_filter(
     elif queue == "unassigned" and reviewer:
         errors["queue"] = "unassigned applications have no reviewer; leave the reviewer out"
     if queue != "all" and not statuses and gcx is not None:
-        statuses = tuple(s.name for s in gcx.workflow.states.values() if not s.terminal)
+        statuses = tuple(n for n in gcx.workflow.states if gcx.workflow.waits(n))
     sort = one("sort") or "-created_at"
     if sort.lstrip("-") not in SORTS:
         errors["sort"] = "must be one of " + ", ".join(SORTS)

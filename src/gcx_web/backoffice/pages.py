@@ -273,6 +273,7 @@ async def _detail(
         names=staff.names_of(people),
         reviewers=staff.reviewers_of(people),
         conflicted=await assignment.conflicted_with(gcx, app),
+        open_for_work=gcx.workflow.waits(app.status),
     )
     context["actions"] = _actions(request, app, context["actor"])
     context["blocked"] = await app_service.blocked_actions(

@@ -103,6 +103,11 @@
     document.querySelectorAll("[data-workload]").forEach(function (cellNode) {
       cellNode.textContent = String(workload[cellNode.dataset.workload] || 0);
     });
+    var held = d.workload_oldest || {};
+    document.querySelectorAll("[data-held]").forEach(function (cellNode) {
+      var at = held[cellNode.dataset.held];
+      cellNode.textContent = at ? when(at) : "\u2014";
+    });
     Object.keys(d.oldest_waiting).forEach(function (k) { text('[data-age="' + k + '"]', when(d.oldest_waiting[k])); });
     var chart = document.getElementById("per-day");
     if (chart) { drawChart(chart, d.per_day); }

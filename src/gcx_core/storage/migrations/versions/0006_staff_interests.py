@@ -1,4 +1,4 @@
-"""staff_interests (conflicts of interest staff declare); assignment counters
+"""staff_interests (conflicts of interest staff declare); assignment counters and index
 
 The dashboard's queue counts come from counters kept with every change: this counts the
 applications already there by status and reviewer.
@@ -33,6 +33,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_id", "kind", "value", name="pk_staff_interests"),
     )
     op.create_index("ix_staff_interests_value", "staff_interests", ["kind", "value"])
+    op.create_index(
+        "ix_applications_reviewer_status",
+        "applications",
+        ["assigned_reviewer_id", "status", "status_changed_at"],
+    )
     op.execute(
         "INSERT INTO counters (name, value) "
         "SELECT 'assigned:' || status || ':' || "
@@ -43,5 +48,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DELETE FROM counters WHERE name LIKE 'assigned:%'")
+    op.drop_index("ix_applications_reviewer_status", table_name="applications")
     op.drop_index("ix_staff_interests_value", table_name="staff_interests")
     op.drop_table("staff_interests")
