@@ -108,6 +108,8 @@ SETTING_NAMES = frozenset(
         "GCX_TIME_ZONE",
         "GCX_TRUSTED_PROXIES",
         "GCX_AUTO_ASSIGN",
+        "GCX_FOUR_EYES",
+        "GCX_APPROVER_NOT_REVIEWER",
     }
 )
 
@@ -191,6 +193,8 @@ class Settings:
     metrics_port: int | None = None
     metrics_bind: str = "127.0.0.1"
     auto_assign: str = "off"
+    four_eyes: bool = False
+    approver_not_reviewer: bool = False
 
     @property
     def resolved_database_url(self) -> str:
@@ -267,6 +271,8 @@ class Settings:
             metrics_port=_int(env, "GCX_METRICS_PORT", default=0, minimum=0) or None,
             metrics_bind=_first(env, "GCX_METRICS_BIND") or "127.0.0.1",
             log_format=_choice(env, "GCX_LOG_FORMAT", ("text", "json"), "text"),
+            four_eyes=_bool(env, "GCX_FOUR_EYES", default=False),
+            approver_not_reviewer=_bool(env, "GCX_APPROVER_NOT_REVIEWER", default=False),
             auto_assign=_choice(
                 env, "GCX_AUTO_ASSIGN", ("off", "round_robin", "least_loaded"), "off"
             ),

@@ -75,7 +75,7 @@ class Gcx:
             settings=settings,
             database=database,
             plugins=pm,
-            workflow=build_workflow(pm),
+            workflow=build_workflow(pm, settings),
             requirements=collect_requirements(pm),
             phone_format=select_phone_format(pm, settings.phone_country),
             files=files or LocalFileStore(settings.resolved_files_dir),
@@ -115,8 +115,8 @@ class Gcx:
             await call_async(self.plugins.hook.gcx_handle_event, isolate=True, event=event)
 
 
-def build_workflow(pm: pluggy.PluginManager) -> Workflow:
-    builder = WorkflowBuilder()
+def build_workflow(pm: pluggy.PluginManager, settings: Settings | None = None) -> Workflow:
+    builder = WorkflowBuilder(settings)
     pm.hook.gcx_register_workflow(builder=builder)
     return builder.build()
 

@@ -68,6 +68,10 @@ class Facts:
     requested_documents: frozenset[str] = frozenset()
     uploaded_since_request: frozenset[str] = frozenset()
     conflicted_staff: frozenset[int] = frozenset()
+    # Who decided so far (staff labels from the status changes), for two-person rules: the
+    # one who gave the standing first approval, and those who took review actions on it.
+    first_approver: str = ""
+    review_actors: frozenset[str] = frozenset()
 
 
 @attrs.frozen
@@ -246,10 +250,23 @@ def apply(
     return attrs.evolve(application, **changes), event
 
 
-class WorkflowBuilder:
-    """Collects states, transitions and guards from plugins, then freezes them."""
+# The state a two-approver workflow puts an application in between its two sign-offs.
+APPROVAL_PENDING = "approval_pending"
 
-    def __init__(self) -> None:
+# Guards that read `Facts.first_approver` or `Facts.review_actors`: the service gathers the
+# application's status changes only for a workflow that has one of them.
+HISTORY_GUARDS = frozenset({"four_eyes", "not_the_reviewer"})
+
+
+class WorkflowBuilder:
+    """Collects states, transitions and guards from plugins, then freezes them.
+
+    `settings` is the deployment's `gcx_core.settings.Settings` (None when a workflow is
+    built without one, as tests may): a plugin may shape the workflow by it.
+    """
+
+    def __init__(self, settings: Any = None) -> None:
+        self.settings = settings
         self._states: dict[str, State] = {}
         self._transitions: dict[str, Transition] = {}
 

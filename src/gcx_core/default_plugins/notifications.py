@@ -13,13 +13,14 @@ from gcx_core.events import ApplicationAssigned
 from gcx_core.plugins import hookimpl
 from gcx_core.reference import REJECTION_REASONS
 from gcx_core.storage import accounts as user_rows
-from gcx_core.workflow import TransitionEvent
+from gcx_core.workflow import APPROVAL_PENDING, TransitionEvent
 
 APPLICANT_MESSAGES = {
     "submit": "application_received",
     "start_review": "status_changed",
     "request_documents": "documents_requested",
     "approve": "approved",
+    "confirm_approval": "approved",
     "reject": "rejected",
     "withdraw": "withdrawal_confirmed",
     "reopen": "reopened",
@@ -28,6 +29,7 @@ STAFF_MESSAGES = {
     "submit": "new_application",
     "resubmit_documents": "documents_resubmitted",
     "withdraw": "withdrawn",
+    "return_to_review": "approval_returned",
 }
 
 
@@ -50,8 +52,16 @@ def gcx_collect_notifications(
         "status": event.to_status,
         "previous_status": event.from_status,
     }
-    drafts = []
+    drafts: list[NotificationDraft] = []
     kind = APPLICANT_MESSAGES.get(event.action)
+    if event.to_status == APPROVAL_PENDING:
+        # A first approval: the applicant hears once it is confirmed; approvers hear now.
+        kind = None
+        drafts.extend(
+            NotificationDraft("approval_requested", u.email, dict(base))
+            for u in staff
+            if u.can("approve") and u.email != event.actor.label
+        )
     if kind is not None:
         context = dict(base)
         if event.action == "request_documents":
@@ -62,7 +72,7 @@ def gcx_collect_notifications(
             context["reason_code"] = code
             context["reason"] = REJECTION_REASONS.get(code, code)
             context["message"] = event.params.get("message", "")
-        elif event.action == "approve":
+        elif event.action in ("approve", "confirm_approval"):
             context["activation_selector"] = event.params.get("activation_selector")
         drafts.append(NotificationDraft(kind, application.contact.email, context))
     kind = STAFF_MESSAGES.get(event.action)

@@ -7,11 +7,14 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import attrs
+
 from gcx_core.entities import ReviewStatus
 from gcx_core.plugins import hookimpl
 from gcx_core.reference import REJECTION_REASONS
 from gcx_core.workflow import (
     APPLICANT,
+    APPROVAL_PENDING,
     EFFECT_ASSIGN_REVIEWER,
     EFFECT_CLOSE_DOCUMENT_REQUEST,
     EFFECT_CREATE_SUPPLIER_ACCOUNT,
@@ -108,6 +111,78 @@ def no_conflict_of_interest(ctx: GuardContext) -> str | None:
     return None
 
 
+def second_approver(ctx: GuardContext) -> str | None:
+    if ctx.facts.first_approver and ctx.actor.label == ctx.facts.first_approver:
+        return "you gave the first approval; another approver must confirm it"
+    return None
+
+
+def not_the_reviewer(ctx: GuardContext) -> str | None:
+    reviewed = ctx.actor.label in ctx.facts.review_actors or (
+        ctx.actor.user_id is not None and ctx.actor.user_id == ctx.application.assigned_reviewer_id
+    )
+    return "you reviewed this application; someone else must approve it" if reviewed else None
+
+
+def require_two_approvers(builder: WorkflowBuilder, *, approver_not_reviewer: bool = False) -> None:
+    """Make approval take two people: `approve` becomes the first sign-off (to
+    `approval_pending`) and `confirm_approval`, by someone else, approves; `return_to_review`
+    sends it back with a comment. With `approver_not_reviewer`, neither sign-off may come from
+    the application's reviewer or anyone who started its review or requested documents.
+
+    The default workflow calls this when GCX_FOUR_EYES is on; a programme's plugin may call it
+    from its own `gcx_register_workflow` (after the default's) to require it regardless.
+    """
+    builder.add_state(
+        State(
+            APPROVAL_PENDING,
+            "Awaiting second approval",
+            "A reviewer is looking at your application",
+            accepts_documents=False,
+        )
+    )
+    first = builder.transition("approve")
+    effects = tuple(e for e in first.effects if e != EFFECT_CREATE_SUPPLIER_ACCOUNT)
+    builder.replace_transition(
+        attrs.evolve(first, target=APPROVAL_PENDING, effects=effects, label="Approve (first)")
+    )
+    builder.add_transition(
+        Transition(
+            "confirm_approval",
+            frozenset({APPROVAL_PENDING}),
+            APPROVED,
+            "approve",
+            effects=(EFFECT_CREATE_SUPPLIER_ACCOUNT,),
+            label="Confirm approval",
+        )
+    )
+    builder.add_transition(
+        Transition(
+            "return_to_review",
+            frozenset({APPROVAL_PENDING}),
+            UNDER_REVIEW,
+            "approve",
+            label="Send back to review",
+        )
+    )
+    builder.add_sources("reject", [APPROVAL_PENDING])
+    builder.add_sources("withdraw", [APPROVAL_PENDING])
+    builder.add_guard("confirm_approval", "documents", needs_verified_documents, precondition=True)
+    builder.add_guard("confirm_approval", "four_eyes", second_approver, precondition=True)
+    builder.add_guard("return_to_review", "comment", needs_return_comment)
+    for action in ("confirm_approval", "return_to_review"):
+        builder.add_guard(
+            action, "conflict_of_interest", no_conflict_of_interest, precondition=True
+        )
+    if approver_not_reviewer:
+        for action in ("approve", "confirm_approval"):
+            builder.add_guard(action, "not_the_reviewer", not_the_reviewer, precondition=True)
+
+
+def needs_return_comment(ctx: GuardContext) -> str | None:
+    return None if _text(ctx, "comment") else "say why it goes back to review"
+
+
 def needs_comment(ctx: GuardContext) -> str | None:
     return None if _text(ctx, "comment") else "say why the application is reopened"
 
@@ -168,6 +243,11 @@ def gcx_register_workflow(builder: WorkflowBuilder) -> None:
         builder.add_guard(
             action, "conflict_of_interest", no_conflict_of_interest, precondition=True
         )
+    settings = builder.settings
+    if settings is not None and settings.four_eyes:
+        require_two_approvers(builder, approver_not_reviewer=settings.approver_not_reviewer)
+    elif settings is not None and settings.approver_not_reviewer:
+        builder.add_guard("approve", "not_the_reviewer", not_the_reviewer, precondition=True)
 
 
 @hookimpl

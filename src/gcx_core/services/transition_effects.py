@@ -10,15 +10,18 @@ import attrs
 from gcx_core.entities import Application
 from gcx_core.services import accounts
 from gcx_core.storage import accounts as user_rows
+from gcx_core.storage import applications as app_rows
 from gcx_core.storage import documents as doc_rows
 from gcx_core.storage.database import Connection
 from gcx_core.storage.tables import document_requests
 from gcx_core.system import Gcx
 from gcx_core.validation import email_domain, normalise_tin
 from gcx_core.workflow import (
+    APPROVAL_PENDING,
     EFFECT_CLOSE_DOCUMENT_REQUEST,
     EFFECT_CREATE_SUPPLIER_ACCOUNT,
     EFFECT_OPEN_DOCUMENT_REQUEST,
+    HISTORY_GUARDS,
     Facts,
     Transition,
     TransitionEvent,
@@ -46,7 +49,32 @@ async def gather_facts(gcx: Gcx, conn: Connection, app: Application, action: str
         conflicted_staff=await user_rows.conflicted_staff(
             conn, email_domain(app.contact.email), normalise_tin(app.business.tin)
         ),
+        **(await _deciders(conn, app) if _needs_history(gcx) else {}),
     )
+
+
+REVIEW_ACTIONS = frozenset({"start_review", "request_documents"})
+
+
+def _needs_history(gcx: Gcx) -> bool:
+    return any(
+        g.name in HISTORY_GUARDS for t in gcx.workflow.transitions.values() for g in t.guards
+    )
+
+
+async def _deciders(conn: Connection, app: Application) -> dict[str, Any]:
+    """Who gave the standing first approval, and who took review actions."""
+    changes = await app_rows.status_changes_of(conn, app.id)
+    first = ""
+    for change in changes:
+        if change.to_status == APPROVAL_PENDING:
+            first = change.actor
+        elif change.from_status == APPROVAL_PENDING:
+            first = ""  # sent back, or decided: a new round needs a new first approval
+    return {
+        "first_approver": first,
+        "review_actors": frozenset(c.actor for c in changes if c.action in REVIEW_ACTIONS),
+    }
 
 
 async def carry_out(

@@ -36,6 +36,7 @@ from gcx_core.services.queries import (
     timeline,
 )
 from gcx_core.storage.documents import latest_versions
+from gcx_core.workflow import APPROVAL_PENDING
 from gcx_web.backoffice.filters import parse_filter
 from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
 from gcx_web.display import Labels
@@ -222,7 +223,11 @@ DONE = {
     "to sign in.",
     "reject": "Rejected: the applicant has been emailed the reason.",
     "reopen": "Reopened: the application is under review again.",
+    "confirm_approval": "Approved: the supplier account is open and the applicant has been "
+    "emailed how to sign in.",
+    "return_to_review": "Sent back to review: the reviewer has been emailed.",
 }
+FIRST_APPROVAL = "First approval given: another approver must confirm it; they have been emailed."
 
 
 def _action_label(gcx: Any, action: str) -> str:
@@ -333,7 +338,10 @@ async def application_action(
         return Redirect(page, status_code=303)
     status = gcx.workflow.state(after.status).label
     what = _action_label(gcx, action)
-    flash(request, DONE.get(action, f"{what}: done. The application is now “{status}”."))
+    if after.status == APPROVAL_PENDING:
+        flash(request, FIRST_APPROVAL)
+    else:
+        flash(request, DONE.get(action, f"{what}: done. The application is now “{status}”."))
     return Redirect(page, status_code=303)
 
 
