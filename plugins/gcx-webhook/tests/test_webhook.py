@@ -376,3 +376,20 @@ async def test_the_catalogue_follows_the_workflow(gcx):
     names = catalogue(gcx.workflow)
     assert {"application.submitted", "application.approved", "document.verified"} <= set(names)
     assert "application.pending_review" not in names  # no transition leads back there
+
+
+async def test_assignments_are_events(gcx, gcx_staff, gcx_deliver, receiver):
+    from gcx_core.services import assignment
+
+    boss = await admin(gcx, gcx_staff)
+    await subscribe(gcx, boss, receiver.url, events="application.assigned")
+    reviewer, reviewer_actor = await gcx_staff(Role.REVIEWER)
+    app = await applications.submit(gcx, make_submission(), APPLICANT)
+    await assignment.assign(gcx, app.id, reviewer.id, reviewer_actor)
+    await assignment.assign(gcx, app.id, None, boss)
+    await gcx_deliver()
+    found = sorted(bodies(receiver), key=lambda p: int(p["delivery_id"]))
+    assert [p["data"] for p in found] == [
+        {"application_id": app.id, "reviewer_id": reviewer.id, "previous_reviewer_id": None},
+        {"application_id": app.id, "reviewer_id": None, "previous_reviewer_id": reviewer.id},
+    ]

@@ -9,7 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from gcx_core.entities import Application
-from gcx_core.events import DocumentReviewed, DocumentUploaded, NotificationDelivery
+from gcx_core.events import (
+    ApplicationAssigned,
+    DocumentReviewed,
+    DocumentUploaded,
+    NotificationDelivery,
+)
 from gcx_core.workflow import TransitionEvent, Workflow
 
 DOCUMENT_EVENTS = {
@@ -19,6 +24,7 @@ DOCUMENT_EVENTS = {
 }
 FIXED_EVENTS = (
     "application.submitted",
+    "application.assigned",
     "document.uploaded",
     *DOCUMENT_EVENTS.values(),
     "notification.dead",
@@ -49,6 +55,12 @@ def describe(event: Any, application: Application | None) -> tuple[str, dict[str
             if not event.from_status:
                 return "application.submitted", data
             return f"application.{event.to_status}", data
+        case ApplicationAssigned():
+            return "application.assigned", {
+                "application_id": event.application_id,
+                "reviewer_id": event.reviewer_id,
+                "previous_reviewer_id": event.previous_reviewer_id,
+            }
         case DocumentUploaded():
             return "document.uploaded", {
                 "application_id": event.application_id,
