@@ -27,6 +27,7 @@ SCRIPTS = (
     "bench_web.py",
     "bench_notify.py",
     "bench_dashboard.py",
+    "bench_queues.py",
     "bench_ws.py",
     "bench_scaleout.py",
 )
@@ -103,6 +104,20 @@ def rows(found: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool | No
                 ratio <= 1.2,
             )
         )
+    if "queues" in found:
+        q = found["queues"]
+        for view in ("mine", "unassigned"):
+            small, large = q["1000"][view], q["1000000"][view]
+            table.append(
+                (
+                    f"list queue={view} p99, 1M apps",
+                    f"{large:.2f} ms",
+                    f"{small:.2f} ms (1k)",
+                    f"{large / small:.1f}x",
+                    "<= 50 ms",
+                    large <= 50,
+                )
+            )
     if "fanout" in found:
         f = found["fanout"]
         table.append(

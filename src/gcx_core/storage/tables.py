@@ -178,6 +178,8 @@ applications = sa.Table(
     sa.Index(
         "ix_applications_reviewer_status", "assigned_reviewer_id", "status", "status_changed_at"
     ),
+    # "My queue" and "Unassigned", newest first: one reviewer's (or nobody's) rows in order.
+    sa.Index("ix_applications_reviewer_created", "assigned_reviewer_id", "created_at", "id"),
 )
 
 application_commodities = sa.Table(

@@ -38,6 +38,11 @@ def upgrade() -> None:
         "applications",
         ["assigned_reviewer_id", "status", "status_changed_at"],
     )
+    op.create_index(
+        "ix_applications_reviewer_created",
+        "applications",
+        ["assigned_reviewer_id", "created_at", "id"],
+    )
     op.execute(
         "INSERT INTO counters (name, value) "
         "SELECT 'assigned:' || status || ':' || "
@@ -48,6 +53,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DELETE FROM counters WHERE name LIKE 'assigned:%'")
+    op.drop_index("ix_applications_reviewer_created", table_name="applications")
     op.drop_index("ix_applications_reviewer_status", table_name="applications")
     op.drop_index("ix_staff_interests_value", table_name="staff_interests")
     op.drop_table("staff_interests")
