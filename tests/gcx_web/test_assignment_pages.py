@@ -220,3 +220,55 @@ async def test_counters_agree_with_a_recount_after_assignments(gcx: Gcx, gcx_sta
     assert not await dashboard.reconcile_counters(gcx)  # nothing had drifted
     snap = await dashboard.snapshot(gcx)
     assert snap.unassigned == 2 and snap.workload == {}
+
+
+async def test_saved_views_on_the_list(client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any) -> None:
+    admin, _ = await gcx_staff(Role.ADMIN)
+    reviewer, _ = await gcx_staff(Role.REVIEWER)
+    await sign_in(client, admin.email)
+    page = "/backoffice/applications?queue=unassigned&region=AH"
+    html = (await client.get(page)).text
+    assert "Save these filters as" in html and "for everyone" in html
+    saved = await client.post(
+        "/backoffice/views",
+        data={
+            "_csrf_token": csrf_of(html),
+            "query": "queue=unassigned&region=AH",
+            "name": "Ashanti backlog",
+            "shared": "on",
+        },
+    )
+    assert saved.status_code == 303
+    assert saved.headers["location"] == "/backoffice/applications?queue=unassigned&region=AH"
+    listed = (await client.get(saved.headers["location"])).text
+    assert "Saved as “Ashanti backlog” for everyone." in listed
+    assert (
+        'href="/backoffice/applications?queue=unassigned&amp;region=AH">Ashanti backlog' in listed
+    )
+    refused = await client.post(
+        "/backoffice/views",
+        data={"_csrf_token": csrf_of(listed), "query": "region=ZZ", "name": "Nowhere"},
+    )
+    assert refused.status_code == 303
+    assert (
+        "The view was not saved: region: unknown region"
+        in (await client.get(refused.headers["location"])).text
+    )
+    # Another member of staff sees the shared view and cannot delete it.
+    await client.post("/logout", data={"_csrf_token": client.cookies.get("gcx_csrf", "")})
+    client.cookies.clear()
+    await sign_in(client, reviewer.email)
+    html = (await client.get("/backoffice/applications")).text
+    assert "Ashanti backlog" in html and "Delete the view Ashanti backlog" not in html
+    assert "for everyone" not in (await client.get(page)).text
+    (view,) = await saved_views(gcx, reviewer.id)
+    answer = await client.post(
+        f"/backoffice/views/{view.id}/delete", data={"_csrf_token": csrf_of(html)}
+    )
+    assert answer.status_code == 403
+
+
+async def saved_views(gcx: Gcx, user_id: int) -> list[Any]:
+    from gcx_core.services import views
+
+    return await views.views_for(gcx, user_id)

@@ -131,6 +131,19 @@ staff_interests = sa.Table(
     sa.Index("ix_staff_interests_value", "kind", "value"),
 )
 
+# Filters of the applications list kept under a name: a user's own, or shared by an admin.
+saved_views = sa.Table(
+    "saved_views",
+    metadata,
+    _id(),
+    sa.Column("owner_id", BigInt, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("query", sa.String(2000), nullable=False),
+    sa.Column("shared", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("owner_id", "name"),
+)
+
 # Per-user API tokens for integrations: only a hash is stored; revoked tokens stay for the audit.
 api_tokens = sa.Table(
     "api_tokens",

@@ -6,11 +6,11 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import attrs
 from litestar import Request, Response, get, post
-from litestar.datastructures import UploadFile
+from litestar.datastructures import MultiDict, UploadFile
 from litestar.params import FromPath
 from litestar.response import Redirect, Stream, Template
 
@@ -27,6 +27,7 @@ from gcx_core.reference import COMMODITIES, REGIONS, REJECTION_REASONS
 from gcx_core.services import applications as app_service
 from gcx_core.services import assignment, dashboard, staff
 from gcx_core.services import documents as doc_service
+from gcx_core.services import views as saved
 from gcx_core.services.queries import (
     ApplicationFilter,
     Page,
@@ -161,6 +162,7 @@ async def applications_page(request: Request[Any, Any, Any]) -> Template:
             sortable=SORTABLE,
             page_sizes=PAGE_SIZES,
             queue=params.get("queue") or "all",
+            views=await saved.views_for(gcx, user.id),
             chosen_statuses=params.getall("status", []),
             query_with=lambda **changes: query_with(params, **changes),
         ),
@@ -380,6 +382,39 @@ async def application_assignment(request: Request[Any, Any, Any], app_id: RowId)
     return Redirect(page, status_code=303)
 
 
+@post("/backoffice/views", guards=VIEW, include_in_schema=False)
+async def view_save(request: Request[Any, Any, Any]) -> Redirect:
+    """Keep the list's current filters under a name (shared with everyone, for admins)."""
+    gcx = request.app.state.gcx
+    user, actor = await current_actor(request)
+    form = await request.form()
+    query = str(form.get("query") or "")
+    back = "/backoffice/applications" + (f"?{query}" if query else "")
+    try:
+        cleaned = saved.clean_query(query)
+        parse_filter(MultiDict(parse_qsl(cleaned)), gcx, me=user.id)  # a view that lists
+        view = await saved.save_view(
+            gcx, actor, str(form.get("name") or ""), cleaned, shared=form.get("shared") == "on"
+        )
+    except GcxError as exc:
+        body, _ = describe(exc)
+        if body.status == 403:
+            raise
+        reasons = "; ".join(f"{k}: {'; '.join(v)}" for k, v in body.fields.items())
+        flash(request, f"The view was not saved: {reasons or body.message}.", ok=False)
+        return Redirect(back if len(back) < 2100 else "/backoffice/applications", status_code=303)
+    flash(request, f"Saved as “{view.name}”{' for everyone' if view.shared else ''}.")
+    return Redirect(f"/backoffice/applications?{view.query}", status_code=303)
+
+
+@post("/backoffice/views/{view_id:int}/delete", guards=VIEW, include_in_schema=False)
+async def view_delete(request: Request[Any, Any, Any], view_id: RowId) -> Redirect:
+    _, actor = await current_actor(request)
+    await saved.delete_view(request.app.state.gcx, actor, view_id)
+    flash(request, "The view was deleted.")
+    return Redirect("/backoffice/applications", status_code=303)
+
+
 @get("/backoffice/documents/{document_id:int}/file", guards=VIEW, include_in_schema=False)
 async def document_file(request: Request[Any, Any, Any], document_id: RowId) -> Response[bytes]:
     """The bytes of one version, for staff only, always as a download that cannot run."""
@@ -497,6 +532,8 @@ HANDLERS = [
     application_page,
     application_action,
     application_assignment,
+    view_save,
+    view_delete,
     document_file,
     document_review,
     document_upload,
