@@ -166,11 +166,21 @@ async def test_the_staff_api_assigns_and_lists_queues(
     assert [a["id"] for a in listed.json()["items"]] == [app.id]
     assert (await client.get("/api/v1/staff/applications?queue=unassigned")).json()["items"] == []
     assert (await client.get("/api/v1/staff/applications?queue=everyone")).status_code == 400
+    odd = await client.get("/backoffice/applications?queue=mine&reviewer=abc")
+    assert odd.status_code == 422 and "must be a user id" in odd.text
+    odd = await client.get("/backoffice/applications?queue=mine&reviewer=abc")
+    assert odd.status_code == 422 and "must be a user id" in odd.text
     stale = await client.post(
         url, json={"reviewer_id": None, "version": app.version}, headers=headers
     )
     assert stale.status_code == 409
-    for body in ({"reviewer_id": "me"}, {"reviewer_id": 0}, {"reviewer_id": 1, "extra": 1}, {}):
+    for body in (
+        {"reviewer_id": "me"},
+        {"reviewer_id": 0},
+        {"reviewer_id": 2**62},
+        {"reviewer_id": 1, "extra": 1},
+        {},
+    ):
         answer = await client.post(url, json=body, headers=headers)
         assert answer.status_code in (400, 422), body
     forged = await client.post(url, json={"reviewer_id": None})
@@ -272,3 +282,62 @@ async def saved_views(gcx: Gcx, user_id: int) -> list[Any]:
     from gcx_core.services import views
 
     return await views.views_for(gcx, user_id)
+
+
+async def test_bulk_actions_confirm_then_report_each(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any
+) -> None:
+    user, reviewer = await gcx_staff(Role.REVIEWER)
+    apps = [await app_service.submit(gcx, make_submission(), Actor.applicant()) for _ in range(3)]
+    await app_service.act(gcx, apps[0].id, "start_review", reviewer)
+    await sign_in(client, user.email)
+    html = (await client.get("/backoffice/applications")).text
+    assert 'form="bulk"' in html and 'id="bulk-next"' in html
+    token = csrf_of(html)
+    confirm = await client.post(
+        "/backoffice/bulk",
+        data={
+            "_csrf_token": token,
+            "scope": "selected",
+            "operation": "start_review",
+            "id": [str(a.id) for a in apps[:2]],
+        },
+    )
+    assert confirm.status_code == 200 and "Start review: 2 applications?" in confirm.text
+    ran = await client.post(
+        "/backoffice/bulk/run",
+        data={
+            "_csrf_token": csrf_of(confirm.text),
+            "operation": "start_review",
+            "id": [str(a.id) for a in apps[:2]],
+        },
+    )
+    assert ran.status_code == 200 and "1 done, 1 refused" in ran.text
+    assert "is not possible while the application is “Under review”" in ran.text
+    # All matching the filters: the unassigned queue holds one application now.
+    confirm = await client.post(
+        "/backoffice/bulk",
+        data={"_csrf_token": token, "scope": "all", "query": "queue=unassigned",
+              "operation": "reject"},
+    )  # fmt: skip
+    assert confirm.status_code == 303  # a reject needs its reason and message first
+    assert "Nothing was done" in (await client.get(confirm.headers["location"])).text
+    confirm = await client.post(
+        "/backoffice/bulk",
+        data={"_csrf_token": token, "scope": "all", "query": "queue=unassigned",
+              "operation": "reject", "reason_code": "duplicate", "message": "Sent twice."},
+    )  # fmt: skip
+    assert "Reject: 1 application?" in confirm.text and apps[2].tracking_code in confirm.text
+    exported = await client.post(
+        "/backoffice/bulk",
+        data={"_csrf_token": token, "scope": "selected", "operation": "export",
+              "id": [str(apps[0].id)]},
+    )  # fmt: skip
+    assert exported.status_code == 303
+    csv_text = (await client.get(exported.headers["location"])).text
+    assert apps[0].tracking_code in csv_text and apps[1].tracking_code not in csv_text
+    nothing = await client.post(
+        "/backoffice/bulk", data={"_csrf_token": token, "operation": "start_review"}
+    )
+    assert nothing.status_code == 303
+    assert "tick the applications first" in (await client.get(nothing.headers["location"])).text

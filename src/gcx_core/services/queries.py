@@ -60,6 +60,7 @@ class ApplicationFilter:
     created_to: datetime | None = None
     assigned_reviewer_id: int | None = None
     unassigned: bool = False
+    ids: tuple[int, ...] = ()
     sort: str = "-created_at"
     page: int = 1
     per_page: int = 25
@@ -82,6 +83,8 @@ class ApplicationFilter:
             where.append(applications.c.assigned_reviewer_id == self.assigned_reviewer_id)
         if self.unassigned:
             where.append(applications.c.assigned_reviewer_id.is_(None))
+        if self.ids:
+            where.append(applications.c.id.in_(self.ids))
         return where
 
 

@@ -114,7 +114,7 @@ class ReviewIn(Input):
 
 class AssignIn(Input):
     reviewer_id: Annotated[
-        Annotated[int, msgspec.Meta(ge=1, le=MAX_ROW_ID)] | None,
+        int | None,
         msgspec.Meta(
             description="Who reviews it: your own id to take unassigned work, null to give "
             "it back or unassign; only admins assign others",
@@ -293,6 +293,8 @@ async def staff_assign(
 ) -> Detail:
     gcx = request.app.state.gcx
     _, actor = await current_actor(request, tokens=True)
+    if data.reviewer_id is not None and not 1 <= data.reviewer_id <= MAX_ROW_ID:
+        raise ValidationError({"reviewer_id": "must be a user id, or null"})
     await assignment.assign(gcx, app_id, data.reviewer_id, actor, expected_version=data.version)
     return await _detail(request, app_id)
 

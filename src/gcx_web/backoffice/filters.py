@@ -42,6 +42,7 @@ def _known(
 
 
 QUEUES = ("all", "mine", "unassigned")
+MAX_IDS = 500
 
 
 def parse_filter(
@@ -75,12 +76,15 @@ def parse_filter(
     reviewer = one("reviewer")
     if reviewer and not (reviewer.isdigit() and 0 < int(reviewer) <= MAX_ROW_ID):
         errors["reviewer"] = "must be a user id"
+    ids = _many(params, "id")
+    if len(ids) > MAX_IDS or not all(i.isdigit() and 0 < int(i) <= MAX_ROW_ID for i in ids):
+        errors["id"] = f"must be up to {MAX_IDS} application ids"
     queue = one("queue") or "all"
     if queue not in QUEUES:
         errors["queue"] = "must be all, mine or unassigned"
     elif queue == "mine" and me is None:
         errors["queue"] = "mine needs a signed-in member of staff"
-    elif queue == "mine" and reviewer and int(reviewer) != me:
+    elif queue == "mine" and reviewer and (not reviewer.isdigit() or int(reviewer) != me):
         errors["queue"] = "mine lists your own applications; leave the reviewer out"
     elif queue == "unassigned" and reviewer:
         errors["queue"] = "unassigned applications have no reviewer; leave the reviewer out"
@@ -111,6 +115,7 @@ def parse_filter(
         created_to=created_to,
         assigned_reviewer_id=me if queue == "mine" else int(reviewer) if reviewer else None,
         unassigned=queue == "unassigned",
+        ids=tuple(int(i) for i in ids),
         sort=sort,
         page=numbers["page"],
         per_page=numbers["per_page"],

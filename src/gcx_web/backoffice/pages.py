@@ -25,7 +25,7 @@ from gcx_core.exceptions import (
 )
 from gcx_core.reference import COMMODITIES, REGIONS, REJECTION_REASONS
 from gcx_core.services import applications as app_service
-from gcx_core.services import assignment, dashboard, staff
+from gcx_core.services import assignment, bulk, dashboard, staff
 from gcx_core.services import documents as doc_service
 from gcx_core.services import views as saved
 from gcx_core.services.queries import (
@@ -135,7 +135,7 @@ async def applications_page(request: Request[Any, Any, Any]) -> Template:
     gcx = request.app.state.gcx
     params = request.query_params
     errors: dict[str, list[str]] = {}
-    user, _ = await current_actor(request)
+    user, actor = await current_actor(request)
     try:
         flt = parse_filter(params, gcx, me=user.id)
     except ValidationError as exc:  # shown by the filter it concerns; nothing is listed
@@ -163,6 +163,8 @@ async def applications_page(request: Request[Any, Any, Any]) -> Template:
             page_sizes=PAGE_SIZES,
             queue=params.get("queue") or "all",
             views=await saved.views_for(gcx, user.id),
+            bulk_ok=actor.can("review"),
+            reasons=REJECTION_REASONS,
             chosen_statuses=params.getall("status", []),
             query_with=lambda **changes: query_with(params, **changes),
         ),
@@ -382,6 +384,112 @@ async def application_assignment(request: Request[Any, Any, Any], app_id: RowId)
     return Redirect(page, status_code=303)
 
 
+async def _all_matching(gcx: Any, flt: ApplicationFilter) -> list[Application]:
+    """Every application a filter lists (up to bulk.MAX_ITEMS), page by page."""
+    found: list[Application] = []
+    page = 1
+    while True:
+        listed = await list_applications(gcx, attrs.evolve(flt, page=page, per_page=200))
+        if listed.total > bulk.MAX_ITEMS:
+            raise ValidationError(
+                {"scope": f"{listed.total} applications match; at most {bulk.MAX_ITEMS} at once"}
+            )
+        if listed.page != page:  # past the last page
+            return found
+        found.extend(listed.items)
+        if len(found) >= listed.total:
+            return found
+        page += 1
+
+
+def _bulk_params(form: Any) -> dict[str, Any]:
+    return {k: form.get(k) for k in ("reviewer_id", "reason_code", "message")}
+
+
+@post("/backoffice/bulk", guards=REVIEW, include_in_schema=False)
+async def bulk_confirm(request: Request[Any, Any, Any]) -> Template | Redirect:
+    """The confirmation step: what will be done to which applications."""
+    gcx = request.app.state.gcx
+    user, _ = await current_actor(request)
+    form = await request.form()
+    operation, query = str(form.get("operation") or ""), str(form.get("query") or "")
+    back = "/backoffice/applications" + (f"?{query}" if query and len(query) < 2000 else "")
+    try:
+        if form.get("scope") == "all":
+            flt = parse_filter(MultiDict(parse_qsl(query)), gcx, me=user.id)
+        else:
+            ids = [str(v) for v in form.getall("id", [])]
+            if not ids:
+                raise ValidationError({"id": "tick the applications first"})
+            flt = parse_filter(MultiDict([("id", i) for i in ids]), gcx, me=user.id)
+        apps = await _all_matching(gcx, flt)
+        if operation == "export":
+            pairs = [("id", str(a.id)) for a in apps]
+            return Redirect(
+                f"/backoffice/applications/export.csv?{urlencode(pairs)}", status_code=303
+            )
+        params = bulk.check(operation, [a.id for a in apps], _bulk_params(form))
+    except GcxError as exc:
+        body, _ = describe(exc)
+        reasons = "; ".join(m for msgs in body.fields.values() for m in msgs) or body.message
+        flash(request, f"Nothing was done: {reasons}.", ok=False)
+        return Redirect(back, status_code=303)
+    people = await staff.staff_users(gcx)
+    return Template(
+        "backoffice/bulk_confirm.html",
+        context=await page_context(
+            request,
+            apps=apps,
+            operation=operation,
+            what=bulk.OPERATIONS[operation],
+            params=params,
+            names=staff.names_of(people),
+            reasons=REJECTION_REASONS,
+            back=back,
+        ),
+    )
+
+
+@post("/backoffice/bulk/run", guards=REVIEW, include_in_schema=False)
+async def bulk_run(request: Request[Any, Any, Any]) -> Template | Redirect:
+    """Do it, each application on its own, and show what became of each."""
+    gcx = request.app.state.gcx
+    _, actor = await current_actor(request)
+    form = await request.form()
+    operation = str(form.get("operation") or "")
+    ids = [int(v) for v in form.getall("id", []) if str(v).isdigit()]
+    try:
+        outcomes = await bulk.run(gcx, actor, operation, ids, _bulk_params(form))
+    except GcxError as exc:
+        body, _ = describe(exc)
+        if body.status == 403:
+            raise
+        reasons = "; ".join(m for msgs in body.fields.values() for m in msgs) or body.message
+        flash(request, f"Nothing was done: {reasons}.", ok=False)
+        return Redirect("/backoffice/applications", status_code=303)
+    apps = {
+        a.id: a
+        for a in await _all_matching(
+            gcx, ApplicationFilter(ids=tuple(o.application_id for o in outcomes))
+        )
+    }
+    what = bulk.OPERATIONS[operation]
+    rows = []
+    for o in outcomes:
+        app = apps.get(o.application_id)
+        reason = ""
+        if o.error is not None:
+            reason, _ = staff_error(o.error, gcx, operation, app.status if app else "")
+        rows.append((o.application_id, app, o.done, reason))
+    done = sum(1 for o in outcomes if o.done)
+    return Template(
+        "backoffice/bulk_results.html",
+        context=await page_context(
+            request, rows=rows, what=what, done=done, refused=len(outcomes) - done
+        ),
+    )
+
+
 @post("/backoffice/views", guards=VIEW, include_in_schema=False)
 async def view_save(request: Request[Any, Any, Any]) -> Redirect:
     """Keep the list's current filters under a name (shared with everyone, for admins)."""
@@ -534,6 +642,8 @@ HANDLERS = [
     application_assignment,
     view_save,
     view_delete,
+    bulk_confirm,
+    bulk_run,
     document_file,
     document_review,
     document_upload,
