@@ -135,3 +135,48 @@ def test_a_refused_action_says_why_on_the_application_page(
     small.screenshot(path=str(artifacts / "list-at-390.png"), full_page=True)
     context.close()
     phone.close()
+
+
+def test_bulk_start_review_reports_each_application(
+    browser: Any, server: Server, artifacts: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    started, _, reviewer, _ = prepare(server)  # under review already: refused in the batch
+
+    async def more() -> list[int]:
+        settings = Settings(
+            data_dir=server.data_dir, secret_key="e2e-secret-key-not-for-production"
+        )
+        async with await Gcx.open(settings) as gcx:
+            return [
+                (await app_service.submit(gcx, make_submission(), Actor.applicant())).id
+                for _ in range(2)
+            ]
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        fresh = pool.submit(asyncio.run, more()).result()
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, server.url, reviewer)
+    page.goto(f"{server.url}/backoffice/applications")
+    for app_id in [*fresh, started]:
+        page.check(f"tr[data-id='{app_id}'] input[type=checkbox]")
+    page.select_option("#bulk-operation", "start_review")
+    page.click("#bulk-next")
+    expect(page.locator("h1")).to_have_text("Start review: 3 applications?")
+    page.screenshot(path=str(artifacts / "bulk-confirm.png"), full_page=True)
+    page.click("#bulk-confirm")
+    expect(page.locator("h1")).to_have_text("Start review: 2 done, 1 refused")
+    rows = page.locator("#bulk-results tbody tr")
+    expect(rows).to_have_count(3)
+    expect(page.locator("#bulk-results tr.refused")).to_contain_text(
+        "is not possible while the application is “Under review”"
+    )
+    page.screenshot(path=str(artifacts / "bulk-results.png"), full_page=True)
+    page.goto(f"{server.url}/backoffice/applications?queue=mine")
+    expect(page.locator("#applications tbody tr")).to_have_count(3)  # all three are theirs
+    assert errors == []
+    context.close()
