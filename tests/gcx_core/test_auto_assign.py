@@ -61,6 +61,15 @@ def _settings(gcx_database_url: str, tmp_path: Path, mode: str) -> Settings:
     )
 
 
+async def told_of_new(gcx: Any) -> list[str]:
+    """Who was emailed about new applications."""
+    async with gcx.database.read() as conn:
+        found = await conn.execute(
+            sa.select(notifications.c.recipient).where(notifications.c.type == "new_application")
+        )
+        return sorted(found.scalars())
+
+
 async def submit(gcx: Any, **overrides: Any) -> Any:
     return await applications.submit(gcx, make_submission(**overrides), APPLICANT)
 
@@ -97,15 +106,7 @@ async def test_conflicts_are_skipped_and_only_the_assignee_is_emailed(gcx, gcx_s
     await assignment.set_interests(gcx, first_actor, first.id, ["kin.example"], [])
     app = await submit(gcx, **{"contact.email": "ama@kin.example"})
     assert app.assigned_reviewer_id == second.id
-    async with gcx.database.read() as conn:
-        to = (
-            await conn.execute(
-                sa.select(notifications.c.recipient).where(
-                    notifications.c.type == "new_application"
-                )
-            )
-        ).scalars()
-        assert list(to) == [second.email]
+    assert await told_of_new(gcx) == [second.email]
 
 
 async def test_off_leaves_new_work_unassigned_and_tells_every_reviewer(gcx, gcx_staff):
@@ -113,15 +114,7 @@ async def test_off_leaves_new_work_unassigned_and_tells_every_reviewer(gcx, gcx_
     second, _ = await gcx_staff(Role.REVIEWER)
     app = await submit(gcx)
     assert app.assigned_reviewer_id is None
-    async with gcx.database.read() as conn:
-        to = (
-            await conn.execute(
-                sa.select(notifications.c.recipient).where(
-                    notifications.c.type == "new_application"
-                )
-            )
-        ).scalars()
-        assert sorted(to) == sorted([first.email, second.email])
+    assert await told_of_new(gcx) == sorted([first.email, second.email])
 
 
 async def test_a_plugin_chooses_first(gcx, gcx_staff, chooser, caplog):

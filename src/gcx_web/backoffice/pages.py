@@ -384,6 +384,16 @@ async def application_assignment(request: Request[Any, Any, Any], app_id: RowId)
     return Redirect(page, status_code=303)
 
 
+def _refused(request: Request[Any, Any, Any], exc: GcxError, what: str, back: str) -> Redirect:
+    """Back to the list with why nothing happened (a 403 stays a 403)."""
+    body, _ = describe(exc)
+    if body.status == 403:
+        raise exc
+    reasons = "; ".join(f"{k}: {'; '.join(v)}" for k, v in body.fields.items()) or body.message
+    flash(request, f"{what}: {reasons}.", ok=False)
+    return Redirect(back if len(back) < 2100 else "/backoffice/applications", status_code=303)
+
+
 async def _all_matching(gcx: Any, flt: ApplicationFilter) -> list[Application]:
     """Every application a filter lists (up to bulk.MAX_ITEMS), page by page."""
     found: list[Application] = []
@@ -430,10 +440,7 @@ async def bulk_confirm(request: Request[Any, Any, Any]) -> Template | Redirect:
             )
         params = bulk.check(operation, [a.id for a in apps], _bulk_params(form))
     except GcxError as exc:
-        body, _ = describe(exc)
-        reasons = "; ".join(m for msgs in body.fields.values() for m in msgs) or body.message
-        flash(request, f"Nothing was done: {reasons}.", ok=False)
-        return Redirect(back, status_code=303)
+        return _refused(request, exc, "Nothing was done", back)
     people = await staff.staff_users(gcx)
     return Template(
         "backoffice/bulk_confirm.html",
@@ -461,12 +468,7 @@ async def bulk_run(request: Request[Any, Any, Any]) -> Template | Redirect:
     try:
         outcomes = await bulk.run(gcx, actor, operation, ids, _bulk_params(form))
     except GcxError as exc:
-        body, _ = describe(exc)
-        if body.status == 403:
-            raise
-        reasons = "; ".join(m for msgs in body.fields.values() for m in msgs) or body.message
-        flash(request, f"Nothing was done: {reasons}.", ok=False)
-        return Redirect("/backoffice/applications", status_code=303)
+        return _refused(request, exc, "Nothing was done", "/backoffice/applications")
     apps = {
         a.id: a
         for a in await _all_matching(
@@ -505,12 +507,7 @@ async def view_save(request: Request[Any, Any, Any]) -> Redirect:
             gcx, actor, str(form.get("name") or ""), cleaned, shared=form.get("shared") == "on"
         )
     except GcxError as exc:
-        body, _ = describe(exc)
-        if body.status == 403:
-            raise
-        reasons = "; ".join(f"{k}: {'; '.join(v)}" for k, v in body.fields.items())
-        flash(request, f"The view was not saved: {reasons or body.message}.", ok=False)
-        return Redirect(back if len(back) < 2100 else "/backoffice/applications", status_code=303)
+        return _refused(request, exc, "The view was not saved", back)
     flash(request, f"Saved as “{view.name}”{' for everyone' if view.shared else ''}.")
     return Redirect(f"/backoffice/applications?{view.query}", status_code=303)
 
