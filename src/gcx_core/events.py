@@ -69,6 +69,17 @@ class ApplicationAssigned:
 
 
 @attrs.frozen
+class NoteAdded:
+    """A member of staff wrote an internal note on an application."""
+
+    application_id: int
+    note_id: int
+    author_id: int | None
+    mentioned: tuple[int, ...]
+    at: datetime
+
+
+@attrs.frozen
 class UserChanged:
     user_id: int
     change: str
@@ -84,6 +95,7 @@ Event = (
     | NotificationDelivery
     | UserChanged
     | ApplicationAssigned
+    | NoteAdded
 )
 
 __all__ = [
@@ -92,6 +104,7 @@ __all__ = [
     "DocumentReviewed",
     "DocumentUploaded",
     "Event",
+    "NoteAdded",
     "NotificationDelivery",
     "NotificationsQueued",
     "TransitionEvent",

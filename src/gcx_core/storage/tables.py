@@ -144,6 +144,20 @@ saved_views = sa.Table(
     sa.UniqueConstraint("owner_id", "name"),
 )
 
+# Staff's notes on an application: never shown to the applicant, in any page, API or email.
+internal_notes = sa.Table(
+    "internal_notes",
+    metadata,
+    _id(),
+    sa.Column(
+        "application_id", BigInt, sa.ForeignKey("applications.id"), nullable=False, index=True
+    ),
+    sa.Column("author_id", BigInt, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("mentions", JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
 # Per-user API tokens for integrations: only a hash is stored; revoked tokens stay for the audit.
 api_tokens = sa.Table(
     "api_tokens",

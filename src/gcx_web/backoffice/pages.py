@@ -27,6 +27,7 @@ from gcx_core.reference import COMMODITIES, REGIONS, REJECTION_REASONS
 from gcx_core.services import applications as app_service
 from gcx_core.services import assignment, bulk, dashboard, staff
 from gcx_core.services import documents as doc_service
+from gcx_core.services import notes as notes_service
 from gcx_core.services import views as saved
 from gcx_core.services.queries import (
     ApplicationFilter,
@@ -270,6 +271,7 @@ async def _detail(
     versions = await documents_of(gcx, app.id)
     items = await timeline(gcx, app.id)
     people = await staff.staff_users(gcx)
+    _, actor = await current_actor(request)
     context = await page_context(
         request,
         app=app,
@@ -283,6 +285,7 @@ async def _detail(
         reviewers=staff.reviewers_of(people),
         conflicted=await assignment.conflicted_with(gcx, app),
         open_for_work=gcx.workflow.waits(app.status),
+        notes=await notes_service.notes_of(gcx, app.id, actor),
     )
     context["actions"] = _actions(request, app, context["actor"])
     context["blocked"] = await app_service.blocked_actions(
@@ -492,6 +495,24 @@ async def bulk_run(request: Request[Any, Any, Any]) -> Template | Redirect:
     )
 
 
+@post("/backoffice/applications/{app_id:int}/notes", guards=REVIEW, include_in_schema=False)
+async def note_add(request: Request[Any, Any, Any], app_id: RowId) -> Redirect:
+    """Write an internal note; back to the application with who was told."""
+    gcx = request.app.state.gcx
+    _, actor = await current_actor(request)
+    app = await get_application(gcx, app_id)
+    page = f"/backoffice/applications/{app.id}#notes"
+    form = await request.form()
+    try:
+        note = await notes_service.add_note(gcx, app.id, actor, str(form.get("body") or ""))
+    except GcxError as exc:
+        return _refused(request, exc, "The note was not saved", page)
+    names = staff.names_of(await staff.staff_users(gcx))
+    told = ", ".join(names.get(i, "") for i in note.mentions)
+    flash(request, f"Note saved{'; emailed ' + told if told else ''}.")
+    return Redirect(page, status_code=303)
+
+
 @post("/backoffice/views", guards=VIEW, include_in_schema=False)
 async def view_save(request: Request[Any, Any, Any]) -> Redirect:
     """Keep the list's current filters under a name (shared with everyone, for admins)."""
@@ -641,6 +662,7 @@ HANDLERS = [
     view_delete,
     bulk_confirm,
     bulk_run,
+    note_add,
     document_file,
     document_review,
     document_upload,

@@ -23,6 +23,7 @@ from gcx_core.events import (
     CountersChanged,
     DocumentReviewed,
     DocumentUploaded,
+    NoteAdded,
     NotificationDelivery,
 )
 from gcx_core.logs import throttled
@@ -90,6 +91,9 @@ def describe_event(event: Any) -> tuple[str, dict[str, Any], list[str]] | None:
             "previous_reviewer_id": event.previous_reviewer_id,
         }
         return "assignment", data, [f"application:{event.application_id}"]
+    if isinstance(event, NoteAdded):
+        data = {"application_id": event.application_id, "note_id": event.note_id}
+        return "note", data, [f"application:{event.application_id}"]
     if isinstance(event, CountersChanged):
         return "counters", {}, ["dashboard"]
     if isinstance(event, NotificationDelivery):

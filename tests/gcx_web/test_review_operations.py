@@ -1,5 +1,6 @@
-"""Assignment in the back office and the staff API: the reviewer panel, queues, the
-dashboard's queue counts and workload, and declared conflicts of interest."""
+"""Review operations in the back office and the staff API: the reviewer panel, queues, the
+dashboard's queue counts and workload, declared conflicts of interest, saved views, bulk
+actions and internal notes."""
 
 from __future__ import annotations
 
@@ -341,3 +342,47 @@ async def test_bulk_actions_confirm_then_report_each(
     )
     assert nothing.status_code == 303
     assert "tick the applications first" in (await client.get(nothing.headers["location"])).text
+
+
+async def test_notes_on_the_page_and_nowhere_the_applicant_looks(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any
+) -> None:
+    from gcx_core.services import notes
+
+    secret = "Their bank letter looks edited"
+    author, _ = await gcx_staff(Role.REVIEWER, email="kofi@staff.example.com")
+    await gcx_staff(Role.REVIEWER, email="ama@staff.example.com")
+    viewer, _ = await gcx_staff(Role.VIEWER)
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    await sign_in(client, author.email)
+    page = f"/backoffice/applications/{app.id}"
+    saved = await post_on(client, page, f"{page}/notes", body=f"@ama {secret}")
+    assert saved.status_code == 303 and saved.headers["location"].endswith("#notes")
+    html = (await client.get(page)).text
+    assert secret in html and "Note saved; emailed ama@staff.example.com" in html
+    assert "mentioned ama@staff.example.com" in html
+    empty = await post_on(client, page, f"{page}/notes", body="  ")
+    assert (
+        "The note was not saved: body: write the note first"
+        in (await client.get(empty.headers["location"])).text
+    )
+    # The applicant's page, the public API and every email stay free of it.
+    client.cookies.clear()
+    assert secret not in (await client.get(f"/track/{app.tracking_code}")).text
+    assert secret not in (await client.get(f"/api/v1/applications/{app.tracking_code}")).text
+    async with gcx.database.read() as conn:
+        import sqlalchemy as sa
+
+        from gcx_core.storage.tables import notifications
+
+        contexts = (await conn.execute(sa.select(notifications.c.context))).scalars()
+        assert all(secret not in str(c) for c in contexts)
+    # Viewers read notes but do not write them.
+    await sign_in(client, viewer.email)
+    html = (await client.get(page)).text
+    assert secret in html and 'id="note-body"' not in html
+    refused = await post_on(client, page, f"{page}/notes", body="me too")
+    assert refused.status_code == 403
+    assert [n.body for n in await notes.notes_of(gcx, app.id, Actor.system("test"))] == [
+        f"@ama {secret}"
+    ]
