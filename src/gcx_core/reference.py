@@ -85,6 +85,24 @@ REJECTION_REASONS: dict[str, str] = {
     "other": "Other reason (see message)",
 }
 
+# The message a decision email starts from, for staff to edit before it goes (the back
+# office's preview fills it in when the message is left empty).
+REJECTION_MESSAGES: dict[str, str] = {
+    "incomplete_documents": "We did not receive every document the programme requires. You "
+    "are welcome to apply again with all of them attached.",
+    "failed_verification": "We could not confirm one or more of your documents with the "
+    "authority that issued them. You are welcome to apply again with documents that can be "
+    "confirmed.",
+    "ineligible": "Your business does not meet the programme's criteria for suppliers at "
+    "this time.",
+    "duplicate": "This application repeats one we already have from your business; we will "
+    "continue with the earlier one.",
+    "other": "",
+}
+DOCUMENTS_MESSAGE = (
+    "Please upload the documents listed above so that we can continue reviewing your application."
+)
+
 
 def is_processed_food(commodity: str) -> bool:
     """Free-text commodities are not in the catalogue and count as unprocessed."""

@@ -386,3 +386,70 @@ async def test_notes_on_the_page_and_nowhere_the_applicant_looks(
     assert [n.body for n in await notes.notes_of(gcx, app.id, Actor.system("test"))] == [
         f"@ama {secret}"
     ]
+
+
+async def test_decision_emails_are_previewed_and_edited_before_they_go(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any
+) -> None:
+    from gcx_core.reference import REJECTION_MESSAGES
+    from gcx_core.services.queries import get_application
+
+    user, reviewer = await gcx_staff(Role.REVIEWER)
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    app = await app_service.act(gcx, app.id, "start_review", reviewer)
+    await sign_in(client, user.email)
+    page = f"/backoffice/applications/{app.id}"
+    assert 'data-preview="reject"' in (await client.get(page)).text
+    shown = await post_on(
+        client, page, f"{page}/actions/reject", preview="1", reason_code="duplicate", message=""
+    )
+    assert shown.status_code == 200
+    assert REJECTION_MESSAGES["duplicate"] in shown.text  # the reason's wording, to edit
+    assert app.business.name in shown.text and "Duplicate of another application" in shown.text
+    assert (await get_application(gcx, app.id)).status == "under_review"
+    edited = "We already have your application from May; we continue with that one."
+    again = await client.post(
+        f"{page}/actions/reject",
+        data={
+            "_csrf_token": csrf_of(shown.text),
+            "preview": "1",
+            "reason_code": "duplicate",
+            "message": edited,
+            "version": version_on(shown.text),
+        },
+    )
+    assert edited in again.text and REJECTION_MESSAGES["duplicate"] not in again.text
+    sent = await client.post(
+        f"{page}/actions/reject",
+        data={
+            "_csrf_token": csrf_of(again.text),
+            "reason_code": "duplicate",
+            "message": edited,
+            "version": version_on(again.text),
+        },
+    )
+    assert sent.status_code == 303
+    assert (await get_application(gcx, app.id)).status == "rejected"
+
+
+async def test_a_documents_request_preview_lists_the_documents(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any
+) -> None:
+    from gcx_core.reference import DOCUMENTS_MESSAGE
+
+    user, reviewer = await gcx_staff(Role.REVIEWER)
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    await app_service.act(gcx, app.id, "start_review", reviewer)
+    await sign_in(client, user.email)
+    page = f"/backoffice/applications/{app.id}"
+    requirement = next(r for r in gcx.requirements_for(app) if r.required)
+    shown = await post_on(
+        client,
+        page,
+        f"{page}/actions/request_documents",
+        preview="1",
+        requirement_codes=requirement.code,
+    )
+    assert requirement.title in shown.text and DOCUMENTS_MESSAGE in shown.text
+    bare = await post_on(client, page, f"{page}/actions/request_documents", preview="1")
+    assert "tick the documents to request" in bare.text

@@ -14,7 +14,7 @@ from litestar.datastructures import MultiDict, UploadFile
 from litestar.params import FromPath
 from litestar.response import Redirect, Stream, Template
 
-from gcx_core.entities import Application
+from gcx_core.entities import Application, Notification, NotificationStatus
 from gcx_core.exceptions import (
     ConflictError,
     GcxError,
@@ -23,7 +23,14 @@ from gcx_core.exceptions import (
     UnknownStateError,
     ValidationError,
 )
-from gcx_core.reference import COMMODITIES, REGIONS, REJECTION_REASONS
+from gcx_core.plugins import first_async
+from gcx_core.reference import (
+    COMMODITIES,
+    DOCUMENTS_MESSAGE,
+    REGIONS,
+    REJECTION_MESSAGES,
+    REJECTION_REASONS,
+)
 from gcx_core.services import applications as app_service
 from gcx_core.services import assignment, bulk, dashboard, staff
 from gcx_core.services import documents as doc_service
@@ -306,7 +313,7 @@ async def application_page(request: Request[Any, Any, Any], app_id: RowId) -> Te
 )
 async def application_action(
     request: Request[Any, Any, Any], app_id: RowId, action: FromPath[str]
-) -> Redirect:
+) -> Redirect | Template:
     """Apply an action, then back to the application (post/redirect/get) with a message
     saying what happened, or why nothing did."""
     gcx = request.app.state.gcx
@@ -325,6 +332,8 @@ async def application_action(
     if action not in gcx.workflow.transitions:
         flash(request, f"There is no action “{action}”.", ok=False)
         return Redirect(page, status_code=303)
+    if form.get("preview") and action in PREVIEWED:
+        return await _decision_preview(request, app, action, params)
     try:
         after = await app_service.act(
             gcx,
@@ -350,6 +359,74 @@ async def application_action(
     else:
         flash(request, DONE.get(action, f"{what}: done. The application is now “{status}”."))
     return Redirect(page, status_code=303)
+
+
+# Decisions whose email staff may read, and edit, before it is sent: its template's name.
+PREVIEWED = {"reject": "rejected", "request_documents": "documents_requested"}
+
+
+async def _decision_preview(
+    request: Request[Any, Any, Any], app: Application, action: str, params: dict[str, Any]
+) -> Template:
+    """The applicant's email as it would go, from the form's choices; an empty message
+    starts from the reason's (or the request's) usual wording."""
+    gcx = request.app.state.gcx
+    message = str(params.get("message") or "")
+    context: dict[str, Any] = {
+        "business_name": app.business.name,
+        "tracking_code": app.tracking_code,
+        "application_id": app.id,
+        "status": gcx.workflow.transitions[action].target,
+        "previous_status": app.status,
+    }
+    problems: list[str] = []
+    if action == "reject":
+        code = str(params.get("reason_code") or "")
+        if code not in REJECTION_REASONS:
+            problems.append("choose a reason")
+        message = message or REJECTION_MESSAGES.get(code, "")
+        context.update(reason_code=code, reason=REJECTION_REASONS.get(code, ""))
+    else:
+        codes = [c for c in params.get("requirement_codes", []) if c in gcx.requirements]
+        if not codes:
+            problems.append("tick the documents to request")
+        message = message or DOCUMENTS_MESSAGE
+        context["requirements"] = [{"code": c, "title": gcx.requirements[c].title} for c in codes]
+    context["message"] = message
+    now = gcx.now()
+    draft = Notification(
+        id=0,
+        type=PREVIEWED[action],
+        channel="email",
+        recipient=app.contact.email,
+        template=PREVIEWED[action],
+        context=context,
+        dedupe_key="",
+        status=NotificationStatus.PENDING,
+        attempts=0,
+        max_attempts=1,
+        created_at=now,
+        updated_at=now,
+        application_id=app.id,
+    )
+    shown = await first_async(
+        gcx.plugins.hook.gcx_web_notification_preview, gcx=gcx, notification=draft
+    )
+    return Template(
+        "backoffice/decision_preview.html",
+        context=await page_context(
+            request,
+            app=app,
+            action=action,
+            what=_action_label(gcx, action),
+            preview=shown,
+            message=message,
+            params=params,
+            problems=problems,
+            reasons=REJECTION_REASONS,
+            requirements=gcx.requirements_for(app),
+        ),
+    )
 
 
 @post("/backoffice/applications/{app_id:int}/assignment", guards=REVIEW, include_in_schema=False)
