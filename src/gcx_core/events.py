@@ -80,6 +80,16 @@ class NoteAdded:
 
 
 @attrs.frozen
+class MessageSent:
+    """A message in the thread between staff and an applicant (`sender` is who wrote it)."""
+
+    application_id: int
+    message_id: int
+    sender: str
+    at: datetime
+
+
+@attrs.frozen
 class UserChanged:
     user_id: int
     change: str
@@ -96,6 +106,7 @@ Event = (
     | UserChanged
     | ApplicationAssigned
     | NoteAdded
+    | MessageSent
 )
 
 __all__ = [
@@ -104,6 +115,7 @@ __all__ = [
     "DocumentReviewed",
     "DocumentUploaded",
     "Event",
+    "MessageSent",
     "NoteAdded",
     "NotificationDelivery",
     "NotificationsQueued",

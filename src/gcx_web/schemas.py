@@ -326,6 +326,7 @@ class DashboardOut(msgspec.Struct):
     unassigned: int = 0
     workload: dict[str, int] = {}
     workload_oldest: dict[str, datetime | None] = {}
+    unread_messages: int = 0
 
 
 def dashboard_out(snap: Any) -> DashboardOut:
@@ -351,4 +352,5 @@ def dashboard_out(snap: Any) -> DashboardOut:
         unassigned=snap.unassigned,
         workload={str(k): v for k, v in snap.workload.items()},
         workload_oldest={str(k): v for k, v in snap.workload_oldest.items()},
+        unread_messages=snap.unread_messages,
     )

@@ -1,5 +1,5 @@
-"""Two staff members in real browsers: one watches the dashboard (counts, workload), the
-other approves."""
+"""Staff and applicants in real browsers: the dashboard (counts, workload) following an
+approval, refused actions explained, bulk work, and the thread with the applicant."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from gcx_core.samples import make_submission
 from gcx_core.services import applications as app_service
 from gcx_core.services import documents as doc_service
 from gcx_core.services.accounts import create_user
+from gcx_core.services.queries import get_application
 from gcx_core.settings import Settings
 from gcx_core.system import Gcx
 from tests.e2e.conftest import Server
@@ -180,3 +181,54 @@ def test_bulk_start_review_reports_each_application(
     expect(page.locator("#applications tbody tr")).to_have_count(3)  # all three are theirs
     assert errors == []
     context.close()
+
+
+def test_the_thread_reaches_the_reviewer_live(
+    browser: Any, server: Server, artifacts: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    app_id, _, reviewer, _ = prepare(server)
+
+    async def code() -> str:
+        settings = Settings(
+            data_dir=server.data_dir, secret_key="e2e-secret-key-not-for-production"
+        )
+        async with await Gcx.open(settings) as gcx:
+            return (await get_application(gcx, app_id)).tracking_code
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        tracking_code = pool.submit(asyncio.run, code()).result()
+    staff = browser.new_context(viewport={"width": 1300, "height": 900})
+    errors: list[str] = []
+    desk = staff.new_page()
+    desk.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(desk, server.url, reviewer)
+    desk.goto(f"{server.url}/backoffice/applications/{app_id}#messages")
+    desk.fill("#message-body", "Is the warehouse in Tema yours or rented?")
+    desk.click("#send-message")
+    expect(desk.locator("#flash")).to_contain_text("Sent: the applicant has been emailed")
+    expect(desk.locator("#connection")).to_have_text("Live", timeout=10_000)
+
+    applicant = browser.new_context(viewport={"width": 390, "height": 800})
+    page = applicant.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{server.url}/track/{tracking_code}")
+    expect(page.locator("#messages")).to_contain_text("Is the warehouse in Tema yours or rented?")
+    page.fill("#reply", "Rented: the lease is attached.")
+    page.set_input_files(
+        "#reply-file", files=[{"name": "lease.pdf", "mimeType": "application/pdf", "buffer": PDF}]
+    )
+    page.click("#send-reply")
+    expect(page.locator("[role=status]")).to_contain_text("Your message was sent")
+    page.screenshot(path=str(artifacts / "thread-applicant.png"), full_page=True)
+
+    # The reviewer's page never reloaded by hand: the reply arrives on it, with its file.
+    expect(desk.locator("#messages")).to_contain_text(
+        "Rented: the lease is attached.", timeout=10_000
+    )
+    expect(desk.locator("#messages a:has-text('lease.pdf')")).to_be_visible()
+    desk.screenshot(path=str(artifacts / "thread-reviewer.png"), full_page=True)
+    assert errors == []
+    staff.close()
+    applicant.close()

@@ -8,11 +8,12 @@ import httpx
 import pytest
 
 from gcx_core.samples import make_submission
+from gcx_core.services.queries import find_by_tracking_code
 from gcx_core.storage.tables import applications, documents
 from gcx_core.system import Gcx
 from gcx_web.config import WebConfig, parse_rate_limits
 from tests.gcx_core.pdfs import PDF
-from tests.gcx_web.conftest import UNKNOWN, count, error_of, submit_json
+from tests.gcx_web.conftest import UNKNOWN, count, csrf_of, error_of, submit_json
 
 
 @pytest.fixture(name="gcx_settings")
@@ -104,3 +105,17 @@ def test_an_unreachable_redis_is_an_outage_not_a_bug() -> None:
     body, headers = describe(RedisConnectionError("Error 111 connecting to 127.0.0.1:6379"))
     assert (body.status, body.code, headers) == (503, "unavailable", {"Retry-After": "5"})
     assert not database_unavailable(ValueError("a bug"))
+
+
+async def test_applicants_messages_are_rate_limited(client: httpx.AsyncClient, gcx: Gcx) -> None:
+    from gcx_core.services import messages
+
+    code = await submit_json(client, make_submission())
+    track = f"/track/{code}"
+    token = csrf_of((await client.get(track)).text)
+    first = await client.post(f"{track}/messages", data={"_csrf_token": token, "body": "Hello"})
+    assert first.status_code == 303
+    second = await client.post(f"{track}/messages", data={"_csrf_token": token, "body": "Again"})
+    assert second.status_code == 429 and 1 <= int(second.headers["retry-after"]) <= 3600
+    app = await find_by_tracking_code(gcx, code)
+    assert [m.body for m in await messages.thread(gcx, app.id)] == ["Hello"]

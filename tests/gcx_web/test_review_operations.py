@@ -453,3 +453,60 @@ async def test_a_documents_request_preview_lists_the_documents(
     assert requirement.title in shown.text and DOCUMENTS_MESSAGE in shown.text
     bare = await post_on(client, page, f"{page}/actions/request_documents", preview="1")
     assert "tick the documents to request" in bare.text
+
+
+async def test_the_thread_between_staff_and_the_applicant(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any
+) -> None:
+    from tests.gcx_core.pdfs import PDF
+
+    user, _ = await gcx_staff(Role.REVIEWER)
+    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
+    await sign_in(client, user.email)
+    page = f"/backoffice/applications/{app.id}"
+    sent = await post_on(client, page, f"{page}/messages", body="Please confirm your address.")
+    assert sent.status_code == 303
+    assert "Sent: the applicant has been emailed" in (await client.get(page)).text
+    # The applicant, with no session, by tracking code.
+    client.cookies.clear()
+    track = f"/track/{app.tracking_code}"
+    html = (await client.get(track)).text
+    assert "Please confirm your address." in html and "The programme" in html
+    token = csrf_of(html)
+    bad = await client.post(
+        f"{track}/messages",
+        data={"_csrf_token": token, "body": "Here it is"},
+        files={"file": ("a.exe", b"MZ\x90\x00not a document", "application/pdf")},
+    )
+    assert bad.status_code == 422 and "must be a PDF, PNG or JPEG file" in bad.text
+    empty = await client.post(f"{track}/messages", data={"_csrf_token": token, "body": " "})
+    assert empty.status_code == 422 and "write the message first" in empty.text
+    replied = await client.post(
+        f"{track}/messages",
+        data={"_csrf_token": token, "body": "Here is the lease."},
+        files={"file": ("lease.pdf", PDF, "application/pdf")},
+    )
+    assert replied.status_code == 303
+    assert "Your message was sent" in (await client.get(replied.headers["location"])).text
+    forged = await client.post(f"{track}/messages", data={"body": "no token"})
+    assert forged.status_code == 403
+    assert (
+        await client.post(
+            "/track/GCX-0000-0000-0000/messages", data={"_csrf_token": token, "body": "x"}
+        )
+    ).status_code == 404
+    # Staff read it, with its file; the unread count goes back to nought.
+    from gcx_core.services.dashboard import snapshot
+
+    assert (await snapshot(gcx)).unread_messages == 1
+    await sign_in(client, user.email)
+    html = (await client.get(page)).text
+    assert "Here is the lease." in html and "1 new" in html and "lease.pdf" in html
+    assert (await snapshot(gcx)).unread_messages == 0
+    link = re.search(r'href="(/backoffice/messages/\d+/file)"', html)
+    assert link
+    download = await client.get(link.group(1))
+    assert download.content == PDF and "attachment" in download.headers["content-disposition"]
+    assert "sandbox" in download.headers["content-security-policy"]
+    client.cookies.clear()
+    assert (await client.get(link.group(1))).status_code == 303  # to the sign-in page

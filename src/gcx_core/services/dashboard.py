@@ -63,6 +63,7 @@ class DashboardSnapshot:
     workload: dict[int, int] = attrs.field(factory=dict)  # reviewer id: open applications
     # reviewer id: when their longest-waiting open application entered its status
     workload_oldest: dict[int, datetime | None] = attrs.field(factory=dict)
+    unread_messages: int = 0  # applicants' messages no member of staff has read yet
 
 
 _COUNTERS = sa.select(counters.c.name, counters.c.value)
@@ -137,6 +138,7 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
         for d in (today - timedelta(days=i) for i in range(DAYS - 1, -1, -1))
     ]
     return DashboardSnapshot(
+        unread_messages=figures.get("unread:staff", 0),
         unassigned=unassigned,
         workload=workload,
         workload_oldest=workload_oldest,

@@ -158,6 +158,25 @@ internal_notes = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
+# The thread between staff and an applicant; an applicant's message may carry one file.
+messages = sa.Table(
+    "messages",
+    metadata,
+    _id(),
+    sa.Column(
+        "application_id", BigInt, sa.ForeignKey("applications.id"), nullable=False, index=True
+    ),
+    sa.Column("sender", sa.String(10), nullable=False),  # "staff" or "applicant"
+    sa.Column("author_id", BigInt, sa.ForeignKey("users.id")),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("file_key", sa.String(64)),
+    sa.Column("file_name", sa.String(255), nullable=False, server_default=""),
+    sa.Column("file_type", sa.String(100), nullable=False, server_default=""),
+    sa.Column("file_size", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("read_at", UTCDateTime),  # when the other side first saw it
+)
+
 # Per-user API tokens for integrations: only a hash is stored; revoked tokens stay for the audit.
 api_tokens = sa.Table(
     "api_tokens",

@@ -20,6 +20,7 @@ from gcx_core.exceptions import (
 )
 from gcx_core.services import applications as app_service
 from gcx_core.services import documents as doc_service
+from gcx_core.services import messages as message_service
 from gcx_core.services.applicant import applicant_view
 from gcx_core.services.queries import find_by_tracking_code
 from gcx_core.services.withdrawals import (
@@ -70,7 +71,11 @@ async def _status_page(
     notice: str = "",
     status_code: int = 200,
 ) -> Template:
-    view = await applicant_view(request.app.state.gcx, code)
+    gcx = request.app.state.gcx
+    view = await applicant_view(gcx, code)
+    app_id = view.application.id
+    thread = await message_service.thread(gcx, app_id)
+    await message_service.mark_read(gcx, app_id, message_service.APPLICANT)
     return Template(
         "track/status.html",
         context={
@@ -78,6 +83,7 @@ async def _status_page(
             "status": status_of(request, view),
             "errors": errors or {},
             "notice": notice,
+            "thread": thread,
         },
         status_code=status_code,
     )
@@ -95,6 +101,7 @@ async def track_status(request: Request[Any, Any, Any], code: FromPath[str]) -> 
             " hours to withdraw the application; until then nothing changes."
         ),
         "resubmitted": "Your documents were sent to the reviewer.",
+        "message": "Your message was sent to the programme's staff.",
     }.get(request.query_params.get("done", ""), "")
     return await _status_page(request, code, notice=notice)
 
@@ -171,6 +178,39 @@ async def track_upload(
         messages, status = error_messages(exc)
         return await _status_page(request, code, errors={field: messages}, status_code=status)
     return Redirect(f"/track/{found.tracking_code}?done=uploaded", status_code=303)
+
+
+@post(
+    "/track/{code:str}/messages",
+    include_in_schema=False,
+    before_request=rate_limited("upload"),
+    request_max_body_size=DEFAULT_MAX_UPLOAD_BODY,
+)
+async def track_message(
+    request: Request[Any, Any, Any], code: FromPath[str]
+) -> Template | Redirect:
+    """The applicant writes to staff, with one file at most."""
+    gcx = request.app.state.gcx
+    found = await find_by_tracking_code(gcx, code)  # unknown codes: 404 before anything else
+    form = await request.form()
+    upload = form.get("file")
+    content, filename = b"", ""
+    if isinstance(upload, UploadFile) and upload.filename:
+        content, filename = await upload.read(), upload.filename
+    try:
+        await message_service.write_to_staff(
+            gcx,
+            found.id,
+            applicant(request),
+            str(form.get("body") or ""),
+            content=content or None,
+            filename=filename,
+        )
+    except GcxError as exc:
+        body, _ = describe(exc)
+        fields = body.fields or {"body": [body.message]}
+        return await _status_page(request, code, errors=fields, status_code=body.status)
+    return Redirect(f"/track/{found.tracking_code}?done=message#messages", status_code=303)
 
 
 @get("/track/{code:str}/withdraw", include_in_schema=False, before_request=rate_limited("lookup"))
@@ -331,6 +371,7 @@ HANDLERS = [
     track_status,
     track_upload_many,
     track_upload,
+    track_message,
     track_withdraw_confirm,
     track_withdraw,
     track_withdraw_link,

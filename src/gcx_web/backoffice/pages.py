@@ -34,6 +34,7 @@ from gcx_core.reference import (
 from gcx_core.services import applications as app_service
 from gcx_core.services import assignment, bulk, dashboard, staff
 from gcx_core.services import documents as doc_service
+from gcx_core.services import messages as message_service
 from gcx_core.services import notes as notes_service
 from gcx_core.services import views as saved
 from gcx_core.services.queries import (
@@ -293,6 +294,8 @@ async def _detail(
         conflicted=await assignment.conflicted_with(gcx, app),
         open_for_work=gcx.workflow.waits(app.status),
         notes=await notes_service.notes_of(gcx, app.id, actor),
+        thread=await message_service.thread(gcx, app.id),
+        unread=await message_service.mark_read(gcx, app.id, message_service.STAFF),
     )
     context["actions"] = _actions(request, app, context["actor"])
     context["blocked"] = await app_service.blocked_actions(
@@ -590,6 +593,38 @@ async def note_add(request: Request[Any, Any, Any], app_id: RowId) -> Redirect:
     return Redirect(page, status_code=303)
 
 
+@post("/backoffice/applications/{app_id:int}/messages", guards=REVIEW, include_in_schema=False)
+async def message_write(request: Request[Any, Any, Any], app_id: RowId) -> Redirect:
+    """Write to the applicant; back to the thread."""
+    gcx = request.app.state.gcx
+    _, actor = await current_actor(request)
+    app = await get_application(gcx, app_id)
+    page = f"/backoffice/applications/{app.id}#messages"
+    form = await request.form()
+    try:
+        await message_service.write_to_applicant(gcx, app.id, actor, str(form.get("body") or ""))
+    except GcxError as exc:
+        return _refused(request, exc, "The message was not sent", page)
+    flash(request, "Sent: the applicant has been emailed the message.")
+    return Redirect(page, status_code=303)
+
+
+@get("/backoffice/messages/{message_id:int}/file", guards=VIEW, include_in_schema=False)
+async def message_file(request: Request[Any, Any, Any], message_id: RowId) -> Response[bytes]:
+    """An applicant's attachment, for staff only, as a download that cannot run."""
+    _, actor = await current_actor(request)
+    message, content = await message_service.attachment(request.app.state.gcx, message_id, actor)
+    return document_response(
+        _Download(message.file_type, message.file_name or "attachment"), content
+    )
+
+
+@attrs.frozen
+class _Download:
+    content_type: str
+    original_name: str
+
+
 @post("/backoffice/views", guards=VIEW, include_in_schema=False)
 async def view_save(request: Request[Any, Any, Any]) -> Redirect:
     """Keep the list's current filters under a name (shared with everyone, for admins)."""
@@ -740,6 +775,8 @@ HANDLERS = [
     bulk_confirm,
     bulk_run,
     note_add,
+    message_write,
+    message_file,
     document_file,
     document_review,
     document_upload,

@@ -23,6 +23,7 @@ from gcx_core.events import (
     CountersChanged,
     DocumentReviewed,
     DocumentUploaded,
+    MessageSent,
     NoteAdded,
     NotificationDelivery,
 )
@@ -91,6 +92,9 @@ def describe_event(event: Any) -> tuple[str, dict[str, Any], list[str]] | None:
             "previous_reviewer_id": event.previous_reviewer_id,
         }
         return "assignment", data, [f"application:{event.application_id}"]
+    if isinstance(event, MessageSent):
+        data = {"application_id": event.application_id, "sender": event.sender}
+        return "message", data, [f"application:{event.application_id}"]
     if isinstance(event, NoteAdded):
         data = {"application_id": event.application_id, "note_id": event.note_id}
         return "note", data, [f"application:{event.application_id}"]

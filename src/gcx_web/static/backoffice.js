@@ -98,6 +98,7 @@
     Object.keys(d.notifications).forEach(function (k) { text('[data-notifications="' + k + '"]', d.notifications[k]); });
     var workload = d.workload || {};
     text("#queue-unassigned", d.unassigned || 0);
+    text("#unread-messages", d.unread_messages || 0);
     var mine = document.getElementById("queue-mine");
     if (mine) { mine.textContent = String(workload[mine.dataset.me] || 0); }
     document.querySelectorAll("[data-workload]").forEach(function (cellNode) {
