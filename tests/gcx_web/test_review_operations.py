@@ -510,3 +510,19 @@ async def test_the_thread_between_staff_and_the_applicant(
     assert "sandbox" in download.headers["content-security-policy"]
     client.cookies.clear()
     assert (await client.get(link.group(1))).status_code == 303  # to the sign-in page
+
+
+async def test_a_forged_query_cannot_steer_the_way_back(
+    client: httpx.AsyncClient, gcx: Gcx, gcx_staff: Any
+) -> None:
+    user, _ = await gcx_staff(Role.REVIEWER)
+    await sign_in(client, user.email)
+    token = csrf_of((await client.get("/backoffice/applications")).text)
+    for query in ("x=1\r\nSet-Cookie: evil=1", "//evil.example/", "a=b#frag"):
+        answer = await client.post(
+            "/backoffice/views", data={"_csrf_token": token, "query": query, "name": "n"}
+        )
+        assert answer.status_code == 303
+        location = answer.headers["location"]
+        assert location.startswith("/backoffice/applications") and "\n" not in location
+        assert "evil" not in answer.headers.get("set-cookie", "")

@@ -467,6 +467,12 @@ async def application_assignment(request: Request[Any, Any, Any], app_id: RowId)
     return Redirect(page, status_code=303)
 
 
+def _list_url(query: str) -> str:
+    """The list with a query string a form sent back, re-encoded (nothing but parameters)."""
+    pairs = parse_qsl(query[:2000])
+    return "/backoffice/applications" + (f"?{urlencode(pairs)}" if pairs else "")
+
+
 def _refused(request: Request[Any, Any, Any], exc: GcxError, what: str, back: str) -> Redirect:
     """Back to the list with why nothing happened (a 403 stays a 403)."""
     body, _ = describe(exc)
@@ -474,7 +480,7 @@ def _refused(request: Request[Any, Any, Any], exc: GcxError, what: str, back: st
         raise exc
     reasons = "; ".join(f"{k}: {'; '.join(v)}" for k, v in body.fields.items()) or body.message
     flash(request, f"{what}: {reasons}.", ok=False)
-    return Redirect(back if len(back) < 2100 else "/backoffice/applications", status_code=303)
+    return Redirect(back, status_code=303)
 
 
 async def _all_matching(gcx: Any, flt: ApplicationFilter) -> list[Application]:
@@ -506,7 +512,7 @@ async def bulk_confirm(request: Request[Any, Any, Any]) -> Template | Redirect:
     user, _ = await current_actor(request)
     form = await request.form()
     operation, query = str(form.get("operation") or ""), str(form.get("query") or "")
-    back = "/backoffice/applications" + (f"?{query}" if query and len(query) < 2000 else "")
+    back = _list_url(query)
     try:
         if form.get("scope") == "all":
             flt = parse_filter(MultiDict(parse_qsl(query)), gcx, me=user.id)
@@ -632,7 +638,7 @@ async def view_save(request: Request[Any, Any, Any]) -> Redirect:
     user, actor = await current_actor(request)
     form = await request.form()
     query = str(form.get("query") or "")
-    back = "/backoffice/applications" + (f"?{query}" if query else "")
+    back = _list_url(query)
     try:
         cleaned = saved.clean_query(query)
         parse_filter(MultiDict(parse_qsl(cleaned)), gcx, me=user.id)  # a view that lists
