@@ -229,6 +229,14 @@ def test_the_thread_reaches_the_reviewer_live(
     )
     expect(desk.locator("#messages a:has-text('lease.pdf')")).to_be_visible()
     desk.screenshot(path=str(artifacts / "thread-reviewer.png"), full_page=True)
+    # And the answer reaches the applicant's open page, which is not reloaded either.
+    expect(page.locator("#live-state")).to_have_text("Live", timeout=10_000)
+    desk.fill("#message-body", "Thank you: we will visit on Monday.")
+    desk.click("#send-message")
+    expect(page.locator("#thread")).to_contain_text(
+        "Thank you: we will visit on Monday.", timeout=10_000
+    )
+    expect(page.locator("#thread")).to_contain_text("Attached: lease.pdf")
     assert errors == []
     staff.close()
     applicant.close()

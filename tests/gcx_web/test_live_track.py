@@ -76,3 +76,41 @@ def test_unknown_codes_are_refused(client: TestClient) -> None:  # type: ignore[
     ):
         ws.receive_json(timeout=5)
     assert refused.value.code == 4404
+
+
+def test_the_thread_arrives_live_and_notes_never_do(
+    client: TestClient,  # type: ignore[type-arg]
+) -> None:
+    from gcx_core.entities import Actor, Role
+    from gcx_core.services import accounts, messages, notes
+
+    code = client.post("/api/v1/applications", json=make_submission()).json()["tracking_code"]
+    gcx = client.app.state.gcx
+
+    async def staff() -> Actor:
+        user, _ = await accounts.create_user(
+            gcx,
+            "live@staff.example.com",
+            Role.REVIEWER,
+            Actor.system("test"),
+            password="correct horse battery staple",
+        )
+        return Actor.for_user(user)
+
+    reviewer = client.blocking_portal.call(staff)
+    with client.websocket_connect(
+        f"/ws/track/{code}", headers={"origin": "http://testserver.local"}
+    ) as ws:
+        assert ws.receive_json(timeout=5)["data"]["messages"] == []
+        client.blocking_portal.call(
+            notes.add_note, gcx, code, reviewer, "Internal: zebra-7731 checks pending"
+        )
+        after_note = ws.receive_json(timeout=5)
+        assert "zebra-7731" not in str(after_note)
+        client.blocking_portal.call(
+            messages.write_to_applicant, gcx, code, reviewer, "When can we visit?"
+        )
+        update = ws.receive_json(timeout=5)
+        (message,) = update["data"]["messages"]
+        assert message["from"] == "staff" and message["body"] == "When can we visit?"
+        assert "zebra-7731" not in str(update)

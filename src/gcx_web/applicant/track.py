@@ -358,9 +358,22 @@ async def track_socket(socket: WebSocket[Any, Any, Any], code: FromPath[str]) ->
     encoder = msgspec.json.Encoder()
 
     async def render(_: Any) -> bytes:
-        # The event itself may carry staff-only detail: send the applicant's view instead.
+        # The event itself may carry staff-only detail: send the applicant's view instead,
+        # with the thread (staff's messages to them and theirs; nothing else staff wrote).
         current = await applicant_view(gcx, code)
-        return encoder.encode({"type": "status", "data": status_of(socket, current)})
+        app_id = current.application.id
+        data: dict[str, Any] = msgspec.to_builtins(status_of(socket, current))  # a copy
+        data["messages"] = [
+            {
+                "from": m.sender,
+                "body": m.body,
+                "at": m.created_at,
+                "file": m.file_name if m.file_key else "",
+            }
+            for m in await message_service.thread(gcx, app_id)
+        ]
+        await message_service.mark_read(gcx, app_id, message_service.APPLICANT)  # on screen
+        return encoder.encode({"type": "status", "data": data})
 
     await follow(socket, [f"application:{view.application.id}"], render)
 

@@ -49,13 +49,39 @@
     });
   }
 
+  // The thread, rebuilt from the socket's list: text only.
+  function renderMessages(list) {
+    var box = document.getElementById("thread");
+    if (!box || !list) { return; }
+    while (box.firstChild) { box.removeChild(box.firstChild); }
+    list.forEach(function (m) {
+      var item = document.createElement("article");
+      item.className = "message-item from-" + m.from;
+      var meta = document.createElement("p");
+      meta.className = "meta";
+      meta.textContent = (m.from === "applicant" ? "You" : "The programme") + " · " + (window.gcxWhen ? window.gcxWhen(m.at) : m.at);
+      var body = document.createElement("p");
+      body.className = "note-body";
+      body.textContent = m.body;
+      item.appendChild(meta);
+      item.appendChild(body);
+      if (m.file) {
+        var file = document.createElement("p");
+        file.className = "hint";
+        file.textContent = "Attached: " + m.file;
+        item.appendChild(file);
+      }
+      box.appendChild(item);
+    });
+  }
+
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new WebSocket(scheme + window.location.host + "/ws/track/" + encodeURIComponent(code));
     socket.onopen = function () { delay = 1000; setState(true); };
     socket.onmessage = function (event) {
       var message = JSON.parse(event.data);
-      if (message.type === "status") { render(message.data); }
+      if (message.type === "status") { render(message.data); renderMessages(message.data.messages); }
     };
     socket.onclose = function () {
       setState(false);
