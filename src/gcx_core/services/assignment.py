@@ -24,7 +24,7 @@ from gcx_core.storage import accounts as user_rows
 from gcx_core.storage import bookkeeping
 from gcx_core.storage.tables import applications, staff_interests
 from gcx_core.system import Gcx
-from gcx_core.validation import email_domain, normalise_tin
+from gcx_core.validation import normalise_tin
 
 MAX_INTERESTS = 50
 _DOMAIN = re.compile(r"^(?=.{3,253}$)[a-z0-9-]+(\.[a-z0-9-]+)+$")
@@ -65,9 +65,7 @@ async def assign(
             reviewer = await user_rows.get(conn, reviewer_id)
             if reviewer is None or not reviewer.can("review"):
                 raise ValidationError({"reviewer": "is not a staff member who may review"})
-            if reviewer_id in await user_rows.conflicted_staff(
-                conn, email_domain(before.contact.email), normalise_tin(before.business.tin)
-            ):
+            if reviewer_id in await user_rows.conflicted_staff(conn, before):
                 raise ValidationError(
                     {"reviewer": "has declared a conflict of interest with this applicant"}
                 )
@@ -135,9 +133,7 @@ def _may_assign(actor: Actor, current: int | None, reviewer_id: int | None) -> N
 async def conflicted_with(gcx: Gcx, app: Application) -> frozenset[int]:
     """The staff who declared a conflict of interest with this application's applicant."""
     async with gcx.database.read() as conn:
-        return await user_rows.conflicted_staff(
-            conn, email_domain(app.contact.email), normalise_tin(app.business.tin)
-        )
+        return await user_rows.conflicted_staff(conn, app)
 
 
 async def interests_of(gcx: Gcx, user_id: int) -> Interests:

@@ -8,6 +8,7 @@ import logging
 import sqlalchemy as sa
 
 from gcx_core.entities import Application, Role, User
+from gcx_core.services.dashboard import queue_counts
 from gcx_core.storage import accounts as user_rows
 from gcx_core.storage import bookkeeping
 from gcx_core.storage.database import Connection
@@ -31,7 +32,7 @@ async def choose(gcx: Gcx, conn: Connection, apps: list[Application]) -> list[in
     if not reviewers:
         return [None] * len(apps)
     figures = await bookkeeping.read_counters(conn, bookkeeping.ASSIGNED_PREFIX)
-    workload = _workload(gcx, figures)
+    _, workload = queue_counts(gcx, figures)
     conflicts = await _conflicts(conn, apps)
     last = await _last(conn)
     chosen: list[int | None] = []
@@ -74,15 +75,6 @@ def _pick(
         after = [i for i in ids if last is None or i > last]
         return after[0] if after else ids[0]
     return None
-
-
-def _workload(gcx: Gcx, figures: dict[str, int]) -> dict[int, int]:
-    found: dict[int, int] = {}
-    for key, n in figures.items():
-        status, _, who = key[len(bookkeeping.ASSIGNED_PREFIX) :].rpartition(":")
-        if who.isdigit() and gcx.workflow.waits(status):
-            found[int(who)] = found.get(int(who), 0) + n
-    return found
 
 
 async def _conflicts(conn: Connection, apps: list[Application]) -> dict[tuple[str, str], set[int]]:

@@ -111,7 +111,7 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
         if waiting:
             found = (await conn.execute(_oldest(waiting))).one()
             oldest = dict(zip(waiting, found, strict=True))
-        unassigned, workload = _queues(gcx, figures)
+        unassigned, workload = queue_counts(gcx, figures)
         held = _held_longest(gcx, sorted(workload))
         workload_oldest = (
             dict(zip(sorted(workload), (await conn.execute(held)).one(), strict=True))
@@ -189,8 +189,9 @@ def _earliest(values: list[Any]) -> Any:
     return sa.select(sa.func.min(union.c.at)).scalar_subquery()
 
 
-def _queues(gcx: Gcx, figures: dict[str, int]) -> tuple[int, dict[int, int]]:
-    """Open applications nobody holds, and each reviewer's open applications (counters)."""
+def queue_counts(gcx: Gcx, figures: dict[str, int]) -> tuple[int, dict[int, int]]:
+    """Open applications nobody holds, and each reviewer's open applications, from the
+    `assigned:` counters in `figures` (open: in a status that waits on someone)."""
     unassigned = 0
     workload: dict[int, int] = {}
     for key, n in figures.items():

@@ -15,7 +15,6 @@ from gcx_core.storage import documents as doc_rows
 from gcx_core.storage.database import Connection
 from gcx_core.storage.tables import document_requests
 from gcx_core.system import Gcx
-from gcx_core.validation import email_domain, normalise_tin
 from gcx_core.workflow import (
     APPROVAL_PENDING,
     EFFECT_CLOSE_DOCUMENT_REQUEST,
@@ -46,9 +45,7 @@ async def gather_facts(gcx: Gcx, conn: Connection, app: Application, action: str
         latest_reviews=MappingProxyType({c: v.review_status for c, v in latest.items()}),
         requested_documents=requested,
         uploaded_since_request=uploaded_since,
-        conflicted_staff=await user_rows.conflicted_staff(
-            conn, email_domain(app.contact.email), normalise_tin(app.business.tin)
-        ),
+        conflicted_staff=await user_rows.conflicted_staff(conn, app),
         **(await _deciders(conn, app) if _needs_history(gcx) else {}),
     )
 

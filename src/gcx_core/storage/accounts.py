@@ -6,10 +6,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gcx_core.entities import Role, User
+from gcx_core.entities import Application, Role, User
 from gcx_core.storage import rows
 from gcx_core.storage.database import Connection
 from gcx_core.storage.tables import staff_interests, user_tokens, users
+from gcx_core.validation import email_domain, normalise_tin
 
 
 def to_user(row: Any) -> User:
@@ -49,14 +50,13 @@ async def insert_token(conn: Connection, values: dict[str, Any]) -> int:
     return int(result.scalar_one())
 
 
-async def conflicted_staff(conn: Connection, email_domain: str, tin: str) -> frozenset[int]:
-    """The staff who declared this email domain or TIN a conflict of interest."""
+async def conflicted_staff(conn: Connection, app: Application) -> frozenset[int]:
+    """The staff who declared this applicant's email domain or TIN a conflict of interest."""
+    domain, tin = email_domain(app.contact.email), normalise_tin(app.business.tin)
     found = await conn.execute(
         sa.select(staff_interests.c.user_id).where(
             sa.or_(
-                sa.and_(
-                    staff_interests.c.kind == "domain", staff_interests.c.value == email_domain
-                ),
+                sa.and_(staff_interests.c.kind == "domain", staff_interests.c.value == domain),
                 sa.and_(staff_interests.c.kind == "tin", staff_interests.c.value == tin),
             )
         )
