@@ -18,6 +18,7 @@ import pluggy
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
+    from gcx_core.deadlines import DeadlinePolicy
     from gcx_core.entities import (
         Actor,
         Application,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     )
     from gcx_core.events import Event
     from gcx_core.phones import PhoneFormat
+    from gcx_core.settings import Settings
     from gcx_core.storage.database import Connection
     from gcx_core.system import Gcx
     from gcx_core.workflow import TransitionEvent, WorkflowBuilder
@@ -140,6 +142,19 @@ def gcx_choose_reviewer(
     :param candidates: active reviewers without a declared conflict with this applicant.
     :param workload: open applications each reviewer holds now, by user id.
     :return: the chosen candidate's user id, or None to leave it to the setting.
+    """
+
+
+@hookspec
+def gcx_deadline_policies(settings: Settings) -> list[DeadlinePolicy] | None:
+    """Name how long applications may stay in a status, and what happens as time runs out.
+
+    Called once as each process starts. Answers are merged in call order: a policy for a
+    status replaces any earlier one for it (the default's, built from ``GCX_DOCUMENTS_*`` and
+    ``GCX_REVIEW_*``), and one with ``days=0`` removes it.
+
+    :param settings: the deployment's settings.
+    :return: `gcx_core.deadlines.DeadlinePolicy` objects, or None.
     """
 
 

@@ -11,10 +11,12 @@ import secrets
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 
 import attrs
 
+from gcx_core.deadlines import parse_holidays, parse_weekdays
 from gcx_core.exceptions import ConfigurationError
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
@@ -195,6 +197,15 @@ class Settings:
     auto_assign: str = "off"
     four_eyes: bool = False
     approver_not_reviewer: bool = False
+    # Deadlines (gcx_core.deadlines): days before an application in documents_requested is
+    # withdrawn as expired (0: never) and the reminders ahead of it; the review target of a
+    # pending_review application in working days (0: none) and its reminder.
+    documents_deadline_days: int = 30
+    documents_reminder_days: tuple[int, ...] = (7, 2)
+    review_target_days: int = 5
+    review_reminder_days: tuple[int, ...] = (1,)
+    working_days: frozenset[int] = frozenset(range(5))
+    holidays: frozenset[date] = frozenset()
 
     @property
     def resolved_database_url(self) -> str:
@@ -276,6 +287,12 @@ class Settings:
             auto_assign=_choice(
                 env, "GCX_AUTO_ASSIGN", ("off", "round_robin", "least_loaded"), "off"
             ),
+            documents_deadline_days=_int(env, "GCX_DOCUMENTS_DEADLINE_DAYS", default=30),
+            documents_reminder_days=_days(env, "GCX_DOCUMENTS_REMINDER_DAYS", (7, 2)),
+            review_target_days=_int(env, "GCX_REVIEW_TARGET_DAYS", default=5),
+            review_reminder_days=_days(env, "GCX_REVIEW_REMINDER_DAYS", (1,)),
+            working_days=parse_weekdays(_first(env, "GCX_WORKING_DAYS") or "mon,tue,wed,thu,fri"),
+            holidays=_holidays(env),
             log_level=_choice(
                 env, "GCX_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True
             ),
@@ -317,6 +334,33 @@ def _choice(
     if value not in choices:
         raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
     return value
+
+
+def _days(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = _first(env, name)
+    if raw is None:
+        return default
+    parts = _split(raw)
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ConfigurationError(
+            f"{name} lists whole numbers of days above 0 separated by commas, not {raw!r}"
+        )
+    return tuple(sorted({int(p) for p in parts}, reverse=True))
+
+
+def _holidays(env: Mapping[str, str]) -> frozenset[date]:
+    """GCX_HOLIDAYS (dates separated by commas) and GCX_HOLIDAYS_FILE (one date per line,
+    `#` starts a comment), together."""
+    days = parse_holidays(_first(env, "GCX_HOLIDAYS") or "")
+    path = _first(env, "GCX_HOLIDAYS_FILE")
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigurationError(f"GCX_HOLIDAYS_FILE {path!r} cannot be read: {exc}") from None
+        lines = (line.split("#", 1)[0] for line in text.splitlines())
+        days |= parse_holidays(",".join(lines))
+    return days
 
 
 def _time_zone(name: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 import pluggy
 
+from gcx_core.deadlines import Calendar, Deadlines, merge
 from gcx_core.entities import Application, DocumentRequirement
 from gcx_core.exceptions import ConfigurationError
 from gcx_core.files import FileStore, LocalFileStore
@@ -49,6 +50,8 @@ class Gcx:
     applicant_views: OrderedDict[tuple[int, int], Any] = attrs.field(
         factory=OrderedDict, eq=False, repr=False
     )
+    # The deadline policies in force and their working calendar (gcx_core.deadlines).
+    deadlines: Deadlines = attrs.field(factory=Deadlines)
     # This process's Prometheus metrics (gcx_core.metrics).
     metrics: Metrics = attrs.field(factory=Metrics, eq=False, repr=False)
 
@@ -68,6 +71,7 @@ class Gcx:
         pm.hook.gcx_register_tables(metadata=metadata)
         if migrate:
             await upgrade(settings.resolved_database_url, migration_locations(pm))
+        workflow = build_workflow(pm, settings)
         database = Database.from_url(
             settings.resolved_database_url, pool_size=settings.sqlite_pool_size
         )
@@ -75,11 +79,12 @@ class Gcx:
             settings=settings,
             database=database,
             plugins=pm,
-            workflow=build_workflow(pm, settings),
+            workflow=workflow,
             requirements=collect_requirements(pm),
             phone_format=select_phone_format(pm, settings.phone_country),
             files=files or LocalFileStore(settings.resolved_files_dir),
             clock=clock,
+            deadlines=collect_deadlines(pm, settings, workflow),
         )
 
     async def close(self) -> None:
@@ -119,6 +124,26 @@ def build_workflow(pm: pluggy.PluginManager, settings: Settings | None = None) -
     builder = WorkflowBuilder(settings)
     pm.hook.gcx_register_workflow(builder=builder)
     return builder.build()
+
+
+def collect_deadlines(
+    pm: pluggy.PluginManager, settings: Settings, workflow: Workflow
+) -> Deadlines:
+    """The policies the plugins name, checked against the workflow they will run in."""
+    calendar = Calendar(settings.time_zone, settings.working_days, settings.holidays)
+    policies = merge(pm.hook.gcx_deadline_policies(settings=settings))
+    for policy in policies.values():
+        if policy.status not in workflow.states:
+            raise ConfigurationError(f"a deadline policy names an unknown status {policy.status!r}")
+        transition = workflow.transitions.get(policy.action or "")
+        if policy.action is not None and (
+            transition is None or policy.status not in transition.sources
+        ):
+            raise ConfigurationError(
+                f"the deadline of {policy.status!r} takes the action {policy.action!r}, "
+                "which the workflow does not allow from that status"
+            )
+    return Deadlines(policies, calendar)
 
 
 def collect_requirements(pm: pluggy.PluginManager) -> dict[str, DocumentRequirement]:

@@ -25,6 +25,8 @@ from gcx_core.exceptions import (
 
 # The permission an applicant's own actions need; staff permissions come from their role.
 APPLICANT = "applicant"
+# The permission of actions only the system takes (a deadline's outcome): no role holds it.
+SYSTEM = "system"
 
 # Named side effects services know how to carry out; a transition lists the ones it wants.
 EFFECT_ASSIGN_REVIEWER = "assign_reviewer"
@@ -155,6 +157,11 @@ class Workflow:
         one some action leads out of (approved, say, waits on nobody)."""
         state = self.states.get(status)
         return state is not None and not state.terminal and bool(self.actions_from(status))
+
+    @property
+    def waiting(self) -> list[str]:
+        """The statuses that wait on someone (`waits`), in registration order."""
+        return [name for name in self.states if self.waits(name)]
 
     def allowed_actions(self, application: Application, actor: Actor) -> list[str]:
         """Actions the actor may try now; guards are not run (they may need parameters)."""

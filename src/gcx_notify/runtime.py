@@ -26,6 +26,7 @@ from taskiq.schedule_sources import LabelScheduleSource
 from gcx_core.events import NotificationsQueued
 from gcx_core.logs import throttled
 from gcx_core.plugins import hookimpl, register_named
+from gcx_core.services import deadlines
 from gcx_core.services.dashboard import reconcile_counters
 from gcx_core.services.documents import expire_draft_files
 from gcx_core.storage import bookkeeping
@@ -51,6 +52,7 @@ SCHEDULES = (
     ("gcx.reconcile", "*/5 * * * *"),
     ("gcx.cleanup", "17 3 * * *"),
     ("gcx.expire_drafts", "41 * * * *"),
+    ("gcx.deadlines", "* * * * *"),
 )
 
 
@@ -160,6 +162,8 @@ class Notifier:
         # Deliver tasks running in this process (a worker's, at shutdown).
         self.running: set[asyncio.Task[Any]] = set()
         self.stopping = False
+        # Whether this process's deadline passes have written the missing deadlines yet.
+        self.backfilled = False
 
     @property
     def scheduling(self) -> bool:
@@ -321,6 +325,9 @@ class Notifier:
         async def expire_drafts(run_key: str | None = None) -> int:
             return await self.finish_run(run_key, await expire_draft_files(self.gcx))
 
+        async def run_deadlines(run_key: str | None = None) -> int:
+            return await self.finish_run(run_key, await self.run_deadlines())
+
         register = self.broker.register_task
         self.deliver_task = register(deliver, "gcx.deliver", timeout=TASK_TIMEOUT)
         self.sweep_task = register(
@@ -332,12 +339,42 @@ class Notifier:
         self.cleanup_task = register(
             cleanup, "gcx.cleanup", timeout=TASK_TIMEOUT, schedule=[_cron("gcx.cleanup")]
         )
+        self.deadlines_task = register(
+            run_deadlines,
+            "gcx.deadlines",
+            timeout=TASK_TIMEOUT,
+            schedule=[_cron("gcx.deadlines")],
+        )
         self.expire_drafts_task = register(
             expire_drafts,
             "gcx.expire_drafts",
             timeout=TASK_TIMEOUT,
             schedule=[_cron("gcx.expire_drafts")],
         )
+
+    async def run_deadlines(self) -> int:
+        """The minute's deadline pass: the steps due now, then the overdue and ageing figures.
+        A process's first pass also writes deadlines missing for applications already waiting
+        (a new policy, or a database from before deadlines)."""
+        if not self.backfilled:
+            written = await deadlines.backfill(self.gcx)
+            if written:
+                log.info(
+                    "wrote %d missing deadline(s)", written, extra={"event": "deadline.backfill"}
+                )
+            self.backfilled = True
+        report = await deadlines.run_due(self.gcx)
+        if report.total:
+            log.info(
+                "deadlines: %d reminder(s), %d passed, %d action(s), %d failed",
+                report.reminded,
+                report.passed,
+                report.acted,
+                report.failed,
+                extra={"event": "deadline.pass"},
+            )
+        await deadlines.refresh_figures(self.gcx)
+        return report.total
 
     async def sweep(self) -> int:
         """Kick every due row: retries whose time came, expired leases, anything never kicked.

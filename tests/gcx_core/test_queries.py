@@ -263,6 +263,6 @@ async def test_counters_always_equal_a_recount(gcx, gcx_staff, steps):
         except Exception as exc:  # a duplicate on reopen is the only other allowed refusal
             assert type(exc).__name__ == "DuplicateApplicationError", exc
     async with gcx.database.read() as conn:
-        truth = await dashboard.recount(conn)
+        truth = await dashboard.recount(conn, gcx)
         stored = {k: v for k, v in (await bookkeeping.read_counters(conn)).items() if v}
     assert stored == truth

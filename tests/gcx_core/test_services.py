@@ -41,7 +41,7 @@ async def rows(gcx, table, *where):
 
 async def counters_match_recount(gcx):
     async with gcx.database.read() as conn:
-        truth = await dashboard.recount(conn)
+        truth = await dashboard.recount(conn, gcx)
         stored = {k: v for k, v in (await bookkeeping.read_counters(conn)).items() if v}
     return stored == truth
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gcx_core.entities import ReviewStatus
+from gcx_core.entities import Actor, ReviewStatus
 from gcx_core.exceptions import (
     GuardFailedError,
     InvalidTransitionError,
@@ -20,6 +20,7 @@ from gcx_core.workflow import Facts, State, Transition, WorkflowBuilder, apply
 
 from .helpers import ADMIN, APPLICANT, NOW, REVIEWER, SUPPLIER, VIEWER, application
 
+SYSTEM = Actor.system("deadline")
 WORKFLOW = build_workflow(make_plugin_manager(load_entry_points=False))
 REQUIRED = frozenset({"business_registration", "tax_clearance"})
 ALL_VERIFIED = Facts(
@@ -81,6 +82,7 @@ VALID = [
     ("withdraw", "documents_requested", "withdrawn", APPLICANT, {}, Facts()),
     ("reopen", "rejected", "under_review", ADMIN, {"comment": "Appeal upheld"}, Facts()),
     ("reopen", "withdrawn", "under_review", ADMIN, {"comment": "Applicant asked"}, Facts()),
+    ("expire", "documents_requested", "withdrawn", SYSTEM, {"reason_code": "expired"}, Facts()),
 ]
 
 
@@ -141,6 +143,9 @@ def test_unknown_action_is_invalid():
         ("resubmit_documents", "documents_requested", REVIEWER),
         ("reopen", "rejected", REVIEWER),
         ("reopen", "withdrawn", APPLICANT),
+        # Only the system withdraws an application as expired (its deadline passed).
+        ("expire", "documents_requested", ADMIN),
+        ("expire", "documents_requested", APPLICANT),
     ],
 )
 def test_who_may_act(action, source, actor):

@@ -14,7 +14,7 @@ from gcx_core.entities import Actor, Notification, NotificationStatus, Role
 from gcx_core.exceptions import InvalidTransitionError, NotFoundError, PermissionDeniedError
 from gcx_core.plugins import hookimpl
 from gcx_core.samples import make_submission
-from gcx_core.services import applications, dashboard
+from gcx_core.services import deadlines, applications, dashboard
 from gcx_core.services import notifications as outbox
 from gcx_core.storage import bookkeeping
 from gcx_core.storage.tables import notifications
@@ -69,7 +69,7 @@ async def test_two_workers_deliver_every_notification_exactly_once(gcx, gcx_sett
     assert len(ids) == 60 and set(ids.values()) == {1}
     assert {r.status for r in await rows(gcx)} == {"sent"}
     async with gcx.database.read() as conn:
-        assert await dashboard.recount(conn) == {
+        assert await dashboard.recount(conn, gcx) == {
             k: v for k, v in (await bookkeeping.read_counters(conn)).items() if v
         }
 
@@ -163,6 +163,10 @@ def sample_context(kind: str) -> dict:
         "rejected": {"reason_code": "other", "reason": "Other", "message": "Sorry"},
         "approved": {"activation_selector": "abc123"},
         "withdrawal_requested": {"withdrawal_selector": "sel123", "link_hours": 24},
+        **{
+            kind: {"due_date": "Monday 4 January 2027", "days_left": 2, "days_over": 0}
+            for kind in ("documents_reminder", "review_due", "review_overdue")
+        },
         "notification_dead": {
             "failed_id": 3,
             "failed_type": "approved",
@@ -205,6 +209,10 @@ KINDS = [
     "withdrawal_requested",
     "reopened",
     "notification_dead",
+    "documents_reminder",
+    "application_expired",
+    "review_due",
+    "review_overdue",
 ]
 
 
@@ -394,8 +402,9 @@ async def test_cleanup_keeps_dead_and_recent(gcx, gcx_clock, smtp_sink):
     assert await notifier.cleanup() == 1
     assert [r.status for r in await rows(gcx)] == ["dead"]
     await notifier.stop()
+    await deadlines.refresh_figures(gcx)  # a month on, the application ages
     async with gcx.database.read() as conn:
-        assert await dashboard.recount(conn) == {
+        assert await dashboard.recount(conn, gcx) == {
             k: v for k, v in (await bookkeeping.read_counters(conn)).items() if v
         }
 

@@ -23,6 +23,7 @@ APPLICANT_MESSAGES = {
     "confirm_approval": "approved",
     "reject": "rejected",
     "withdraw": "withdrawal_confirmed",
+    "expire": "application_expired",
     "reopen": "reopened",
 }
 STAFF_MESSAGES = {

@@ -9,6 +9,8 @@ from typing import Any
 
 import attrs
 
+from gcx_core.deadlines import ADMINS, ASSIGNEE, DeadlinePolicy, Reminder
+from gcx_core.deadlines import APPLICANT as TO_APPLICANT
 from gcx_core.entities import ReviewStatus
 from gcx_core.plugins import hookimpl
 from gcx_core.reference import REJECTION_REASONS
@@ -19,6 +21,7 @@ from gcx_core.workflow import (
     EFFECT_CLOSE_DOCUMENT_REQUEST,
     EFFECT_CREATE_SUPPLIER_ACCOUNT,
     EFFECT_OPEN_DOCUMENT_REQUEST,
+    SYSTEM,
     GuardContext,
     State,
     Transition,
@@ -227,6 +230,14 @@ def gcx_register_workflow(builder: WorkflowBuilder) -> None:
         ),
         Transition("reject", OPEN, REJECTED, "review", label="Reject"),
         Transition("withdraw", OPEN, WITHDRAWN, APPLICANT, label="Withdraw"),
+        # Taken by the system when the deadline for documents passes; no role holds "system".
+        Transition(
+            "expire",
+            frozenset({DOCUMENTS_REQUESTED}),
+            WITHDRAWN,
+            SYSTEM,
+            label="Withdraw as expired",
+        ),
         Transition(
             "reopen", frozenset({REJECTED, WITHDRAWN}), UNDER_REVIEW, "admin", label="Reopen"
         ),
@@ -248,6 +259,38 @@ def gcx_register_workflow(builder: WorkflowBuilder) -> None:
         require_two_approvers(builder, approver_not_reviewer=settings.approver_not_reviewer)
     elif settings is not None and settings.approver_not_reviewer:
         builder.add_guard("approve", "not_the_reviewer", not_the_reviewer, precondition=True)
+
+
+@hookimpl(tryfirst=True)
+def gcx_deadline_policies(settings: Any) -> list[DeadlinePolicy]:
+    """The defaults: documents due within GCX_DOCUMENTS_DEADLINE_DAYS of being asked for
+    (reminders to the applicant, then withdrawal as expired), and a review target of
+    GCX_REVIEW_TARGET_DAYS working days for a new application (a reminder to its reviewer,
+    then an alert to the reviewer and the admins)."""
+    return [
+        DeadlinePolicy(
+            DOCUMENTS_REQUESTED,
+            "documents_due",
+            settings.documents_deadline_days,
+            reminders=tuple(
+                Reminder(days, (TO_APPLICANT,), "documents_reminder")
+                for days in settings.documents_reminder_days
+            ),
+            action="expire",
+            params={"reason_code": "expired"},
+        ),
+        DeadlinePolicy(
+            PENDING_REVIEW,
+            "review_target",
+            settings.review_target_days,
+            working_days=True,
+            reminders=tuple(
+                Reminder(days, (ASSIGNEE,), "review_due") for days in settings.review_reminder_days
+            ),
+            alert_to=(ASSIGNEE, ADMINS),
+            alert_template="review_overdue",
+        ),
+    ]
 
 
 @hookimpl

@@ -227,9 +227,15 @@ def _unknown_in(gcx: Gcx, figures: dict[str, int]) -> dict[str, int]:
     }
 
 
-async def recount(conn: Any) -> dict[str, int]:
-    """What the counters should be, counted from the rows themselves."""
-    return await conn.run_sync(count_rows)
+async def recount(conn: Any, gcx: Gcx | None = None) -> dict[str, int]:
+    """What the counters should be, counted from the rows themselves; with `gcx`, the
+    overdue and ageing figures too (as of its clock: they move with time)."""
+    truth: dict[str, int] = await conn.run_sync(count_rows)
+    if gcx is not None:
+        from gcx_core.services.deadlines import figures
+
+        truth.update(await conn.run_sync(figures, gcx.workflow.waiting, gcx.now()))
+    return truth
 
 
 def count_rows(conn: sa.Connection) -> dict[str, int]:

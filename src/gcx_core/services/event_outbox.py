@@ -49,12 +49,17 @@ async def write_drafts(
     *,
     application_id: int | None,
     at: datetime,
+    dedupe: str | None = None,
 ) -> list[int]:
     """Write drafts as outbox rows in `conn`'s transaction (pending, due at `at`); returns
-    their ids. Fire ``NotificationsQueued(ids, at)`` once it commits, so that they are sent."""
+    their ids. Fire ``NotificationsQueued(ids, at)`` once it commits, so that they are sent.
+
+    `dedupe` names what the drafts are about (once written for it, the outbox refuses the
+    same recipient's copy again); by default each call is its own.
+    """
     if not drafts:
         return []
-    key = uuid.uuid4().hex
+    key = dedupe or uuid.uuid4().hex
     rows = [
         {
             "type": d.type,

@@ -1,4 +1,5 @@
-"""Writing what transitions did: status changes, audit entries, outbox rows and counters.
+"""Writing what transitions did: status changes, audit entries, outbox rows, deadlines and
+counters.
 
 `record_many` takes several transitions at once so that grouped submissions (see
 services.submit) cost one statement per table rather than one per application.
@@ -15,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from gcx_core.entities import Actor, Application, User
 from gcx_core.events import CountersChanged, NotificationsQueued
 from gcx_core.exceptions import DuplicateApplicationError
+from gcx_core.services import deadlines
 from gcx_core.services.event_outbox import drafts_for
 from gcx_core.storage import accounts as user_rows
 from gcx_core.storage import bookkeeping
@@ -169,6 +171,7 @@ async def record_many(gcx: Gcx, conn: Connection, items: list[Recorded]) -> list
             deltas[bookkeeping.assigned_key(before.status, before.assigned_reviewer_id)] -= 1
         else:
             deltas[bookkeeping.day_key(i.after.created_at)] += 1
+    deltas.update(await deadlines.enter_statuses(gcx, conn, items))
     await bookkeeping.bump_counters(conn, deltas)
 
     fired: list[Fired] = []

@@ -15,16 +15,23 @@ from gcx_core.storage.rows import insert_many
 from gcx_core.storage.tables import audit_log, counters
 
 # Counter names: "status:<status>", "notifications:<status>", "submitted:<YYYY-MM-DD>",
-# "assigned:<status>:<reviewer id, or - for nobody>".
+# "assigned:<status>:<reviewer id, or - for nobody>", "overdue:<status>" (deadlines past with
+# nothing left to do), "ageing:<status>:<days bucket>" (open applications by time in status).
 STATUS_PREFIX = "status:"
 NOTIFICATION_PREFIX = "notifications:"
 SUBMITTED_PREFIX = "submitted:"
 ASSIGNED_PREFIX = "assigned:"
+OVERDUE_PREFIX = "overdue:"
+AGEING_PREFIX = "ageing:"
 
 
 def assigned_key(status: str, reviewer_id: int | None) -> str:
     """The counter of applications in `status` held by `reviewer_id` (or by nobody)."""
     return f"{ASSIGNED_PREFIX}{status}:{reviewer_id if reviewer_id is not None else '-'}"
+
+
+def ageing_key(status: str, bucket: str) -> str:
+    return f"{AGEING_PREFIX}{status}:{bucket}"
 
 
 def audit_row(

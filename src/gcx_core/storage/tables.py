@@ -359,6 +359,25 @@ counters = sa.Table(
 )
 
 # One row per scheduled run slot: a second scheduler's insert fails and it skips the run.
+# The pending deadline of each application in a status with a deadline policy (one row at
+# most: written as it enters the status, deleted as it leaves). `step` counts the policy's
+# steps done; `next_at` is when the next one is due (NULL once the last one is done).
+deadlines = sa.Table(
+    "deadlines",
+    metadata,
+    _id(),
+    sa.Column(
+        "application_id", BigInt, sa.ForeignKey("applications.id"), nullable=False, unique=True
+    ),
+    sa.Column("status", sa.String(40), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("entered_at", UTCDateTime, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("step", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_at", UTCDateTime, index=True),
+    sa.Index("ix_deadlines_status_due", "status", "due_at"),
+)
+
 job_runs = sa.Table(
     "job_runs",
     metadata,

@@ -1,0 +1,437 @@
+"""Deadlines in the database, and the scheduler's pass over the due ones.
+
+A transition into a status with a policy writes the application's deadline row in its own
+transaction; a transition out of it deletes the row (services.transition_writes calls
+`enter_statuses`). The scheduler's `run_due` takes due rows in batches, oldest first: each
+row's step is claimed with a conditional update (`step` moves on only from the value read),
+so a row's step runs once however many schedulers or workers run the pass at once, and the
+step's notifications or transition commit with the claim or not at all.
+
+Overdue applications (a deadline past with nothing left to do: a review target missed, an
+action refused) are counted in `overdue:<status>` counters, and how long applications have
+waited in each open status in `ageing:<status>:<bucket>`; both move with every change and are
+recounted by `refresh_figures` each minute, as time moves applications from one bucket to the
+next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from gcx_core.deadlines import ADMINS, APPLICANT, ASSIGNEE, DeadlinePolicy, steps
+from gcx_core.entities import Actor, Application, NotificationDraft, User
+from gcx_core.events import CountersChanged, NotificationsQueued
+from gcx_core.logs import throttled
+from gcx_core.storage import accounts as user_rows
+from gcx_core.storage import bookkeeping, rows
+from gcx_core.storage.applications import to_application
+from gcx_core.storage.database import Connection
+from gcx_core.storage.tables import applications, deadlines
+from gcx_core.system import Gcx
+
+if TYPE_CHECKING:
+    from gcx_core.services.transition_writes import Recorded
+
+log = logging.getLogger(__name__)
+failure_log = throttled(__name__ + ".failed", interval=60.0)
+
+# Due rows per transaction. Each row costs a few statements; small batches keep every hold
+# of the event loop short and let the web's own writes in between.
+BATCH = 100
+# A row whose step failed on its own is tried again this much later.
+RETRY_AFTER = timedelta(minutes=10)
+# Ageing buckets by whole days in the status: (name, first day past the bucket).
+AGEING = (("0-2", 3), ("3-7", 8), ("8-30", 31), ("30+", None))
+
+
+def ageing_bucket(days: int) -> str:
+    for name, past in AGEING:
+        if past is None or days < past:
+            return name
+    raise AssertionError("unreachable")
+
+
+@attrs.frozen
+class DeadlineView:
+    """An application's pending deadline, as pages show it."""
+
+    status: str
+    kind: str
+    entered_at: datetime
+    due_at: datetime
+    overdue: bool
+    next_at: datetime | None
+
+
+# -- in a transition's transaction --------------------------------------------------------
+
+
+async def enter_statuses(gcx: Gcx, conn: Connection, items: Sequence[Recorded]) -> Counter[str]:
+    """Delete the deadlines of applications leaving their status and write those of the
+    status they enter; returns the counter changes (overdue and ageing) to make with them."""
+    deltas: Counter[str] = Counter()
+    moved = [i for i in items if i.before is None or i.before.status != i.after.status]
+    if not moved:
+        return deltas
+    leaving = [i.after.id for i in moved if i.before is not None]
+    if leaving:
+        gone = await conn.execute(
+            deadlines.delete()
+            .where(deadlines.c.application_id.in_(leaving))
+            .returning(deadlines.c.status, deadlines.c.next_at)
+        )
+        for status, next_at in gone:
+            if next_at is None:
+                deltas[bookkeeping.OVERDUE_PREFIX + status] -= 1
+    new = []
+    for i in moved:
+        if i.before is not None and i.before.status and gcx.workflow.waits(i.before.status):
+            days = max((i.event.at - i.before.status_changed_at).days, 0)
+            deltas[bookkeeping.ageing_key(i.before.status, ageing_bucket(days))] -= 1
+        if gcx.workflow.waits(i.after.status):
+            deltas[bookkeeping.ageing_key(i.after.status, AGEING[0][0])] += 1
+        policy = gcx.deadlines.policy(i.after.status)
+        if policy is not None:
+            new.append(_new_row(gcx, policy, i.after.id, i.event.at))
+    if new:
+        await conn.execute(deadlines.insert(), new)
+    return deltas
+
+
+def _new_row(gcx: Gcx, policy: DeadlinePolicy, app_id: int, entered: datetime) -> dict[str, Any]:
+    calendar = gcx.deadlines.calendar
+    due = calendar.shift(entered, policy.days, working=policy.working_days)
+    first = steps(policy, entered, due, calendar)[0]
+    return {
+        "application_id": app_id,
+        "status": policy.status,
+        "kind": policy.kind,
+        "entered_at": entered,
+        "due_at": due,
+        "step": 0,
+        "next_at": first.at,
+    }
+
+
+# -- the scheduler's pass ------------------------------------------------------------------
+
+
+@attrs.frozen
+class PassReport:
+    """What one pass did: reminders sent, deadlines passed (alerts), actions taken, rows
+    that failed (tried again later), and rows another pass had already claimed."""
+
+    reminded: int = 0
+    passed: int = 0
+    acted: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+    def __add__(self, other: PassReport) -> PassReport:
+        pairs = zip(attrs.astuple(self), attrs.astuple(other), strict=True)
+        return PassReport(*(a + b for a, b in pairs))
+
+    @property
+    def total(self) -> int:
+        return sum(attrs.astuple(self))
+
+
+_DUE = (
+    sa.select(deadlines)
+    .where(deadlines.c.next_at <= sa.bindparam("now"), deadlines.c.id > sa.bindparam("after"))
+    .order_by(deadlines.c.id)
+    .limit(sa.bindparam("limit"))
+)
+
+
+async def run_due(gcx: Gcx, *, batch: int = BATCH) -> PassReport:
+    """Carry out every deadline step due now, `batch` rows per transaction.
+
+    A batch that fails is retried row by row, each in its own transaction; a row that fails
+    alone is logged and tried again RETRY_AFTER later. Yields to the event loop between
+    batches.
+    """
+    now = gcx.now()
+    report = PassReport()
+    after = 0
+    while True:
+        async with gcx.database.read() as conn:
+            due = await rows.dicts(conn, _DUE, now=now, after=after, limit=batch)
+        if not due:
+            return report
+        after = due[-1]["id"]
+        try:
+            done, fired = await _run_batch(gcx, due, now)
+        except Exception:
+            done, fired = PassReport(), []
+            for row in due:
+                try:
+                    one, more = await _run_batch(gcx, [row], now)
+                except Exception as exc:
+                    failure_log.error(
+                        "deadline %s of application %s failed; tried again in %s",
+                        row["id"],
+                        row["application_id"],
+                        RETRY_AFTER,
+                        exc_info=exc,
+                        extra={"event": "deadline.failed", "application_id": row["application_id"]},
+                    )
+                    await _postpone(gcx, row, now + RETRY_AFTER)
+                    one, more = PassReport(failed=1), []
+                done, fired = done + one, fired + more
+        report += done
+        await gcx.fire(fired)
+        await asyncio.sleep(0)
+
+
+async def _postpone(gcx: Gcx, row: dict[str, Any], until: datetime) -> None:
+    async with gcx.database.write() as conn:
+        await conn.execute(
+            deadlines.update()
+            .where(deadlines.c.id == row["id"], deadlines.c.step == row["step"])
+            .values(next_at=until)
+        )
+
+
+async def _run_batch(
+    gcx: Gcx, due: list[dict[str, Any]], now: datetime
+) -> tuple[PassReport, list[Any]]:
+    # Imported here: transition services import this module for `enter_statuses`.
+    from gcx_core.services.applications import act_within
+    from gcx_core.services.event_outbox import write_drafts
+
+    actor = Actor.system("deadline")
+    reminded = passed = acted = skipped = 0
+    fired: list[Any] = []
+    async with gcx.database.write() as conn:
+        apps = await _applications(conn, [r["application_id"] for r in due])
+        staff: list[User] | None = None
+        drafts: list[tuple[int, str, list[NotificationDraft]]] = []
+        deltas: Counter[str] = Counter()
+        for row in due:
+            app = apps.get(row["application_id"])
+            policy = gcx.deadlines.policy(row["status"])
+            if app is None or app.status != row["status"] or policy is None:
+                # A policy removed, or a row left behind: nothing to do any more.
+                await conn.execute(deadlines.delete().where(deadlines.c.id == row["id"]))
+                if row["next_at"] is None:
+                    deltas[bookkeeping.OVERDUE_PREFIX + row["status"]] -= 1
+                skipped += 1
+                continue
+            plan = steps(policy, row["entered_at"], row["due_at"], gcx.deadlines.calendar)
+            index = min(row["step"], len(plan) - 1)
+            # Steps missed while no scheduler ran: only the latest due one is taken.
+            while index + 1 < len(plan) and plan[index + 1].at <= now:
+                index += 1
+            step = plan[index]
+            following = plan[index + 1].at if index + 1 < len(plan) else None
+            claimed = await conn.execute(
+                deadlines.update()
+                .where(deadlines.c.id == row["id"], deadlines.c.step == row["step"])
+                .values(step=index + 1, next_at=following)
+            )
+            if claimed.rowcount != 1:
+                skipped += 1
+                continue
+            if staff is None:
+                staff = await user_rows.active_staff(conn)
+            if not step.final:
+                assert step.reminder is not None
+                found = _drafts(gcx, app, step.reminder.to, step.reminder.template, staff, row, now)
+                drafts.append((app.id, f"dl{row['id']}.{index}", found))
+                reminded += 1
+                continue
+            passed += 1
+            if policy.alert_to:
+                found = _drafts(gcx, app, policy.alert_to, policy.alert_template, staff, row, now)
+                drafts.append((app.id, f"dl{row['id']}.{index}", found))
+            if policy.action is not None:
+                # The transition deletes the row (the application leaves the status).
+                _, more = await act_within(
+                    gcx, conn, app.id, policy.action, actor, params=policy.params
+                )
+                fired.extend(more)
+                acted += 1
+            else:
+                deltas[bookkeeping.OVERDUE_PREFIX + row["status"]] += 1
+        queued: list[int] = []
+        for app_id, key, found in drafts:
+            queued += await write_drafts(
+                gcx,
+                conn,
+                _routed(gcx, found, apps[app_id]),
+                application_id=app_id,
+                at=now,
+                dedupe=key,
+            )
+        if deltas:
+            await bookkeeping.bump_counters(conn, deltas)
+    if queued:
+        fired.append((NotificationsQueued(tuple(queued), now), None))
+    if deltas or acted:
+        fired.append((CountersChanged(now), None))
+    return PassReport(reminded, passed, acted, 0, skipped), fired
+
+
+def _routed(gcx: Gcx, drafts: list[NotificationDraft], app: Application) -> list[NotificationDraft]:
+    route = gcx.plugins.hook.gcx_route_notification
+    if not route.get_hookimpls():
+        return drafts
+    return drafts + [
+        more for d in drafts for routed in route(draft=d, application=app) for more in routed or ()
+    ]
+
+
+async def _applications(conn: Connection, ids: Iterable[int]) -> dict[int, Application]:
+    found = await rows.dicts(conn, sa.select(applications).where(applications.c.id.in_(ids)))
+    return {r["id"]: to_application(r) for r in found}
+
+
+def _drafts(
+    gcx: Gcx,
+    app: Application,
+    audiences: Iterable[str],
+    template: str,
+    staff: list[User],
+    row: dict[str, Any],
+    now: datetime,
+) -> list[NotificationDraft]:
+    """One draft per recipient: the applicant, the reviewer holding the application (every
+    reviewer while nobody does), the admins; staff named twice hear once."""
+    context = {
+        "business_name": app.business.name,
+        "tracking_code": app.tracking_code,
+        "application_id": app.id,
+        "status": app.status,
+        "deadline": row["kind"],
+        "due_date": _day(gcx.deadlines.calendar.local_date(row["due_at"])),
+        "days_left": max((row["due_at"] - now).days, 0),
+        "days_over": max((now - row["due_at"]).days, 0),
+    }
+    recipients: list[str] = []
+    for audience in audiences:
+        if audience == APPLICANT:
+            recipients.append(app.contact.email)
+        elif audience == ASSIGNEE:
+            held = [u for u in staff if u.id == app.assigned_reviewer_id]
+            recipients += [u.email for u in (held or [u for u in staff if u.can("review")])]
+        elif audience == ADMINS:
+            recipients += [u.email for u in staff if u.can("admin")]
+    return [NotificationDraft(template, r, dict(context)) for r in dict.fromkeys(recipients)]
+
+
+# -- kept figures and repairs --------------------------------------------------------------
+
+
+def figures(conn: sa.Connection, waiting: Iterable[str], now: datetime) -> dict[str, int]:
+    """Overdue deadlines by status and open applications by status and ageing bucket, counted
+    from the rows (index range counts: no table scan)."""
+    found: dict[str, int] = {}
+    for status, n in conn.execute(
+        sa.select(deadlines.c.status, sa.func.count())
+        .where(deadlines.c.next_at.is_(None))
+        .group_by(deadlines.c.status)
+    ):
+        found[bookkeeping.OVERDUE_PREFIX + status] = int(n)
+    for status in waiting:
+        younger = []
+        for _, past in AGEING[:-1]:
+            assert past is not None
+            younger.append(
+                sa.select(sa.func.count())
+                .select_from(applications)
+                .where(
+                    applications.c.status == status,
+                    applications.c.status_changed_at > now - timedelta(days=past),
+                )
+                .scalar_subquery()
+            )
+        total = (
+            sa.select(sa.func.count())
+            .select_from(applications)
+            .where(applications.c.status == status)
+            .scalar_subquery()
+        )
+        counts = conn.execute(sa.select(*younger, total)).one()
+        below = 0
+        for (name, _), upto in zip(AGEING, counts, strict=True):
+            found[bookkeeping.ageing_key(status, name)] = int(upto) - below
+            below = int(upto)
+    return {k: v for k, v in found.items() if v}
+
+
+async def refresh_figures(gcx: Gcx) -> bool:
+    """Recount the overdue and ageing counters (time moves applications between buckets);
+    returns True, and tells the dashboards, when they changed."""
+    now = gcx.now()
+    changed = False
+    async with gcx.database.write() as conn:
+        truth = await conn.run_sync(figures, gcx.workflow.waiting, now)
+        for prefix in (bookkeeping.OVERDUE_PREFIX, bookkeeping.AGEING_PREFIX):
+            mine = {k: v for k, v in truth.items() if k.startswith(prefix)}
+            stored = await bookkeeping.read_counters(conn, prefix)
+            if {k: v for k, v in stored.items() if v} != mine:
+                await bookkeeping.set_counters(conn, mine, prefix)
+                changed = True
+    if changed:
+        await gcx.fire([(CountersChanged(now), None)])
+    return changed
+
+
+async def backfill(gcx: Gcx, *, batch: int = 1000) -> int:
+    """Write the deadlines missing for applications already in a status with a policy (a
+    policy added, or a database from before deadlines), counted from when they entered it;
+    returns how many were written."""
+    written = 0
+    for status, policy in gcx.deadlines.policies.items():
+        while True:
+            async with gcx.database.write() as conn:
+                missing = (
+                    await conn.execute(
+                        sa.select(applications.c.id, applications.c.status_changed_at)
+                        .outerjoin(deadlines, deadlines.c.application_id == applications.c.id)
+                        .where(applications.c.status == status, deadlines.c.id.is_(None))
+                        .limit(batch)
+                    )
+                ).all()
+                if missing:
+                    # A transition may write one meanwhile: the newer one stands.
+                    await conn.execute(
+                        _insert_missing(gcx.database.dialect),
+                        [_new_row(gcx, policy, app_id, at) for app_id, at in missing],
+                    )
+            written += len(missing)
+            if len(missing) < batch:
+                break
+            await asyncio.sleep(0)
+    return written
+
+
+async def deadline_of(gcx: Gcx, conn: Connection, app_id: int) -> DeadlineView | None:
+    row = (
+        await conn.execute(sa.select(deadlines).where(deadlines.c.application_id == app_id))
+    ).first()
+    if row is None:
+        return None
+    now = gcx.now()
+    return DeadlineView(
+        row.status, row.kind, row.entered_at, row.due_at, row.due_at <= now, row.next_at
+    )
+
+
+def _insert_missing(dialect: str) -> Any:
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(deadlines).on_conflict_do_nothing(index_elements=["application_id"])
+
+
+def _day(day: date) -> str:
+    return f"{day:%A} {day.day} {day:%B %Y}"
