@@ -14,7 +14,7 @@ from gcx_core.entities import Actor, Notification, NotificationStatus, Role
 from gcx_core.exceptions import InvalidTransitionError, NotFoundError, PermissionDeniedError
 from gcx_core.plugins import hookimpl
 from gcx_core.samples import make_submission
-from gcx_core.services import deadlines, applications, dashboard
+from gcx_core.services import applications, dashboard, deadlines
 from gcx_core.services import notifications as outbox
 from gcx_core.storage import bookkeeping
 from gcx_core.storage.tables import notifications

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from gcx_core.entities import NotificationStatus
 from gcx_core.events import CountersChanged
+from gcx_core.services.deadlines import AGEING, figures
 from gcx_core.storage import bookkeeping, rows
 from gcx_core.storage.tables import applications, counters, notifications
 from gcx_core.system import Gcx
@@ -64,6 +65,10 @@ class DashboardSnapshot:
     # reviewer id: when their longest-waiting open application entered its status
     workload_oldest: dict[int, datetime | None] = attrs.field(factory=dict)
     unread_messages: int = 0  # applicants' messages no member of staff has read yet
+    # status: applications whose deadline in it passed with nothing left to do
+    overdue: dict[str, int] = attrs.field(factory=dict)
+    # open status: {days bucket: applications that have waited in it that long}
+    ageing: dict[str, dict[str, int]] = attrs.field(factory=dict)
 
 
 _COUNTERS = sa.select(counters.c.name, counters.c.value)
@@ -138,6 +143,14 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
         for d in (today - timedelta(days=i) for i in range(DAYS - 1, -1, -1))
     ]
     return DashboardSnapshot(
+        overdue=_by_status(figures, bookkeeping.OVERDUE_PREFIX),
+        ageing={
+            status: {
+                bucket: figures.get(bookkeeping.ageing_key(status, bucket), 0)
+                for bucket, _ in AGEING
+            }
+            for status in waiting
+        },
         unread_messages=figures.get("unread:staff", 0),
         unassigned=unassigned,
         workload=workload,
@@ -152,6 +165,10 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
         oldest_waiting=oldest,
         at=now,
     )
+
+
+def _by_status(figures: dict[str, int], prefix: str) -> dict[str, int]:
+    return {k[len(prefix) :]: v for k, v in sorted(figures.items()) if k.startswith(prefix) and v}
 
 
 def _held_longest(gcx: Gcx, reviewers: list[int]) -> sa.Select[Any] | None:
@@ -232,8 +249,6 @@ async def recount(conn: Any, gcx: Gcx | None = None) -> dict[str, int]:
     overdue and ageing figures too (as of its clock: they move with time)."""
     truth: dict[str, int] = await conn.run_sync(count_rows)
     if gcx is not None:
-        from gcx_core.services.deadlines import figures
-
         truth.update(await conn.run_sync(figures, gcx.workflow.waiting, gcx.now()))
     return truth
 
