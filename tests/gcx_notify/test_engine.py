@@ -164,8 +164,13 @@ def sample_context(kind: str) -> dict:
         "approved": {"activation_selector": "abc123"},
         "withdrawal_requested": {"withdrawal_selector": "sel123", "link_hours": 24},
         **{
-            kind: {"due_date": "Monday 4 January 2027", "days_left": 2, "days_over": 0}
-            for kind in ("documents_reminder", "review_due", "review_overdue")
+            kind: {
+                "due_date": "Monday 4 January 2027",
+                "days_left": 2,
+                "days_over": 0,
+                "audience": "staff",
+            }
+            for kind in ("documents_reminder", "review_due", "review_overdue", "deadline_passed")
         },
         "notification_dead": {
             "failed_id": 3,
@@ -213,6 +218,7 @@ KINDS = [
     "application_expired",
     "review_due",
     "review_overdue",
+    "deadline_passed",
 ]
 
 

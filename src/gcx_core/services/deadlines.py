@@ -317,16 +317,22 @@ def _drafts(
         "days_left": max((row["due_at"] - now).days, 0),
         "days_over": max((now - row["due_at"]).days, 0),
     }
-    recipients: list[str] = []
+    recipients: dict[str, str] = {}  # address: "applicant" or "staff", first named first
     for audience in audiences:
         if audience == APPLICANT:
-            recipients.append(app.contact.email)
+            recipients.setdefault(app.contact.email, APPLICANT)
         elif audience == ASSIGNEE:
             held = [u for u in staff if u.id == app.assigned_reviewer_id]
-            recipients += [u.email for u in (held or [u for u in staff if u.can("review")])]
+            for user in held or [u for u in staff if u.can("review")]:
+                recipients.setdefault(user.email, "staff")
         elif audience == ADMINS:
-            recipients += [u.email for u in staff if u.can("admin")]
-    return [NotificationDraft(template, r, dict(context)) for r in dict.fromkeys(recipients)]
+            for user in staff:
+                if user.can("admin"):
+                    recipients.setdefault(user.email, "staff")
+    return [
+        NotificationDraft(template, address, {**context, "audience": audience})
+        for address, audience in recipients.items()
+    ]
 
 
 # -- kept figures and repairs --------------------------------------------------------------
