@@ -69,6 +69,11 @@ class DeadlinePolicy:
         factory=dict, converter=lambda p: MappingProxyType(dict(p))
     )
 
+    @property
+    def tells_applicant(self) -> bool:
+        """Whether the applicant hears of this deadline (and so sees its date)."""
+        return any(APPLICANT in r.to for r in self.reminders) or APPLICANT in self.alert_to
+
     def __attrs_post_init__(self) -> None:
         if self.days < 0:
             raise ConfigurationError(f"deadline for {self.status!r}: days must not be negative")

@@ -171,6 +171,10 @@ class StatusOut(msgspec.Struct):
     can_resubmit: bool
     accepts_uploads: bool
     timeline: list[TimelineEntry]
+    due_at: Annotated[
+        datetime | None,
+        msgspec.Meta(description="What is asked (the documents) must arrive by this time"),
+    ] = None
 
 
 class OutstandingList(msgspec.Struct):
@@ -243,6 +247,7 @@ def status_out(view: ApplicantView, titles: dict[str, str], labels: dict[str, st
         can_resubmit=view.can_resubmit,
         accepts_uploads=view.accepts_uploads,
         timeline=[describe_timeline(i, titles, labels) for i in view.timeline],
+        due_at=view.due_at,
     )
 
 
@@ -327,6 +332,8 @@ class DashboardOut(msgspec.Struct):
     workload: dict[str, int] = {}
     workload_oldest: dict[str, datetime | None] = {}
     unread_messages: int = 0
+    overdue: dict[str, int] = {}
+    ageing: dict[str, dict[str, int]] = {}
 
 
 def dashboard_out(snap: Any) -> DashboardOut:
@@ -353,4 +360,6 @@ def dashboard_out(snap: Any) -> DashboardOut:
         workload={str(k): v for k, v in snap.workload.items()},
         workload_oldest={str(k): v for k, v in snap.workload_oldest.items()},
         unread_messages=snap.unread_messages,
+        overdue=dict(snap.overdue),
+        ageing={k: dict(v) for k, v in snap.ageing.items()},
     )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 
 import attrs
+import sqlalchemy as sa
 
 from gcx_core.entities import (
     Application,
@@ -18,6 +20,7 @@ from gcx_core.exceptions import NotFoundError
 from gcx_core.services.queries import TimelineItem, build_timeline
 from gcx_core.storage import applications as app_rows
 from gcx_core.storage import documents as doc_rows
+from gcx_core.storage.tables import deadlines
 from gcx_core.system import Gcx
 from gcx_core.tracking import normalise_tracking_code
 from gcx_core.workflow import State
@@ -52,6 +55,8 @@ class ApplicantView:
     can_withdraw: bool
     can_resubmit: bool
     accepts_uploads: bool
+    # When the applicant must have acted by: the deadline of the status, if they hear of it.
+    due_at: datetime | None = None
 
 
 # Views kept per Gcx, by (application id, revision); a few KB each.
@@ -84,7 +89,17 @@ async def applicant_view(gcx: Gcx, code: str) -> ApplicantView:
         changes = await app_rows.status_changes_of(conn, app.id)
         versions = await doc_rows.versions_of(conn, app.id)
         requests = await doc_rows.requests_of(conn, app.id)
-    view = _make_view(gcx, app, changes, versions, requests)
+        policy = gcx.deadlines.policy(app.status)
+        due_at = None
+        if policy is not None and policy.tells_applicant:
+            due_at = (
+                await conn.execute(
+                    sa.select(deadlines.c.due_at).where(
+                        deadlines.c.application_id == app.id, deadlines.c.status == app.status
+                    )
+                )
+            ).scalar_one_or_none()
+    view = attrs.evolve(_make_view(gcx, app, changes, versions, requests), due_at=due_at)
     kept[key] = view
     if len(kept) > VIEW_CACHE_SIZE:
         kept.popitem(last=False)

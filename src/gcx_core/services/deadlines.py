@@ -71,6 +71,14 @@ class DeadlineView:
     overdue: bool
     next_at: datetime | None
 
+    @property
+    def label(self) -> str:
+        """What the deadline is, in words: "Documents due", "Review target"."""
+        return KIND_LABELS.get(self.kind) or self.kind.replace("_", " ").capitalize()
+
+
+KIND_LABELS = {"documents_due": "Documents due", "review_target": "Review target"}
+
 
 # -- in a transition's transaction --------------------------------------------------------
 
@@ -420,6 +428,12 @@ async def backfill(gcx: Gcx, *, batch: int = 1000) -> int:
                 break
             await asyncio.sleep(0)
     return written
+
+
+async def deadline_for(gcx: Gcx, app_id: int) -> DeadlineView | None:
+    """The application's pending deadline (None when its status has none)."""
+    async with gcx.database.read() as conn:
+        return await deadline_of(gcx, conn, app_id)
 
 
 async def deadline_of(gcx: Gcx, conn: Connection, app_id: int) -> DeadlineView | None:

@@ -21,7 +21,7 @@ from gcx_core.services.applications import resolve
 from gcx_core.storage import applications as app_rows
 from gcx_core.storage import bookkeeping
 from gcx_core.storage import documents as doc_rows
-from gcx_core.storage.tables import applications, audit_log, notifications
+from gcx_core.storage.tables import applications, audit_log, deadlines, notifications
 from gcx_core.system import Gcx
 from gcx_core.tracking import normalise_tracking_code
 
@@ -61,6 +61,8 @@ class ApplicationFilter:
     assigned_reviewer_id: int | None = None
     unassigned: bool = False
     ids: tuple[int, ...] = ()
+    # Only applications whose deadline in their status fell due at or before this time.
+    overdue_at: datetime | None = None
     sort: str = "-created_at"
     page: int = 1
     per_page: int = 25
@@ -85,6 +87,9 @@ class ApplicationFilter:
             where.append(applications.c.assigned_reviewer_id.is_(None))
         if self.ids:
             where.append(applications.c.id.in_(self.ids))
+        if self.overdue_at is not None:
+            due = sa.select(deadlines.c.application_id).where(deadlines.c.due_at <= self.overdue_at)
+            where.append(applications.c.id.in_(due))
         return where
 
 

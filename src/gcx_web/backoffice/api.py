@@ -7,7 +7,7 @@ value in `X-CSRFToken` (double submit); token calls carry no cookies and need no
 from __future__ import annotations
 
 import hmac
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -22,6 +22,7 @@ from gcx_core.services import applications as app_service
 from gcx_core.services import assignment
 from gcx_core.services import documents as doc_service
 from gcx_core.services import notifications as outbox
+from gcx_core.services.deadlines import deadline_for
 from gcx_core.services.queries import (
     MAX_PER_PAGE,
     SORTS,
@@ -98,6 +99,18 @@ class Detail(msgspec.Struct):
             "verified, say), with each guard's reason: taking them now would be a 409"
         ),
     ] = {}
+    deadline: Annotated[
+        DeadlineOut | None,
+        msgspec.Meta(description="The deadline of its current status, if that status has one"),
+    ] = None
+
+
+class DeadlineOut(msgspec.Struct):
+    kind: str
+    status: str
+    entered_at: datetime
+    due_at: datetime
+    overdue: bool
 
 
 class ActionIn(Input):
@@ -198,6 +211,10 @@ async def staff_list(
             "nobody has (open: in a status that waits on someone, unless `status` says)"
         ),
     ] = None,
+    overdue: Annotated[
+        bool | None,
+        QueryParameter(description="true: only applications past the deadline of their status"),
+    ] = None,
     sort: Annotated[
         Sort | None, QueryParameter(description="A column, descending with a leading '-'")
     ] = None,
@@ -240,7 +257,14 @@ async def _detail(request: Request[Any, Any, Any], app_id: int) -> Detail:
         ],
         actions,
         await app_service.blocked_actions(gcx, app, actor, actions),
+        _deadline_out(await deadline_for(gcx, app.id)),
     )
+
+
+def _deadline_out(found: Any) -> DeadlineOut | None:
+    if found is None:
+        return None
+    return DeadlineOut(found.kind, found.status, found.entered_at, found.due_at, found.overdue)
 
 
 @get(

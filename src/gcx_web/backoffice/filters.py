@@ -90,6 +90,9 @@ def parse_filter(
         errors["queue"] = "unassigned applications have no reviewer; leave the reviewer out"
     if queue != "all" and not statuses and gcx is not None:
         statuses = tuple(n for n in gcx.workflow.states if gcx.workflow.waits(n))
+    overdue = one("overdue").lower()
+    if overdue not in ("", "0", "1", "true", "false", "on"):
+        errors["overdue"] = "must be true or false"
     sort = one("sort") or "-created_at"
     if sort.lstrip("-") not in SORTS:
         errors["sort"] = "must be one of " + ", ".join(SORTS)
@@ -116,6 +119,9 @@ def parse_filter(
         assigned_reviewer_id=me if queue == "mine" else int(reviewer) if reviewer else None,
         unassigned=queue == "unassigned",
         ids=tuple(int(i) for i in ids),
+        overdue_at=(gcx.now() if gcx is not None else datetime.now(UTC))
+        if overdue in ("1", "true", "on")
+        else None,
         sort=sort,
         page=numbers["page"],
         per_page=numbers["per_page"],

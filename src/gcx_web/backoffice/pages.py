@@ -37,6 +37,7 @@ from gcx_core.services import documents as doc_service
 from gcx_core.services import messages as message_service
 from gcx_core.services import notes as notes_service
 from gcx_core.services import views as saved
+from gcx_core.services.deadlines import AGEING, deadline_for
 from gcx_core.services.queries import (
     ApplicationFilter,
     Page,
@@ -110,7 +111,12 @@ async def dashboard_page(request: Request[Any, Any, Any]) -> Template:
     people = await staff.staff_users(gcx)
     return Template(
         "backoffice/dashboard.html",
-        context=await page_context(request, snap=data, reviewers=staff.reviewers_of(people)),
+        context=await page_context(
+            request,
+            snap=data,
+            reviewers=staff.reviewers_of(people),
+            buckets=[name for name, _ in AGEING],
+        ),
     )
 
 
@@ -296,6 +302,7 @@ async def _detail(
         notes=await notes_service.notes_of(gcx, app.id, actor),
         thread=await message_service.thread(gcx, app.id),
         unread=await message_service.mark_read(gcx, app.id, message_service.STAFF),
+        deadline=await deadline_for(gcx, app.id),
     )
     context["actions"] = _actions(request, app, context["actor"])
     context["blocked"] = await app_service.blocked_actions(

@@ -109,6 +109,16 @@
       var at = held[cellNode.dataset.held];
       cellNode.textContent = at ? when(at) : "\u2014";
     });
+    var ageing = d.ageing || {};
+    document.querySelectorAll("[data-ageing]").forEach(function (cellNode) {
+      var key = cellNode.dataset.ageing, cut = key.lastIndexOf(":");
+      var counts = ageing[key.slice(0, cut)] || {};
+      cellNode.textContent = String(counts[key.slice(cut + 1)] || 0);
+    });
+    var overdue = d.overdue || {};
+    document.querySelectorAll("[data-overdue]").forEach(function (cellNode) {
+      cellNode.textContent = String(overdue[cellNode.dataset.overdue] || 0);
+    });
     Object.keys(d.oldest_waiting).forEach(function (k) { text('[data-age="' + k + '"]', when(d.oldest_waiting[k])); });
     var chart = document.getElementById("per-day");
     if (chart) { drawChart(chart, d.per_day); }
