@@ -267,3 +267,36 @@ async def test_a_slot_that_could_not_be_sent_is_not_counted_as_sent(gcx, monkeyp
     finally:
         await notifier.stop()
     assert await job_rows(gcx) == []  # released: the slot may run again
+
+
+async def test_the_minute_deadline_job_backfills_then_runs_and_mails(
+    gcx, notifier, gcx_clock, smtp_sink
+):
+    """The scheduled `gcx.deadlines` task: its first run writes the deadlines a database
+    from before them lacks, then the due steps go out as mail through the outbox."""
+    from gcx_core.storage.tables import deadlines
+    from gcx_notify.runtime import SCHEDULES
+
+    assert dict(SCHEDULES)["gcx.deadlines"] == "* * * * *"
+    app = await applications.submit(gcx, make_submission(), Actor.applicant())
+    await applications.act(gcx, app.id, "start_review", Actor.system("t"))
+    await applications.act(
+        gcx,
+        app.id,
+        "request_documents",
+        Actor.system("t"),
+        params={"requirement_codes": ["tax_clearance"], "message": "Please send it"},
+    )
+    async with gcx.database.write() as conn:
+        await conn.execute(deadlines.delete())  # as if written before deadlines existed
+    await notifier.idle()
+    before = len(smtp_sink.messages)
+    gcx_clock.advance(days=23, minutes=1)
+    task = await notifier.deadlines_task.kiq()
+    assert (await task.wait_result(timeout=10)).return_value == 1  # one reminder
+    await notifier.idle()
+    mails = smtp_sink.messages[before:]
+    assert [m["To"] for m in mails] == [app.contact.email]
+    assert "documents due by" in mails[0]["Subject"]
+    async with gcx.database.read() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(deadlines))).scalar() == 1
