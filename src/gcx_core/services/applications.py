@@ -20,7 +20,7 @@ from gcx_core.storage import applications as app_rows
 from gcx_core.storage.database import Connection
 from gcx_core.system import Gcx
 from gcx_core.tracking import normalise_tracking_code
-from gcx_core.workflow import apply, unmet_preconditions
+from gcx_core.workflow import Facts, apply, unmet_preconditions
 
 _PARAM_LIMITS = {"message": 5000, "comment": 5000, "reason_code": 40}
 
@@ -95,31 +95,61 @@ async def act_within(
     before = await resolve(conn, ref)
     if expected_version is not None and expected_version != before.version:
         raise ConflictError("application", before.id, expected_version, before.version)
-    facts = await transition_effects.gather_facts(gcx, conn, before, action)
-    gcx.plugins.hook.gcx_before_transition(
-        application=before, action=action, actor=actor, params=dict(cleaned)
-    )
-    after, event = apply(
-        gcx.workflow, before, action, actor, now=gcx.now(), params=cleaned, facts=facts
-    )
-    active = gcx.workflow.state(after.status).active
-    # Claim the version first: a concurrent writer fails here, before any side effect.
-    try:
-        updated = await app_rows.update(conn, after, expected_version=before.version, active=active)
-    except IntegrityError as exc:
-        raise duplicate_from(exc) from None
-    if not updated:
-        raise ConflictError(
-            "application",
-            before.id,
-            before.version,
-            await app_rows.current_version(conn, before.id),
-        )
-    event = await transition_effects.carry_out(
-        gcx, conn, gcx.workflow.transitions[action], after, event
-    )
-    (fired,) = await record_many(gcx, conn, [Recorded(before, after, event, actor)])
+    (after,), (fired,) = await act_many_within(gcx, conn, [before], action, actor, cleaned)
     return after, fired
+
+
+async def act_many_within(
+    gcx: Gcx,
+    conn: Connection,
+    applications: list[Application],
+    action: str,
+    actor: Actor,
+    params: Mapping[str, Any],
+) -> tuple[list[Application], list[Any]]:
+    """The same action on each of `applications` (as read in this transaction), with
+    `params` already cleaned; every one passes its own guards, or nothing is written.
+
+    Several at once (the deadline pass's expiries) write their status changes, audit entries,
+    outbox rows and counters together. Returns the applications after the change and, per
+    application, what to fire once the transaction has committed.
+    """
+    transition = gcx.workflow.transitions.get(action)
+    recorded = []
+    for before in applications:
+        # Facts are for guards: a transition without any needs none.
+        facts = (
+            await transition_effects.gather_facts(gcx, conn, before, action)
+            if transition is None or transition.guards
+            else Facts()
+        )
+        gcx.plugins.hook.gcx_before_transition(
+            application=before, action=action, actor=actor, params=dict(params)
+        )
+        after, event = apply(
+            gcx.workflow, before, action, actor, now=gcx.now(), params=params, facts=facts
+        )
+        active = gcx.workflow.state(after.status).active
+        # Claim the version first: a concurrent writer fails here, before any side effect.
+        try:
+            updated = await app_rows.update(
+                conn, after, expected_version=before.version, active=active
+            )
+        except IntegrityError as exc:
+            raise duplicate_from(exc) from None
+        if not updated:
+            raise ConflictError(
+                "application",
+                before.id,
+                before.version,
+                await app_rows.current_version(conn, before.id),
+            )
+        event = await transition_effects.carry_out(
+            gcx, conn, gcx.workflow.transitions[action], after, event
+        )
+        recorded.append(Recorded(before, after, event, actor))
+    fired = await record_many(gcx, conn, recorded)
+    return [r.after for r in recorded], fired
 
 
 # Submitting lives in its own module; keep `applications.submit` as the obvious entry point.

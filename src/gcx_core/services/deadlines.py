@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
@@ -44,9 +45,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 failure_log = throttled(__name__ + ".failed", interval=60.0)
 
-# Due rows per transaction. Each row costs a few statements; small batches keep every hold
-# of the event loop short and let the web's own writes in between.
-BATCH = 100
+# Due rows read per transaction, and the time a transaction may spend on them: on SQLite a
+# transaction runs on the event loop, so a pass takes turns with the web's requests. The rows
+# read but not reached stay due for the next transaction.
+BATCH = 32
+BUDGET = 0.008  # seconds
+PAUSE = 0.001  # seconds between two transactions
+# Transitions (expiries) made together, between two looks at the time budget.
+ACTION_GROUP = 5
 # A row whose step failed on its own is tried again this much later.
 RETRY_AFTER = timedelta(minutes=10)
 # Ageing buckets by whole days in the status: (name, first day past the bucket).
@@ -150,82 +156,127 @@ class PassReport:
 
     @property
     def total(self) -> int:
-        return sum(attrs.astuple(self))
+        """Rows handled: reminded, passed (`acted` counts some of those), failed, skipped."""
+        return self.reminded + self.passed + self.failed + self.skipped
 
 
-_DUE = (
-    sa.select(deadlines)
-    .where(deadlines.c.next_at <= sa.bindparam("now"), deadlines.c.id > sa.bindparam("after"))
-    .order_by(deadlines.c.id)
-    .limit(sa.bindparam("limit"))
-)
+# Oldest due first, along the `next_at` index: a handled row's `next_at` moves past `now`
+# (or to NULL), so each batch starts where the last one ended without sorting what is due.
+# Read in the batch's own write transaction: on SQLite nobody else writes meanwhile, and on
+# PostgreSQL rows another pass has locked are skipped (that pass is handling them).
+def _due(now: datetime, limit: int, only: int | None = None) -> sa.Select[Any]:
+    query = sa.select(deadlines).where(deadlines.c.next_at <= now)
+    if only is not None:
+        query = query.where(deadlines.c.id == only)
+    return query.order_by(deadlines.c.next_at).limit(limit).with_for_update(skip_locked=True)
 
 
 async def run_due(gcx: Gcx, *, batch: int = BATCH) -> PassReport:
-    """Carry out every deadline step due now, `batch` rows per transaction.
+    """Carry out every deadline step due now, up to `batch` rows per transaction.
 
-    A batch that fails is retried row by row, each in its own transaction; a row that fails
-    alone is logged and tried again RETRY_AFTER later. Yields to the event loop between
-    batches.
+    A batch that fails is rolled back and its rows are taken one by one, each in its own
+    transaction; a row that fails alone is logged and tried again RETRY_AFTER later. Yields
+    to the event loop between batches.
     """
     now = gcx.now()
     report = PassReport()
-    after = 0
+    seen: set[int] = set()
     while True:
-        async with gcx.database.read() as conn:
-            due = await rows.dicts(conn, _DUE, now=now, after=after, limit=batch)
-        if not due:
-            return report
-        after = due[-1]["id"]
         try:
-            done, fired = await _run_batch(gcx, due, now)
+            done, fired, ids = await _run_batch(gcx, now, batch, seen)
         except Exception:
+            async with gcx.database.read() as conn:
+                found = await conn.execute(
+                    sa.select(deadlines.c.id)
+                    .where(deadlines.c.next_at <= now)
+                    .order_by(deadlines.c.next_at)
+                    .limit(batch)
+                )
+                ids = [i for i in found.scalars() if i not in seen]
             done, fired = PassReport(), []
-            for row in due:
-                try:
-                    one, more = await _run_batch(gcx, [row], now)
-                except Exception as exc:
-                    failure_log.error(
-                        "deadline %s of application %s failed; tried again in %s",
-                        row["id"],
-                        row["application_id"],
-                        RETRY_AFTER,
-                        exc_info=exc,
-                        extra={"event": "deadline.failed", "application_id": row["application_id"]},
-                    )
-                    await _postpone(gcx, row, now + RETRY_AFTER)
-                    one, more = PassReport(failed=1), []
+            for row_id in ids:
+                one, more = await _run_one(gcx, now, row_id)
                 done, fired = done + one, fired + more
+        # Nothing due, or the first due rows are ones this pass handled already (a row that
+        # could not be moved on): the next pass takes up from there.
+        if not ids:
+            return report
+        seen.update(ids)
         report += done
         await gcx.fire(fired)
-        await asyncio.sleep(0)
+        # A pause, not just a turn of the loop: a task woken meanwhile (a request, a timer) is
+        # stepped a turn or two later, and must get its go before the next batch.
+        await asyncio.sleep(PAUSE)
 
 
-async def _postpone(gcx: Gcx, row: dict[str, Any], until: datetime) -> None:
-    async with gcx.database.write() as conn:
-        await conn.execute(
-            deadlines.update()
-            .where(deadlines.c.id == row["id"], deadlines.c.step == row["step"])
-            .values(next_at=until)
+async def _run_one(gcx: Gcx, now: datetime, row_id: int) -> tuple[PassReport, list[Any]]:
+    try:
+        done, fired, _ = await _run_batch(gcx, now, 1, set(), only=row_id)
+        return done, fired
+    except Exception as exc:
+        async with gcx.database.read() as conn:
+            row = (await conn.execute(sa.select(deadlines).where(deadlines.c.id == row_id))).first()
+        app_id = row.application_id if row is not None else None
+        failure_log.error(
+            "deadline %s of application %s failed; tried again in %s",
+            row_id,
+            app_id,
+            RETRY_AFTER,
+            exc_info=exc,
+            extra={"event": "deadline.failed", "application_id": app_id},
         )
+        if row is not None:
+            async with gcx.database.write() as conn:
+                await conn.execute(
+                    deadlines.update()
+                    .where(deadlines.c.id == row_id, deadlines.c.step == row.step)
+                    .values(next_at=now + RETRY_AFTER)
+                )
+        return PassReport(failed=1), []
 
 
 async def _run_batch(
-    gcx: Gcx, due: list[dict[str, Any]], now: datetime
-) -> tuple[PassReport, list[Any]]:
+    gcx: Gcx, now: datetime, limit: int, seen: set[int], *, only: int | None = None
+) -> tuple[PassReport, list[Any], list[int]]:
+    """One transaction: claim up to `limit` due rows (not in `seen`) and carry out their
+    steps; returns what was done, what to fire, and the rows' ids."""
     # Imported here: transition services import this module for `enter_statuses`.
-    from gcx_core.services.applications import act_within
-    from gcx_core.services.event_outbox import write_drafts
+    from gcx_core.services.applications import act_many_within, clean_params
+    from gcx_core.services.event_outbox import write_outbox
 
     actor = Actor.system("deadline")
     reminded = passed = acted = skipped = 0
     fired: list[Any] = []
+    started = time.perf_counter()
     async with gcx.database.write() as conn:
+        due = [r for r in await rows.dicts(conn, _due(now, limit, only)) if r["id"] not in seen]
+        if not due:
+            return PassReport(), [], []
         apps = await _applications(conn, [r["application_id"] for r in due])
-        staff: list[User] | None = None
-        drafts: list[tuple[int, str, list[NotificationDraft]]] = []
+        staff = await user_rows.active_staff(conn)
+        entries: list[tuple[NotificationDraft, int, str]] = []
+        actions: dict[tuple[str, tuple[Any, ...]], list[Application]] = {}
         deltas: Counter[str] = Counter()
+        claims: list[dict[str, Any]] = []
+        handled: list[int] = []
+
+        async def take_actions() -> None:
+            nonlocal acted
+            for (action, params), group in actions.items():
+                # The transitions delete their rows (the applications leave the status).
+                _, more = await act_many_within(
+                    gcx, conn, group, action, actor, clean_params(dict(params))
+                )
+                fired.extend(e for events in more for e in events)
+                acted += len(group)
+            actions.clear()
+
         for row in due:
+            # The loop waits while this transaction runs (SQLite runs on it): past the time
+            # budget, the rows left stay due for the next transaction.
+            if handled and time.perf_counter() - started > BUDGET:
+                break
+            handled.append(row["id"])
             app = apps.get(row["application_id"])
             policy = gcx.deadlines.policy(row["status"])
             if app is None or app.status != row["status"] or policy is None:
@@ -242,61 +293,58 @@ async def _run_batch(
                 index += 1
             step = plan[index]
             following = plan[index + 1].at if index + 1 < len(plan) else None
-            claimed = await conn.execute(
-                deadlines.update()
-                .where(deadlines.c.id == row["id"], deadlines.c.step == row["step"])
-                .values(step=index + 1, next_at=following)
-            )
-            if claimed.rowcount != 1:
-                skipped += 1
-                continue
-            if staff is None:
-                staff = await user_rows.active_staff(conn)
-            if not step.final:
-                assert step.reminder is not None
+            claims.append({"row_id": row["id"], "step": index + 1, "next_at": following})
+            key = f"dl{row['id']}.{index}"
+            if step.reminder is not None:
                 found = _drafts(gcx, app, step.reminder.to, step.reminder.template, staff, row, now)
-                drafts.append((app.id, f"dl{row['id']}.{index}", found))
+                entries += [(d, app.id, f"{key}:{d.channel}:{d.recipient}") for d in found]
                 reminded += 1
                 continue
             passed += 1
             if policy.alert_to:
                 found = _drafts(gcx, app, policy.alert_to, policy.alert_template, staff, row, now)
-                drafts.append((app.id, f"dl{row['id']}.{index}", found))
+                entries += [(d, app.id, f"{key}:{d.channel}:{d.recipient}") for d in found]
             if policy.action is not None:
-                # The transition deletes the row (the application leaves the status).
-                _, more = await act_within(
-                    gcx, conn, app.id, policy.action, actor, params=policy.params
-                )
-                fired.extend(more)
-                acted += 1
+                group_key = (policy.action, tuple(sorted(policy.params.items())))
+                actions.setdefault(group_key, []).append(app)
+                if sum(map(len, actions.values())) >= ACTION_GROUP:
+                    await take_actions()
             else:
                 deltas[bookkeeping.OVERDUE_PREFIX + row["status"]] += 1
-        queued: list[int] = []
-        for app_id, key, found in drafts:
-            queued += await write_drafts(
-                gcx,
-                conn,
-                _routed(gcx, found, apps[app_id]),
-                application_id=app_id,
-                at=now,
-                dedupe=key,
+        await take_actions()
+        if claims:
+            # The rows were read under this transaction's lock: the claims cannot miss.
+            await conn.execute(
+                deadlines.update()
+                .where(deadlines.c.id == sa.bindparam("row_id"))
+                .values(step=sa.bindparam("step"), next_at=sa.bindparam("next_at")),
+                claims,
             )
+        if entries:
+            entries = _routed(gcx, entries, apps)
+            queued = await write_outbox(gcx, conn, entries, at=now)
+            fired.append((NotificationsQueued(tuple(queued), now), None))
         if deltas:
             await bookkeeping.bump_counters(conn, deltas)
-    if queued:
-        fired.append((NotificationsQueued(tuple(queued), now), None))
-    if deltas or acted:
+    if deltas:
         fired.append((CountersChanged(now), None))
-    return PassReport(reminded, passed, acted, 0, skipped), fired
+    return PassReport(reminded, passed, acted, 0, skipped), fired, handled
 
 
-def _routed(gcx: Gcx, drafts: list[NotificationDraft], app: Application) -> list[NotificationDraft]:
+def _routed(
+    gcx: Gcx, entries: list[tuple[NotificationDraft, int, str]], apps: dict[int, Application]
+) -> list[tuple[NotificationDraft, int, str]]:
+    """The entries and the copies plugins route to other channels or recipients."""
     route = gcx.plugins.hook.gcx_route_notification
     if not route.get_hookimpls():
-        return drafts
-    return drafts + [
-        more for d in drafts for routed in route(draft=d, application=app) for more in routed or ()
+        return entries
+    more = [
+        (copy, app_id, f"{key}:{copy.channel}:{copy.recipient}")
+        for draft, app_id, key in entries
+        for routed in route(draft=draft, application=apps[app_id])
+        for copy in routed or ()
     ]
+    return entries + more
 
 
 async def _applications(conn: Connection, ids: Iterable[int]) -> dict[int, Application]:

@@ -4,6 +4,7 @@ the same transaction as the change that caused them."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -49,17 +50,33 @@ async def write_drafts(
     *,
     application_id: int | None,
     at: datetime,
-    dedupe: str | None = None,
 ) -> list[int]:
     """Write drafts as outbox rows in `conn`'s transaction (pending, due at `at`); returns
-    their ids. Fire ``NotificationsQueued(ids, at)`` once it commits, so that they are sent.
+    their ids. Fire ``NotificationsQueued(ids, at)`` once it commits, so that they are sent."""
+    key = uuid.uuid4().hex
+    return await write_outbox(
+        gcx,
+        conn,
+        [
+            (d, application_id, f"ev{key}.{n}:{d.type}:{d.channel}:{d.recipient}")
+            for n, d in enumerate(drafts)
+        ],
+        at=at,
+    )
 
-    `dedupe` names what the drafts are about (once written for it, the outbox refuses the
-    same recipient's copy again); by default each call is its own.
-    """
-    if not drafts:
+
+async def write_outbox(
+    gcx: Gcx,
+    conn: Connection,
+    entries: Sequence[tuple[NotificationDraft, int | None, str]],
+    *,
+    at: datetime,
+) -> list[int]:
+    """`write_drafts` for drafts about several applications: (draft, application id, dedupe
+    key) each, the key naming what the row is about (the outbox refuses a second row with the
+    same key). One statement for all of them."""
+    if not entries:
         return []
-    key = dedupe or uuid.uuid4().hex
     rows = [
         {
             "type": d.type,
@@ -67,7 +84,7 @@ async def write_drafts(
             "recipient": d.recipient,
             "template": d.template_name,
             "context": d.context,
-            "dedupe_key": f"ev{key}.{n}:{d.type}:{d.channel}:{d.recipient}"[:255],
+            "dedupe_key": key[:255],
             "status": "pending",
             "attempts": 0,
             "max_attempts": gcx.settings.notification_max_attempts,
@@ -76,7 +93,7 @@ async def write_drafts(
             "created_at": at,
             "updated_at": at,
         }
-        for n, d in enumerate(drafts)
+        for d, application_id, key in entries
     ]
     ids = await bookkeeping.allocate_ids(conn, notifications, len(rows))
     for row, notification_id in zip(rows, ids, strict=True):
