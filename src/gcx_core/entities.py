@@ -179,6 +179,15 @@ class DocumentRequirement:
     content_types: tuple[str, ...] = ("application/pdf", "image/png", "image/jpeg")
     # Only for processed-food applicants (the FDA certificate); enforced at approval.
     processed_food_only: bool = False
+    # How long an upload stays valid, in days from the upload (a tax clearance: 365); or,
+    # with `expiry_date`, the uploader gives the date the document itself expires. Approved
+    # suppliers are reminded to renew, and an expired required document flags them.
+    validity_days: int | None = None
+    expiry_date: bool = False
+
+    @property
+    def expires(self) -> bool:
+        return self.expiry_date or bool(self.validity_days)
 
 
 class ReviewStatus(enum.StrEnum):
@@ -203,6 +212,10 @@ class DocumentVersion:
     review_note: str = ""
     reviewed_by: int | None = None
     reviewed_at: datetime | None = None
+    # Until when it is valid (requirements that expire), and how far its renewal has gone
+    # (RENEWAL_* in services.renewals).
+    valid_until: datetime | None = None
+    renewal_step: int = 0
 
 
 @attrs.frozen

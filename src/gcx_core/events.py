@@ -29,6 +29,17 @@ class DocumentReviewed:
 
 
 @attrs.frozen
+class DocumentExpired:
+    """The standing (latest verified) version of a supplier's document has expired."""
+
+    application_id: int
+    requirement_code: str
+    document_id: int
+    valid_until: datetime
+    at: datetime
+
+
+@attrs.frozen
 class NotificationsQueued:
     """New outbox rows exist; a delivery engine should pick them up."""
 

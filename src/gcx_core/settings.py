@@ -85,6 +85,7 @@ SETTING_NAMES = frozenset(
         "GCX_DRAFT_FILE_HOURS",
         "GCX_HOLIDAYS",
         "GCX_HOLIDAYS_FILE",
+        "GCX_RENEWAL_REMINDER_DAYS",
         "GCX_REVIEW_REMINDER_DAYS",
         "GCX_REVIEW_TARGET_DAYS",
         "GCX_WORKING_DAYS",
@@ -211,6 +212,8 @@ class Settings:
     documents_reminder_days: tuple[int, ...] = (7, 2)
     review_target_days: int = 5
     review_reminder_days: tuple[int, ...] = (1,)
+    # Days before a supplier's document expires that they are reminded to renew it.
+    renewal_reminder_days: tuple[int, ...] = (30, 7)
     working_days: frozenset[int] = frozenset(range(5))
     holidays: frozenset[date] = frozenset()
 
@@ -298,6 +301,7 @@ class Settings:
             documents_reminder_days=_days(env, "GCX_DOCUMENTS_REMINDER_DAYS", (7, 2)),
             review_target_days=_int(env, "GCX_REVIEW_TARGET_DAYS", default=5),
             review_reminder_days=_days(env, "GCX_REVIEW_REMINDER_DAYS", (1,)),
+            renewal_reminder_days=_days(env, "GCX_RENEWAL_REMINDER_DAYS", (30, 7)),
             working_days=parse_weekdays(_first(env, "GCX_WORKING_DAYS") or "mon,tue,wed,thu,fri"),
             holidays=_holidays(env),
             log_level=_choice(

@@ -26,7 +26,7 @@ from taskiq.schedule_sources import LabelScheduleSource
 from gcx_core.events import NotificationsQueued
 from gcx_core.logs import throttled
 from gcx_core.plugins import hookimpl, register_named
-from gcx_core.services import deadlines
+from gcx_core.services import deadlines, renewals
 from gcx_core.services.dashboard import reconcile_counters
 from gcx_core.services.documents import expire_draft_files
 from gcx_core.storage import bookkeeping
@@ -373,8 +373,16 @@ class Notifier:
                 report.failed,
                 extra={"event": "deadline.pass"},
             )
+        renewed = await renewals.run_due(self.gcx)
+        if renewed.total:
+            log.info(
+                "documents: %d renewal reminder(s), %d expired",
+                renewed.reminded,
+                renewed.expired,
+                extra={"event": "renewal.pass"},
+            )
         await deadlines.refresh_figures(self.gcx)
-        return report.total
+        return report.total + renewed.total
 
     async def sweep(self) -> int:
         """Kick every due row: retries whose time came, expired leases, anything never kicked.

@@ -172,6 +172,15 @@ def sample_context(kind: str) -> dict:
             }
             for kind in ("documents_reminder", "review_due", "review_overdue", "deadline_passed")
         },
+        **{
+            kind: {
+                "requirement": "tax_clearance",
+                "requirement_title": "Tax clearance certificate",
+                "valid_until": "2027-01-04",
+                "days_left": 7,
+            }
+            for kind in ("document_renewal", "document_expired")
+        },
         "notification_dead": {
             "failed_id": 3,
             "failed_type": "approved",
@@ -219,6 +228,8 @@ KINDS = [
     "review_due",
     "review_overdue",
     "deadline_passed",
+    "document_renewal",
+    "document_expired",
 ]
 
 

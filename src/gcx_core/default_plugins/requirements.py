@@ -13,7 +13,7 @@ DEFAULT_REQUIREMENTS = (
     DocumentRequirement(
         "ppa_certificate", "PPA certificate", "Registration with the Public Procurement Authority"
     ),
-    DocumentRequirement("tax_clearance", "Tax clearance certificate"),
+    DocumentRequirement("tax_clearance", "Tax clearance certificate", validity_days=365),
     DocumentRequirement(
         "proof_of_office", "Proof of office", "A utility bill or tenancy agreement"
     ),

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from gcx_core.entities import NotificationStatus
 from gcx_core.events import CountersChanged
 from gcx_core.services.deadlines import AGEING, figures
+from gcx_core.services.renewals import EXPIRED_KEY, count_expired
 from gcx_core.storage import bookkeeping, rows
 from gcx_core.storage.tables import applications, counters, notifications
 from gcx_core.system import Gcx
@@ -65,6 +66,7 @@ class DashboardSnapshot:
     # reviewer id: when their longest-waiting open application entered its status
     workload_oldest: dict[int, datetime | None] = attrs.field(factory=dict)
     unread_messages: int = 0  # applicants' messages no member of staff has read yet
+    expired_documents: int = 0  # suppliers' required documents past their validity
     # status: applications whose deadline in it passed with nothing left to do
     overdue: dict[str, int] = attrs.field(factory=dict)
     # open status: {days bucket: applications that have waited in it that long}
@@ -152,6 +154,7 @@ async def snapshot(gcx: Gcx) -> DashboardSnapshot:
             for status in waiting
         },
         unread_messages=figures.get("unread:staff", 0),
+        expired_documents=figures.get(EXPIRED_KEY, 0),
         unassigned=unassigned,
         workload=workload,
         workload_oldest=workload_oldest,
@@ -271,6 +274,7 @@ def count_rows(conn: sa.Connection) -> dict[str, int]:
         sa.select(notifications.c.status, sa.func.count()).group_by(notifications.c.status)
     ):
         truth[bookkeeping.NOTIFICATION_PREFIX + status] = int(n)
+    truth.update(count_expired(conn))
     if conn.dialect.name == "postgresql":
         day = sa.func.date(sa.func.timezone("UTC", applications.c.created_at))
     else:  # SQLite keeps UTC text, and date() reads its first ten characters
@@ -281,6 +285,7 @@ def count_rows(conn: sa.Connection) -> dict[str, int]:
 
 
 _RECONCILED = (
+    EXPIRED_KEY,
     bookkeeping.STATUS_PREFIX,
     bookkeeping.ASSIGNED_PREFIX,
     bookkeeping.NOTIFICATION_PREFIX,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import zoneinfo
+from datetime import UTC, date, datetime, time, timedelta
 
 import attrs
 import sqlalchemy as sa
@@ -16,7 +17,12 @@ from gcx_core.entities import (
     DocumentVersion,
     ReviewStatus,
 )
-from gcx_core.events import DocumentReviewed, DocumentUploaded, NotificationsQueued
+from gcx_core.events import (
+    CountersChanged,
+    DocumentReviewed,
+    DocumentUploaded,
+    NotificationsQueued,
+)
 from gcx_core.exceptions import (
     FileTooLargeError,
     InvalidTransitionError,
@@ -27,6 +33,7 @@ from gcx_core.exceptions import (
 )
 from gcx_core.files import sanitise_filename, sniff_content_type
 from gcx_core.plugins import first_async
+from gcx_core.services import renewals
 from gcx_core.services.applications import resolve
 from gcx_core.services.event_outbox import queue_for_event
 from gcx_core.storage import accounts as user_rows
@@ -108,8 +115,14 @@ async def upload_document(
     content: bytes,
     filename: str,
     actor: Actor,
+    *,
+    valid_until: date | None = None,
 ) -> DocumentVersion:
-    """Store a new version of a document; checks size and type by content, never by name."""
+    """Store a new version of a document; checks size and type by content, never by name.
+
+    A requirement with `expiry_date` needs `valid_until`, the last day the document is valid
+    (after today); one with `validity_days` is valid that long from now; others take none.
+    """
     if not _may_upload(actor):
         raise PermissionDeniedError("only the applicant or a reviewer may upload documents")
     async with gcx.database.read() as conn:
@@ -119,6 +132,7 @@ async def upload_document(
             if owner is None or owner.application_id != app.id:
                 raise PermissionDeniedError("a supplier uploads to their own application only")
     checked = await check_upload(gcx, app, requirement_code, content, filename, actor)
+    until = valid_until_of(gcx, gcx.requirements[requirement_code], valid_until)
     content_type, name = checked.content_type, checked.filename
     key = await gcx.files.put(content)
     now = gcx.now()
@@ -138,6 +152,7 @@ async def upload_document(
             "uploaded_at": now,
             "uploaded_by": actor.label or str(actor.kind),
             "review_status": ReviewStatus.PENDING,
+            "valid_until": until,
         }
         doc_id = await doc_rows.insert(conn, values)
         await app_rows.touch(conn, app.id)
@@ -162,6 +177,34 @@ async def upload_document(
     assert document is not None
     await gcx.fire(_with_queued(uploaded, queued))
     return document
+
+
+MAX_VALIDITY_YEARS = 20
+
+
+def valid_until_of(
+    gcx: Gcx, requirement: DocumentRequirement, given: date | None
+) -> datetime | None:
+    """When an upload for `requirement` stops being valid (None: it does not expire); a date
+    given where none is asked, or a missing or past one where it is, is a field error."""
+    if not requirement.expiry_date:
+        if given is not None:
+            raise ValidationError({"valid_until": f"{requirement.title} has no expiry date"})
+        if requirement.validity_days:
+            return gcx.now() + timedelta(days=requirement.validity_days)
+        return None
+    if given is None:
+        raise ValidationError({"valid_until": f"give the date {requirement.title} expires"})
+    zone = zoneinfo.ZoneInfo(gcx.settings.time_zone)
+    today = gcx.now().astimezone(zone).date()
+    if given <= today:
+        raise ValidationError({"valid_until": "must be after today: this document has expired"})
+    if given.year > today.year + MAX_VALIDITY_YEARS:
+        raise ValidationError(
+            {"valid_until": f"must be within {MAX_VALIDITY_YEARS} years from today"}
+        )
+    # Valid through the whole of that day, in the deployment's time zone.
+    return datetime.combine(given + timedelta(days=1), time(), zone).astimezone(UTC)
 
 
 def _with_queued(event: object, queued: list[int]) -> list[tuple[object, None]]:
@@ -324,6 +367,7 @@ async def review_document(
                 )
             ],
         )
+        lifted = verified and await renewals.supersede_older(gcx, conn, document)
         reviewed = await doc_rows.get(conn, document_id)
         event = DocumentReviewed(
             document.application_id,
@@ -335,7 +379,10 @@ async def review_document(
         )
         queued = await queue_for_event(gcx, conn, event, document.application_id)
     assert reviewed is not None
-    await gcx.fire(_with_queued(event, queued))
+    fired = _with_queued(event, queued)
+    if lifted:  # an expired document renewed: the supplier is no longer flagged
+        fired.append((CountersChanged(now), None))
+    await gcx.fire(fired)
     return reviewed
 
 

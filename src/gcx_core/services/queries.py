@@ -18,10 +18,11 @@ from gcx_core.entities import (
 )
 from gcx_core.exceptions import NotFoundError, ValidationError
 from gcx_core.services.applications import resolve
+from gcx_core.services.renewals import EXPIRED
 from gcx_core.storage import applications as app_rows
 from gcx_core.storage import bookkeeping
 from gcx_core.storage import documents as doc_rows
-from gcx_core.storage.tables import applications, audit_log, deadlines, notifications
+from gcx_core.storage.tables import applications, audit_log, deadlines, documents, notifications
 from gcx_core.system import Gcx
 from gcx_core.tracking import normalise_tracking_code
 
@@ -63,6 +64,8 @@ class ApplicationFilter:
     ids: tuple[int, ...] = ()
     # Only applications whose deadline in their status fell due at or before this time.
     overdue_at: datetime | None = None
+    # Only suppliers with a required document past its validity (services.renewals).
+    expired_documents: bool = False
     sort: str = "-created_at"
     page: int = 1
     per_page: int = 25
@@ -87,6 +90,11 @@ class ApplicationFilter:
             where.append(applications.c.assigned_reviewer_id.is_(None))
         if self.ids:
             where.append(applications.c.id.in_(self.ids))
+        if self.expired_documents:
+            expired = sa.select(documents.c.application_id).where(
+                documents.c.renewal_step == EXPIRED
+            )
+            where.append(applications.c.id.in_(expired))
         if self.overdue_at is not None:
             due = sa.select(deadlines.c.application_id).where(deadlines.c.due_at <= self.overdue_at)
             where.append(applications.c.id.in_(due))

@@ -143,10 +143,7 @@ _UPDATE = (
     )
     .values(
         {
-            **{
-                name: sa.bindparam(name, type_=applications.c[name].type)
-                for name in _UPDATED
-            },
+            **{name: sa.bindparam(name, type_=applications.c[name].type) for name in _UPDATED},
             "revision": applications.c.revision + 1,
         }
     )

@@ -283,6 +283,8 @@ documents = sa.Table(
     sa.Column("review_note", sa.Text, nullable=False, server_default=""),
     sa.Column("reviewed_by", BigInt, sa.ForeignKey("users.id")),
     sa.Column("reviewed_at", UTCDateTime),
+    sa.Column("valid_until", UTCDateTime, index=True),
+    sa.Column("renewal_step", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("application_id", "requirement_code", "version"),
 )
 

@@ -11,6 +11,7 @@ from typing import Any
 from gcx_core.entities import Application
 from gcx_core.events import (
     ApplicationAssigned,
+    DocumentExpired,
     DocumentReviewed,
     DocumentUploaded,
     NotificationDelivery,
@@ -27,6 +28,7 @@ FIXED_EVENTS = (
     "application.assigned",
     "document.uploaded",
     *DOCUMENT_EVENTS.values(),
+    "document.expired",
     "notification.dead",
 )
 
@@ -77,6 +79,13 @@ def describe(event: Any, application: Application | None) -> tuple[str, dict[str
                 "document_id": event.document_id,
                 "requirement": event.requirement_code,
                 "review_status": event.review_status,
+            }
+        case DocumentExpired():
+            return "document.expired", {
+                "application_id": event.application_id,
+                "document_id": event.document_id,
+                "requirement": event.requirement_code,
+                "valid_until": event.valid_until.isoformat(),
             }
         case NotificationDelivery(status="dead") if event.channel != "webhook":
             # A webhook that died is in its subscriber's log; telling the same receivers
