@@ -24,6 +24,7 @@ from gcx_core.services.accounts import (
 )
 from gcx_core.services.queries import documents_of, get_application
 from gcx_core.storage.documents import latest_versions
+from gcx_web.applicant.api import form_date
 from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
 from gcx_web.errors import error_messages
 from gcx_web.schemas import RowId
@@ -243,7 +244,12 @@ async def supplier_renew(
     gcx = request.app.state.gcx
     try:
         document = await supplier.renew_document(
-            gcx, actor_of(request, user), requirement, await upload.read(), upload.filename
+            gcx,
+            actor_of(request, user),
+            requirement,
+            await upload.read(),
+            upload.filename,
+            valid_until=form_date(form.get("valid_until"), "valid_until"),
         )
     except GcxError as exc:
         messages, status = error_messages(exc)

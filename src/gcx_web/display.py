@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Mapping
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import attrs
@@ -91,5 +91,9 @@ def install(env: Any, zone_name: str) -> None:
     zone = time_zone(zone_name)
     env.filters["when"] = lambda value: when(value, zone)
     env.filters["day"] = lambda value: day(value, zone)
+    # A validity's end is the first instant it no longer holds: its last day is the one before.
+    env.filters["last_day"] = lambda value: day(
+        value - timedelta(microseconds=1) if value is not None else None, zone
+    )
     env.globals["time_zone"] = zone_name
     env.globals.setdefault("labels", Labels())

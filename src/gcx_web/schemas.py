@@ -114,6 +114,10 @@ class DocumentOut(msgspec.Struct):
     version: int
     name: str
     review_status: str
+    valid_until: Annotated[
+        datetime | None,
+        msgspec.Meta(description="When this version stops being valid (documents that expire)"),
+    ] = None
 
 
 class SubmittedOut(msgspec.Struct):
@@ -152,6 +156,8 @@ class OutstandingOut(msgspec.Struct, frozen=True):  # frozen: one instance may s
     note: str = ""
     max_bytes: int = 0
     content_types: list[str] = []
+    # The upload needs the document's own expiry date (`valid_until`).
+    expiry_date: bool = False
 
 
 class StatusOut(msgspec.Struct):
@@ -292,6 +298,7 @@ def _outstanding_out(item: OutstandingItem) -> OutstandingOut:
         note=item.note,
         max_bytes=r.max_bytes,
         content_types=list(r.content_types),
+        expiry_date=r.expiry_date,
     )
 
 
@@ -334,6 +341,7 @@ class DashboardOut(msgspec.Struct):
     unread_messages: int = 0
     overdue: dict[str, int] = {}
     ageing: dict[str, dict[str, int]] = {}
+    expired_documents: int = 0
 
 
 def dashboard_out(snap: Any) -> DashboardOut:
@@ -362,4 +370,5 @@ def dashboard_out(snap: Any) -> DashboardOut:
         unread_messages=snap.unread_messages,
         overdue=dict(snap.overdue),
         ageing={k: dict(v) for k, v in snap.ageing.items()},
+        expired_documents=snap.expired_documents,
     )

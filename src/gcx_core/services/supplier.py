@@ -6,6 +6,8 @@ checks that the application is the signed-in supplier's own.
 
 from __future__ import annotations
 
+from datetime import date
+
 import attrs
 
 from gcx_core.entities import Actor, ActorKind, Application, DocumentVersion, User
@@ -125,11 +127,17 @@ async def change_password(
 
 
 async def renew_document(
-    gcx: Gcx, actor: Actor, requirement_code: str, content: bytes, filename: str
+    gcx: Gcx,
+    actor: Actor,
+    requirement_code: str,
+    content: bytes,
+    filename: str,
+    *,
+    valid_until: date | None = None,
 ) -> DocumentVersion:
     """A new version of one of the supplier's documents (a certificate renewed, say): staff
-    review it like any other."""
+    review it like any other. `valid_until` as for `documents.upload_document`."""
     app = await own_application(gcx, actor)
     return await doc_service.upload_document(
-        gcx, app.id, requirement_code, content, filename, actor
+        gcx, app.id, requirement_code, content, filename, actor, valid_until=valid_until
     )

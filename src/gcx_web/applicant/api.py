@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, cast
 
 import msgspec
@@ -115,6 +116,9 @@ async def submit_with_documents(
     draft = validate_submission(submission, phone_format=gcx.phone_format, now=gcx.now())
     provisional = new_application(gcx, draft)
     for code, (content, name) in files.items():
+        requirement = gcx.requirements.get(code)
+        if requirement is not None and requirement.expiry_date:
+            raise ValidationError({code: DATED_LATER.format(title=requirement.title)})
         try:
             await doc_service.check_upload(gcx, provisional, code, content, name)
         except ValidationError as exc:
@@ -182,7 +186,9 @@ async def upload(
     tracking_code: CODE,
     requirement: REQUIREMENT,
 ) -> DocumentOut:
-    """Upload a new version of a document: PDF, PNG or JPEG by content, within its size limit."""
+    """Upload a new version of a document: PDF, PNG or JPEG by content, within its size limit.
+    A document that carries its own expiry date (the requirement's `expiry_date`) needs the
+    part `valid_until`, its last valid day as `YYYY-MM-DD`."""
     gcx = request.app.state.gcx
     app = await find_by_tracking_code(gcx, tracking_code)  # unknown codes: 404 before the body
     content_type = request.headers.get("content-type", "")
@@ -192,14 +198,44 @@ async def upload(
     file = form.get("file")
     if not isinstance(file, UploadFile):
         raise ValidationError({"file": "attach the document as the part named `file`"})
-    unknown = sorted(set(form.keys()) - {"file"})
+    unknown = sorted(set(form.keys()) - {"file", "valid_until"})
     if unknown:
-        raise ValidationError({name: "unknown part: send only `file`" for name in unknown})
+        raise ValidationError(
+            {name: "unknown part: send only `file` and `valid_until`" for name in unknown}
+        )
+    valid_until = form_date(form.get("valid_until"), "valid_until")
     content = await file.read()
     doc = await doc_service.upload_document(
-        gcx, app.id, requirement, content, file.filename or "document", applicant(request)
+        gcx,
+        app.id,
+        requirement,
+        content,
+        file.filename or "document",
+        applicant(request),
+        valid_until=valid_until,
     )
-    return DocumentOut(doc.requirement_code, doc.version, doc.original_name, str(doc.review_status))
+    return DocumentOut(
+        doc.requirement_code,
+        doc.version,
+        doc.original_name,
+        str(doc.review_status),
+        doc.valid_until,
+    )
+
+
+DATED_LATER = (
+    "{title} needs its expiry date: upload it once the application is submitted, with `valid_until`"
+)
+
+
+def form_date(value: Any, field: str) -> date | None:
+    """A form field holding a day (`YYYY-MM-DD`), or None when empty or absent."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ValidationError({field: "must be a date like 2027-03-31"}) from None
 
 
 async def application_exists(request: Request[Any, Any, Any]) -> None:

@@ -229,6 +229,13 @@ async def _take_each(
         upload = form.get(field)
         if not isinstance(upload, UploadFile) or not upload.filename:
             continue
+        if requirement.expiry_date:
+            # It needs its expiry date, asked for on the status page once submitted.
+            errors[field] = [
+                f"{requirement.title} needs its expiry date: send it from your application's "
+                "status page once the application is submitted."
+            ]
+            continue
         content = await upload.read()
         if not content:
             continue

@@ -29,7 +29,7 @@ from gcx_core.services.withdrawals import (
     request_withdrawal,
 )
 from gcx_core.tracking import normalise_tracking_code
-from gcx_web.applicant.api import applicant, status_of
+from gcx_web.applicant.api import applicant, form_date, status_of
 from gcx_web.config import DEFAULT_MAX_UPLOAD_BODY
 from gcx_web.errors import describe, error_messages
 from gcx_web.live.sockets import follow, origin_allowed
@@ -135,7 +135,13 @@ async def track_upload_many(
     for requirement, upload in files:
         try:
             await doc_service.upload_document(
-                gcx, found.id, requirement, await upload.read(), upload.filename, applicant(request)
+                gcx,
+                found.id,
+                requirement,
+                await upload.read(),
+                upload.filename,
+                applicant(request),
+                valid_until=form_date(form.get(f"valid_until.{requirement}"), "valid_until"),
             )
         except GcxError as exc:
             errors[f"documents.{requirement}"], _ = error_messages(exc)
@@ -173,6 +179,7 @@ async def track_upload(
             await upload.read(),
             upload.filename,
             applicant(request),
+            valid_until=form_date(form.get("valid_until"), "valid_until"),
         )
     except GcxError as exc:
         messages, status = error_messages(exc)

@@ -215,6 +215,10 @@ async def staff_list(
         bool | None,
         QueryParameter(description="true: only applications past the deadline of their status"),
     ] = None,
+    expired_documents: Annotated[
+        bool | None,
+        QueryParameter(description="true: only suppliers with a required document expired"),
+    ] = None,
     sort: Annotated[
         Sort | None, QueryParameter(description="A column, descending with a leading '-'")
     ] = None,

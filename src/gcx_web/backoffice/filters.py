@@ -93,6 +93,9 @@ def parse_filter(
     overdue = one("overdue").lower()
     if overdue not in ("", "0", "1", "true", "false", "on"):
         errors["overdue"] = "must be true or false"
+    expired = one("expired_documents").lower()
+    if expired not in ("", "0", "1", "true", "false", "on"):
+        errors["expired_documents"] = "must be true or false"
     sort = one("sort") or "-created_at"
     if sort.lstrip("-") not in SORTS:
         errors["sort"] = "must be one of " + ", ".join(SORTS)
@@ -122,6 +125,7 @@ def parse_filter(
         overdue_at=(gcx.now() if gcx is not None else datetime.now(UTC))
         if overdue in ("1", "true", "on")
         else None,
+        expired_documents=expired in ("1", "true", "on"),
         sort=sort,
         page=numbers["page"],
         per_page=numbers["per_page"],

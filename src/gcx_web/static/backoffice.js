@@ -99,6 +99,7 @@
     var workload = d.workload || {};
     text("#queue-unassigned", d.unassigned || 0);
     text("#unread-messages", d.unread_messages || 0);
+    text("#expired-documents", d.expired_documents || 0);
     var mine = document.getElementById("queue-mine");
     if (mine) { mine.textContent = String(workload[mine.dataset.me] || 0); }
     document.querySelectorAll("[data-workload]").forEach(function (cellNode) {
