@@ -393,3 +393,35 @@ async def test_assignments_are_events(gcx, gcx_staff, gcx_deliver, receiver):
         {"application_id": app.id, "reviewer_id": reviewer.id, "previous_reviewer_id": None},
         {"application_id": app.id, "reviewer_id": None, "previous_reviewer_id": reviewer.id},
     ]
+
+
+async def test_an_expired_supplier_document_is_an_event(
+    gcx, gcx_clock, gcx_staff, gcx_deliver, receiver
+):
+    """`document.expired`: the standing version of a supplier's document has passed its
+    validity (GCX's minute job finds it)."""
+    from gcx_core.services import renewals
+
+    actor = await admin(gcx, gcx_staff)
+    app = await applications.submit(gcx, make_submission(), APPLICANT)
+    app = await applications.act(gcx, app.id, "start_review", actor)
+    tax = None
+    for requirement in gcx.requirements_for(app):
+        doc = await documents.upload_document(gcx, app.id, requirement.code, PDF, "f.pdf", actor)
+        await documents.review_document(gcx, doc.id, True, actor)
+        if requirement.code == "tax_clearance":
+            tax = doc
+    await applications.act(gcx, app.id, "approve", actor)
+    await subscribe(gcx, actor, receiver.url, events="document.expired")
+    assert "document.expired" in catalogue(gcx.workflow)
+    gcx_clock.advance(days=366)
+    assert (await renewals.run_due(gcx)).expired == 1
+    await gcx_deliver()
+    (payload,) = bodies(receiver)
+    assert payload["type"] == "document.expired"
+    assert payload["data"] == {
+        "application_id": app.id,
+        "document_id": tax.id,
+        "requirement": "tax_clearance",
+        "valid_until": tax.valid_until.isoformat(),
+    }
