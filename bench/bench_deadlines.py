@@ -155,7 +155,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--due", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="100k applications, 10k due")
     args = parser.parse_args()
+    if args.quick:
+        args.size, args.due = 100_000, 10_000
     data_dir = Path(tempfile.mkdtemp(prefix="gcx-bench-deadlines-"))
     # GCX as installed: plugin distributions that happen to be installed beside it (the
     # development environment has gcx-webhook and gcx-sms) stay out of the figures.
@@ -204,6 +207,7 @@ async def main() -> None:
                 "held_ms": held,
                 "p99_gap_ms": p99,
                 "baseline_seconds": base,
+                "size": args.size,
             }
         }
     )

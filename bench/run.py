@@ -28,6 +28,7 @@ SCRIPTS = (
     "bench_notify.py",
     "bench_dashboard.py",
     "bench_queues.py",
+    "bench_deadlines.py",
     "bench_ws.py",
     "bench_scaleout.py",
 )
@@ -118,6 +119,28 @@ def rows(found: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool | No
                     large <= 50,
                 )
             )
+    if "deadlines" in found:
+        d = found["deadlines"]
+        table.append(
+            (
+                f"deadline pass, {d['steps']:,} due of {d['size']:,} apps",
+                f"{d['seconds']:.1f} s",
+                f"{d['baseline_seconds']:.1f} s (rows written directly)",
+                f"{d['seconds'] / d['baseline_seconds']:.1f}x",
+                "<= 60 s",
+                d["seconds"] <= 60,
+            )
+        )
+        table.append(
+            (
+                "deadline pass: longest loop hold",
+                f"{d['held_ms']:.1f} ms",
+                f"p99 gap {d['p99_gap_ms']:.1f} ms",
+                "",
+                "<= 20 ms",
+                d["held_ms"] <= 20,
+            )
+        )
     if "fanout" in found:
         f = found["fanout"]
         table.append(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -25,14 +26,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gcx_core.exceptions import ConfigurationError
+from gcx_core.logs import throttled
 
 # SQLite waits this long for another process's lock inside the driver, which on the event
 # loop holds every request of the process; a writer then retries with asyncio sleeps between
 # attempts, up to SQLITE_LOCK_WAIT_S.
 SQLITE_BUSY_TIMEOUT_MS = 20
 SQLITE_LOCK_WAIT_S = 10.0
+CHECKPOINT_EVERY = 1.0  # seconds
 
 T = TypeVar("T")
+checkpoint_log = throttled(__name__ + ".checkpoint", interval=60.0)
 
 
 class Connection(Protocol):
@@ -156,6 +160,11 @@ class Database:
         # SQLite: connections kept open between the loop's transactions (see _inline).
         self._idle: list[sa.Connection] = []
         self._keep = keep
+        # SQLite: copies the write-ahead log into the database file, off the event loop.
+        self._checkpointer: Checkpointer | None = None
+        if sqlite is not None and sqlite.url.database:
+            self._checkpointer = Checkpointer(sqlite.url.database)
+            self._checkpointer.start()
 
     @property
     def is_sqlite(self) -> bool:
@@ -267,6 +276,8 @@ class Database:
         return await asyncio.to_thread(run)
 
     async def dispose(self) -> None:
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
         while self._idle:
             self._idle.pop().close()
         if self._sqlite is not None:
@@ -297,6 +308,40 @@ async def _begin_immediate(conn: sa.Connection) -> None:
         delay = min(delay * 2, 0.05)
 
 
+class Checkpointer(threading.Thread):
+    """Copies SQLite's write-ahead log into the database file every CHECKPOINT_EVERY seconds,
+    in a thread of its own: the connections the event loop uses never checkpoint (they run
+    with wal_autocheckpoint=0), so no commit stalls requests while pages are copied. PASSIVE
+    mode waits for nobody; what a reader still needs is copied on a later turn. Each process
+    with a database open runs one, and checkpoints from several processes are safe."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(name="gcx-sqlite-checkpoint", daemon=True)
+        self.path = path
+        self._stopping = threading.Event()
+        self.failures = 0
+
+    def run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while not self._stopping.wait(CHECKPOINT_EVERY):
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(self.path, isolation_level=None, timeout=1.0)
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    self.failures += 1
+                    checkpoint_log.warning("checkpointing the SQLite log failed: %s", exc)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def stop(self) -> None:
+        """Stop after one last checkpoint's worth of waiting (the thread finishes its turn)."""
+        self._stopping.set()
+        self.join(timeout=10)
+
+
 def _json_dumps(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
@@ -321,6 +366,9 @@ def _configure_sqlite(engine: sa.Engine) -> None:
             "foreign_keys=ON",
             "cache_size=-65536",
             "temp_store=MEMORY",
+            # A commit never copies the log into the database itself (it would do so on the
+            # event loop, now and then for tens of milliseconds): Checkpointer does it.
+            "wal_autocheckpoint=0",
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
