@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -118,6 +119,19 @@ class Gcx:
                     application=application,
                 )
             await call_async(self.plugins.hook.gcx_handle_event, isolate=True, event=event)
+
+
+def settle_heap() -> None:
+    """Once a process has started, move everything loaded so far out of the garbage
+    collector's sight.
+
+    The modules, compiled statements, templates and routes live as long as the process; left
+    in the oldest generation, each full collection walks all of them again, a pause of tens
+    of milliseconds on the event loop. Frozen, a collection walks only what requests,
+    sockets and tasks made since.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def build_workflow(pm: pluggy.PluginManager, settings: Settings | None = None) -> Workflow:

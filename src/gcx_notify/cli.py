@@ -14,7 +14,7 @@ from gcx_core.entities import Actor
 from gcx_core.exceptions import ConfigurationError
 from gcx_core.services import notifications as outbox
 from gcx_core.settings import Settings
-from gcx_core.system import Gcx
+from gcx_core.system import Gcx, settle_heap
 
 log = logging.getLogger("gcx_notify")
 
@@ -84,6 +84,7 @@ def _serve(
             notifier = Notifier(gcx)
             notifier.broker.is_worker_process = concurrency is not None
             await notifier.start(run_scheduler=run_scheduler, kick=False)
+            settle_heap()
             finish = asyncio.Event()
             listening: asyncio.Task[None] | None = None
             executor = ThreadPoolExecutor(1)

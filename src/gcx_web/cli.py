@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
 import random
 import socket
@@ -19,6 +18,7 @@ from gcx_core.cli import configure_logging, settings_from_args
 from gcx_core.exceptions import ConfigurationError
 from gcx_core.plugins import hookimpl, make_plugin_manager
 from gcx_core.settings import Settings, environment
+from gcx_core.system import settle_heap
 
 log = logging.getLogger("gcx_web")
 
@@ -75,18 +75,6 @@ def _run(settings: Settings, args: argparse.Namespace, role: str, pm: Any = None
         timeout_graceful_shutdown=settings.stop_timeout,
     )
     return 0
-
-
-def settle_heap() -> None:
-    """Once started, move everything loaded so far out of the garbage collector's sight.
-
-    The modules, compiled statements, templates and routes live as long as the process; left
-    in the oldest generation, each full collection walks all of them again, a long pause with
-    a thousand websockets open. Frozen, a collection walks only what requests and sockets
-    made since.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def listening_at(settings: Settings, args: argparse.Namespace) -> Settings:
