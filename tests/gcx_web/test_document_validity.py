@@ -150,6 +150,9 @@ async def test_expired_documents_in_the_portal_the_back_office_and_the_dashboard
     assert bad.status_code == 422 and "must be true or false" in bad.text
     page = (await client.get(f"/backoffice/applications/{app.id}")).text
     assert "data-expired=" in page and "valid until" in page
+    detail = (await client.get(f"/api/v1/staff/applications/{app.id}")).json()
+    (tax,) = [d for d in detail["documents"] if d["requirement"] == "tax_clearance"]
+    assert tax["expired"] is True and tax["valid_until"]
 
 
 async def test_the_supplier_renews_a_dated_document(

@@ -30,6 +30,7 @@ from gcx_core.services.queries import (
     get_application,
     list_applications,
 )
+from gcx_core.services.renewals import EXPIRED
 from gcx_web.applicant.api import _responses as public_responses
 from gcx_web.backoffice.filters import MAX_PAGE, parse_filter
 from gcx_web.errors import ErrorResponse
@@ -82,6 +83,13 @@ class DocumentVersionOut(msgspec.Struct):
     size: int
     review_status: str
     review_note: str
+    valid_until: Annotated[
+        datetime | None,
+        msgspec.Meta(description="When this version stops being valid (documents that expire)"),
+    ] = None
+    expired: Annotated[
+        bool, msgspec.Meta(description="A required document of a supplier, past its validity")
+    ] = False
 
 
 class Detail(msgspec.Struct):
@@ -256,6 +264,8 @@ async def _detail(request: Request[Any, Any, Any], app_id: int) -> Detail:
                 v.size,
                 str(v.review_status),
                 v.review_note,
+                v.valid_until,
+                v.renewal_step == EXPIRED,
             )
             for v in versions
         ],
