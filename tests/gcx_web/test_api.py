@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -247,7 +248,11 @@ async def test_upload_is_typed_by_content(client: httpx.AsyncClient, gcx: Gcx) -
     # A PDF named .png is a PDF: accepted, and stored as what it is.
     renamed = await client.post(url, files={"file": ("scan.png", PDF, "image/png")})
     assert renamed.status_code == 201, renamed.text
-    assert renamed.json() == {
+    body = renamed.json()
+    # A tax clearance is valid for a year from its upload.
+    valid_until = body.pop("valid_until")
+    assert valid_until.startswith((gcx.now() + timedelta(days=365)).strftime("%Y-%m-%d"))
+    assert body == {
         "requirement": "tax_clearance",
         "version": 1,
         "name": "scan.png",

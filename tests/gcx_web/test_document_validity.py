@@ -17,6 +17,7 @@ from gcx_core.services import renewals
 from gcx_core.system import Gcx
 from tests.gcx_core.pdfs import PDF
 from tests.gcx_web.conftest import csrf_of
+from tests.gcx_web.test_account import signed_in_supplier
 from tests.gcx_web.test_review_operations import sign_in
 
 
@@ -28,45 +29,6 @@ class Insurance:
                 "insurance", "Insurance certificate", required=False, expiry_date=True
             )
         )
-
-
-async def signed_in_supplier(client: httpx.AsyncClient, gcx: Gcx, reviewer: Actor) -> Any:
-    """An approved application (its documents verified, the dated one left out) whose
-    supplier has activated their account in `client`."""
-    import sqlalchemy as sa
-
-    from gcx_core.services import documents as doc_service
-    from gcx_core.services.accounts import ACTIVATION, derive_token
-    from gcx_core.storage.tables import notifications
-
-    app = await app_service.submit(gcx, make_submission(), Actor.applicant())
-    for requirement in gcx.requirements_for(app):
-        if requirement.expiry_date:
-            continue
-        doc = await doc_service.upload_document(
-            gcx, app.id, requirement.code, PDF, "f.pdf", Actor.applicant()
-        )
-        await doc_service.review_document(gcx, doc.id, True, reviewer)
-    await app_service.act(gcx, app.id, "start_review", reviewer)
-    await app_service.act(gcx, app.id, "approve", reviewer)
-    async with gcx.database.read() as conn:
-        context = (
-            await conn.execute(
-                sa.select(notifications.c.context).where(notifications.c.type == "approved")
-            )
-        ).scalar_one()
-    token = derive_token(gcx.settings.secret_key, ACTIVATION, context["activation_selector"])
-    form = await client.get(f"/activate/{token}")
-    done = await client.post(
-        f"/activate/{token}",
-        data={
-            "_csrf_token": csrf_of(form.text),
-            "password": "a long enough password",
-            "password_again": "a long enough password",
-        },
-    )
-    assert done.headers["location"] == "/account"
-    return app
 
 
 @pytest.fixture(name="gcx_extra_plugins")
