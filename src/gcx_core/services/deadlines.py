@@ -48,8 +48,8 @@ failure_log = throttled(__name__ + ".failed", interval=60.0)
 # Due rows read per transaction, and the time a transaction may spend on them: on SQLite a
 # transaction runs on the event loop, so a pass takes turns with the web's requests. The rows
 # read but not reached stay due for the next transaction.
-BATCH = 32
-BUDGET = 0.008  # seconds
+BATCH = 24
+BUDGET = 0.006  # seconds
 PAUSE = 0.001  # seconds between two transactions
 # Transitions (expiries) made together, between two looks at the time budget.
 ACTION_GROUP = 5
