@@ -46,11 +46,10 @@ BATCH = 50
 class RenewalReport:
     reminded: int = 0
     expired: int = 0
-    superseded: int = 0
 
     @property
     def total(self) -> int:
-        return self.reminded + self.expired + self.superseded
+        return self.reminded + self.expired
 
 
 def _due(gcx: Gcx, now: datetime, limit: int) -> sa.Select[Any]:
@@ -89,11 +88,7 @@ async def run_due(gcx: Gcx, *, batch: int = BATCH) -> RenewalReport:
         done, fired = await _run_batch(gcx, batch)
         if not done.total:
             return report
-        report = RenewalReport(
-            report.reminded + done.reminded,
-            report.expired + done.expired,
-            report.superseded + done.superseded,
-        )
+        report = RenewalReport(report.reminded + done.reminded, report.expired + done.expired)
         await gcx.fire(fired)
         await asyncio.sleep(0.001)
 
@@ -103,7 +98,7 @@ async def _run_batch(gcx: Gcx, batch: int) -> tuple[RenewalReport, list[Any]]:
 
     now = gcx.now()
     days = gcx.settings.renewal_reminder_days
-    reminded = expired = superseded = 0
+    reminded = expired = 0
     fired: list[Any] = []
     entries: list[tuple[NotificationDraft, int, str]] = []
     deltas: Counter[str] = Counter()
@@ -121,10 +116,8 @@ async def _run_batch(gcx: Gcx, batch: int) -> tuple[RenewalReport, list[Any]]:
         for row in found:
             version = to_document(row)
             app = apps[version.application_id]
-            if await _newer_verified(conn, version):
-                await _set_step(conn, version.id, SUPERSEDED)
-                superseded += 1
-                continue
+            # A verified version is the standing one: verifying a newer one marks the older
+            # ones SUPERSEDED (supersede_older), and the query leaves those out.
             requirement = gcx.requirements.get(version.requirement_code)
             title = requirement.title if requirement else version.requirement_code
             assert version.valid_until is not None
@@ -169,21 +162,7 @@ async def _run_batch(gcx: Gcx, batch: int) -> tuple[RenewalReport, list[Any]]:
             await bookkeeping.bump_counters(conn, deltas)
     if deltas:
         fired.append((CountersChanged(now), None))
-    return RenewalReport(reminded, expired, superseded), fired
-
-
-async def _newer_verified(conn: Connection, version: DocumentVersion) -> bool:
-    found = await conn.execute(
-        sa.select(documents.c.id)
-        .where(
-            documents.c.application_id == version.application_id,
-            documents.c.requirement_code == version.requirement_code,
-            documents.c.version > version.version,
-            documents.c.review_status == "verified",
-        )
-        .limit(1)
-    )
-    return found.first() is not None
+    return RenewalReport(reminded, expired), fired
 
 
 async def _set_step(conn: Connection, document_id: int, step: int) -> None:

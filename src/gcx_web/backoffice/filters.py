@@ -41,6 +41,14 @@ def _known(
         errors[name] = f"unknown {what}: " + ", ".join(sorted(set(unknown)))
 
 
+def _flag(value: str, name: str, errors: dict[str, str]) -> bool:
+    """A yes/no filter: true, 1 or on (a ticked box) for yes; false, 0 or nothing for no."""
+    value = value.lower()
+    if value not in ("", "0", "1", "true", "false", "on"):
+        errors[name] = "must be true or false"
+    return value in ("1", "true", "on")
+
+
 QUEUES = ("all", "mine", "unassigned")
 MAX_IDS = 500
 
@@ -90,12 +98,8 @@ def parse_filter(
         errors["queue"] = "unassigned applications have no reviewer; leave the reviewer out"
     if queue != "all" and not statuses and gcx is not None:
         statuses = tuple(n for n in gcx.workflow.states if gcx.workflow.waits(n))
-    overdue = one("overdue").lower()
-    if overdue not in ("", "0", "1", "true", "false", "on"):
-        errors["overdue"] = "must be true or false"
-    expired = one("expired_documents").lower()
-    if expired not in ("", "0", "1", "true", "false", "on"):
-        errors["expired_documents"] = "must be true or false"
+    overdue = _flag(one("overdue"), "overdue", errors)
+    expired = _flag(one("expired_documents"), "expired_documents", errors)
     sort = one("sort") or "-created_at"
     if sort.lstrip("-") not in SORTS:
         errors["sort"] = "must be one of " + ", ".join(SORTS)
@@ -122,10 +126,8 @@ def parse_filter(
         assigned_reviewer_id=me if queue == "mine" else int(reviewer) if reviewer else None,
         unassigned=queue == "unassigned",
         ids=tuple(int(i) for i in ids),
-        overdue_at=(gcx.now() if gcx is not None else datetime.now(UTC))
-        if overdue in ("1", "true", "on")
-        else None,
-        expired_documents=expired in ("1", "true", "on"),
+        overdue_at=(gcx.now() if gcx is not None else datetime.now(UTC)) if overdue else None,
+        expired_documents=expired,
         sort=sort,
         page=numbers["page"],
         per_page=numbers["per_page"],
