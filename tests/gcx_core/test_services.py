@@ -264,3 +264,39 @@ async def test_concurrent_duplicate_submissions_exactly_one_succeeds(gcx):
     page = await queries.list_applications(gcx, queries.ApplicationFilter())
     assert page.total == 1
     assert await counters_match_recount(gcx)
+
+
+async def test_a_transition_writes_only_the_columns_it_changes(gcx, gcx_staff):
+    """An application's update names only what changed (each index of the table is rewritten
+    only when the statement sets one of its columns), and the row reads back as the entity."""
+    from gcx_core.storage import applications as app_rows
+
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("UPDATE applications"):
+            statements.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", seen)
+    try:
+        _, reviewer = await gcx_staff(Role.REVIEWER)
+        app = await applications.submit(gcx, make_submission(), APPLICANT)
+        started = await applications.act(gcx, app.id, "start_review", reviewer)
+        withdrawn = await applications.act(gcx, app.tracking_code, "withdraw", APPLICANT)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", seen)
+    start, withdraw = statements
+    assert "status=" in start.replace(" ", "") and "details" not in start
+    assert "active_email" not in start and "email=" not in start.replace(" ", "")
+    assert "active_email" in withdraw and "active_tin" in withdraw  # it leaves the guard
+    assert "details" not in withdraw and "search_name" not in withdraw
+    async with gcx.database.read() as conn:
+        assert await app_rows.get(conn, app.id) == withdrawn
+        row = (
+            await conn.execute(
+                sa.text("SELECT active_email, active_tin, status FROM applications WHERE id = :i"),
+                {"i": app.id},
+            )
+        ).one()
+    assert tuple(row) == (None, None, "withdrawn")
+    assert started.version + 1 == withdrawn.version

@@ -129,11 +129,14 @@ async def act_many_within(
         after, event = apply(
             gcx.workflow, before, action, actor, now=gcx.now(), params=params, facts=facts
         )
-        active = gcx.workflow.state(after.status).active
         # Claim the version first: a concurrent writer fails here, before any side effect.
         try:
             updated = await app_rows.update(
-                conn, after, expected_version=before.version, active=active
+                conn,
+                after,
+                before=before,
+                active=gcx.workflow.state(after.status).active,
+                was_active=gcx.workflow.state(before.status).active,
             )
         except IntegrityError as exc:
             raise duplicate_from(exc) from None

@@ -74,7 +74,7 @@ async def update_contact(gcx: Gcx, actor: Actor, *, telephone: str) -> Applicati
             updated_at=now,
         )
         active = gcx.workflow.state(before.status).active
-        await app_rows.update(conn, after, expected_version=before.version, active=active)
+        await app_rows.update(conn, after, before=before, active=active, was_active=active)
         await bookkeeping.add_audit(
             conn,
             [

@@ -36,23 +36,9 @@ def row_values(app: Application, *, active: bool) -> dict[str, Any]:
     """Column values for an application; `active` fills the duplicate-guard columns."""
     return {
         "tracking_code": app.tracking_code,
-        "status": app.status,
-        "version": app.version,
-        "business_name": app.business.name,
-        "search_name": app.business.name.casefold(),
-        "business_type": app.business.business_type,
-        "registration_number": app.business.registration_number,
-        "tin": app.business.tin,
-        "email": app.contact.email,
-        "telephone": app.contact.telephone,
-        "region": app.business.region,
-        "active_email": app.contact.email if active else None,
-        "active_tin": app.business.tin if active else None,
-        "details": details_of(app),
-        "assigned_reviewer_id": app.assigned_reviewer_id,
         "created_at": app.created_at,
-        "updated_at": app.updated_at,
-        "status_changed_at": app.status_changed_at,
+        "details": details_of(app),
+        **_columns(app, active=active),
     }
 
 
@@ -104,50 +90,74 @@ async def insert(conn: Connection, app: Application) -> int:
 
 
 async def update(
-    conn: Connection, app: Application, *, expected_version: int, active: bool
+    conn: Connection,
+    app: Application,
+    *,
+    before: Application,
+    active: bool,
+    was_active: bool,
 ) -> bool:
-    """Write a changed application if nobody else did since `expected_version`."""
-    values = row_values(app, active=active)
-    for key in ("tracking_code", "created_at"):
-        values.pop(key)
-    values["b_id"], values["b_version"] = app.id, expected_version
-    result = await conn.execute(_UPDATE, values)
+    """Write the columns of `app` that differ from `before` (its row at `before.version`), if
+    nobody else wrote the application since; `active` and `was_active` fill the
+    duplicate-guard columns after and before.
+
+    Only what changed is named: SQLite and PostgreSQL rewrite an index only when the
+    statement sets one of its columns, and a transition changes few.
+    """
+    new = _columns(app, active=active)
+    old = _columns(before, active=was_active)
+    values = {name: value for name, value in new.items() if value != old[name]}
+    if any(getattr(app, name) != getattr(before, name) for name in _DETAIL_FIELDS):
+        values["details"] = details_of(app)
+    names = tuple(values)
+    statement = _UPDATES.get(names)
+    if statement is None:
+        statement = _UPDATES[names] = _update_of(names)
+    values["b_id"], values["b_version"] = app.id, before.version
+    result = await conn.execute(statement, values)
     return result.rowcount == 1
 
 
-# Built once: every transition writes its application with this statement, and SQLAlchemy
-# compiles it once. The columns `row_values` gives, but for those that never change.
-_UPDATED = (
-    "status",
-    "version",
-    "business_name",
-    "search_name",
-    "business_type",
-    "registration_number",
-    "tin",
-    "email",
-    "telephone",
-    "region",
-    "active_email",
-    "active_tin",
-    "details",
-    "assigned_reviewer_id",
-    "updated_at",
-    "status_changed_at",
-)
-_UPDATE = (
-    applications.update()
-    .where(
-        applications.c.id == sa.bindparam("b_id"),
-        applications.c.version == sa.bindparam("b_version"),
+def _columns(app: Application, *, active: bool) -> dict[str, Any]:
+    """The columns an update may change, but `details`."""
+    return {
+        "status": app.status,
+        "version": app.version,
+        "business_name": app.business.name,
+        "search_name": app.business.name.casefold(),
+        "business_type": app.business.business_type,
+        "registration_number": app.business.registration_number,
+        "tin": app.business.tin,
+        "email": app.contact.email,
+        "telephone": app.contact.telephone,
+        "region": app.business.region,
+        "active_email": app.contact.email if active else None,
+        "active_tin": app.business.tin if active else None,
+        "assigned_reviewer_id": app.assigned_reviewer_id,
+        "updated_at": app.updated_at,
+        "status_changed_at": app.status_changed_at,
+    }
+
+
+def _update_of(names: tuple[str, ...]) -> sa.Update:
+    return (
+        applications.update()
+        .where(
+            applications.c.id == sa.bindparam("b_id"),
+            applications.c.version == sa.bindparam("b_version"),
+        )
+        .values(
+            {
+                **{name: sa.bindparam(name, type_=applications.c[name].type) for name in names},
+                "revision": applications.c.revision + 1,
+            }
+        )
     )
-    .values(
-        {
-            **{name: sa.bindparam(name, type_=applications.c[name].type) for name in _UPDATED},
-            "revision": applications.c.revision + 1,
-        }
-    )
-)
+
+
+# Update statements by the columns they set, built once each: SQLAlchemy then compiles each
+# once. A workflow's transitions change a handful of different sets.
+_UPDATES: dict[tuple[str, ...], sa.Update] = {}
 
 
 async def get(conn: Connection, app_id: int, *, for_update: bool = False) -> Application | None:
