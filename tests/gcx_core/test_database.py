@@ -54,3 +54,96 @@ async def test_the_log_is_copied_into_the_database_off_the_loop(tmp_path: Path, 
         await db.dispose()
     assert db._checkpointer is not None and not db._checkpointer.is_alive()
     assert db._checkpointer.failures == 0
+
+
+async def test_a_batch_apart_runs_beside_the_loop_and_writers_wait_for_it(tmp_path: Path):
+    """`Database.apart` runs a background batch's transaction in a thread of its own: the
+    event loop keeps turning while it runs, and the loop's writers queue behind it."""
+    import threading
+    import time
+
+    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'gcx.db'}")
+    try:
+        async with db.write() as conn:
+            await conn.run_sync(lambda c: TABLE.create(c))
+        loop_thread = threading.get_ident()
+        started = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        async def batch(conn) -> int:
+            loop.call_soon_threadsafe(started.set)
+            await conn.execute(TABLE.insert(), [{"body": "batch"}])
+            await conn.run_sync(lambda _: time.sleep(0.3))  # a long statement, or a stall
+            return threading.get_ident()
+
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticking = asyncio.create_task(tick())
+        running = asyncio.create_task(db.apart(batch))
+        await started.wait()
+        async with db.write() as conn:  # waits for the batch to commit, then sees its row
+            seen = (await conn.execute(sa.select(TABLE.c.body))).scalars().all()
+            await conn.execute(TABLE.insert(), [{"body": "loop"}])
+        assert seen == ["batch"]
+        assert await running != loop_thread
+        ticking.cancel()
+        assert ticks >= 10, "the loop turned while the batch ran"
+    finally:
+        await db.dispose()
+
+
+async def test_a_batch_apart_that_fails_writes_nothing(tmp_path: Path):
+    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'gcx.db'}")
+    try:
+        async with db.write() as conn:
+            await conn.run_sync(lambda c: TABLE.create(c))
+
+        async def batch(conn) -> None:
+            await conn.execute(TABLE.insert(), [{"body": "lost"}])
+            raise LookupError("refused")
+
+        try:
+            await db.apart(batch)
+        except LookupError as exc:
+            assert str(exc) == "refused"
+        else:
+            raise AssertionError("the batch's error reaches the caller")
+
+        async def count(conn) -> int:
+            return (await conn.execute(sa.select(sa.func.count()).select_from(TABLE))).scalar()
+
+        assert await db.apart(count) == 0  # the thread's connection serves the next batch
+    finally:
+        await db.dispose()
+
+
+async def test_a_cancelled_caller_keeps_the_lock_until_the_batch_has_ended(tmp_path: Path):
+    import time
+
+    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'gcx.db'}")
+    try:
+        async with db.write() as conn:
+            await conn.run_sync(lambda c: TABLE.create(c))
+        started = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        async def batch(conn) -> None:
+            loop.call_soon_threadsafe(started.set)
+            await conn.execute(TABLE.insert(), [{"body": "batch"}])
+            await conn.run_sync(lambda _: time.sleep(0.2))
+
+        running = asyncio.create_task(db.apart(batch))
+        await started.wait()
+        running.cancel()
+        async with db.write() as conn:  # taken only once the batch's transaction has ended
+            found = (await conn.execute(sa.select(TABLE.c.body))).scalars().all()
+        assert running.cancelled()
+        assert found == ["batch"]  # it had begun: it ran to its commit
+    finally:
+        await db.dispose()

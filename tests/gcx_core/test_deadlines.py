@@ -519,13 +519,3 @@ async def test_ageing_buckets_move_with_changes_and_with_time(gcx, gcx_clock, gc
         truth = await dashboard.recount(conn, gcx)
         stored = {k: v for k, v in (await bookkeeping.read_counters(conn)).items() if v}
     assert stored == truth
-
-
-async def test_the_prebuilt_application_update_writes_every_changing_column(gcx):
-    """Transitions write applications with one statement built at import: it must name every
-    column `row_values` gives but the two that never change."""
-    from gcx_core.storage import applications as app_rows
-
-    app = await submitted(gcx)
-    written = set(app_rows.row_values(app, active=True)) - {"tracking_code", "created_at"}
-    assert written == set(app_rows._UPDATED)
