@@ -98,11 +98,12 @@ async def _run_batch(gcx: Gcx, batch: int) -> tuple[RenewalReport, list[Any]]:
 
     now = gcx.now()
     days = gcx.settings.renewal_reminder_days
-    reminded = expired = 0
-    fired: list[Any] = []
-    entries: list[tuple[NotificationDraft, int, str]] = []
-    deltas: Counter[str] = Counter()
-    async with gcx.database.write() as conn:
+
+    async def remind_and_expire(conn: Connection) -> tuple[RenewalReport, list[Any]]:
+        reminded = expired = 0
+        fired: list[Any] = []
+        entries: list[tuple[NotificationDraft, int, str]] = []
+        deltas: Counter[str] = Counter()
         found = await rows.dicts(conn, _due(gcx, now, batch))
         if not found:
             return RenewalReport(), []
@@ -160,9 +161,11 @@ async def _run_batch(gcx: Gcx, batch: int) -> tuple[RenewalReport, list[Any]]:
             fired.append((NotificationsQueued(tuple(queued), now), None))
         if deltas:
             await bookkeeping.bump_counters(conn, deltas)
-    if deltas:
-        fired.append((CountersChanged(now), None))
-    return RenewalReport(reminded, expired), fired
+            fired.append((CountersChanged(now), None))
+        return RenewalReport(reminded, expired), fired
+
+    # On SQLite the transaction runs beside the event loop, which serves requests meanwhile.
+    return await gcx.database.apart(remind_and_expire)
 
 
 async def _set_step(conn: Connection, document_id: int, step: int) -> None:
