@@ -1,12 +1,17 @@
-"""The SQLite layer's own behaviour: commits on the event loop never checkpoint the log; a
-thread of the Database does."""
+"""The SQLite layer's own behaviour: commits on the event loop never checkpoint the log (a
+thread of the Database does), and background batches write beside the loop."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from gcx_core.storage.database import Database
@@ -56,94 +61,75 @@ async def test_the_log_is_copied_into_the_database_off_the_loop(tmp_path: Path, 
     assert db._checkpointer.failures == 0
 
 
-async def test_a_batch_apart_runs_beside_the_loop_and_writers_wait_for_it(tmp_path: Path):
+@pytest.fixture(name="notes_db")
+async def _notes_db(tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'gcx.db'}")
+    try:
+        async with db.write() as conn:
+            await conn.run_sync(lambda c: TABLE.create(c))
+        yield db
+    finally:
+        await db.dispose()
+
+
+def slow_batch(seconds: float, started: asyncio.Event) -> Callable[[Any], Awaitable[int]]:
+    """A batch that writes a row, then runs a statement `seconds` long (or a stalled commit):
+    it sets `started` once inside its transaction and returns its thread's id."""
+    loop = asyncio.get_running_loop()
+
+    async def batch(conn: Any) -> int:
+        loop.call_soon_threadsafe(started.set)
+        await conn.execute(TABLE.insert(), [{"body": "batch"}])
+        await conn.run_sync(lambda _: time.sleep(seconds))
+        return threading.get_ident()
+
+    return batch
+
+
+async def test_a_batch_apart_runs_beside_the_loop_and_writers_wait_for_it(notes_db: Database):
     """`Database.apart` runs a background batch's transaction in a thread of its own: the
     event loop keeps turning while it runs, and the loop's writers queue behind it."""
-    import threading
-    import time
+    ticks = 0
 
-    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'gcx.db'}")
-    try:
-        async with db.write() as conn:
-            await conn.run_sync(lambda c: TABLE.create(c))
-        loop_thread = threading.get_ident()
-        started = asyncio.Event()
-        loop = asyncio.get_running_loop()
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
 
-        async def batch(conn) -> int:
-            loop.call_soon_threadsafe(started.set)
-            await conn.execute(TABLE.insert(), [{"body": "batch"}])
-            await conn.run_sync(lambda _: time.sleep(0.3))  # a long statement, or a stall
-            return threading.get_ident()
-
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        ticking = asyncio.create_task(tick())
-        running = asyncio.create_task(db.apart(batch))
-        await started.wait()
-        async with db.write() as conn:  # waits for the batch to commit, then sees its row
-            seen = (await conn.execute(sa.select(TABLE.c.body))).scalars().all()
-            await conn.execute(TABLE.insert(), [{"body": "loop"}])
-        assert seen == ["batch"]
-        assert await running != loop_thread
-        ticking.cancel()
-        assert ticks >= 10, "the loop turned while the batch ran"
-    finally:
-        await db.dispose()
+    started = asyncio.Event()
+    ticking = asyncio.create_task(tick())
+    running = asyncio.create_task(notes_db.apart(slow_batch(0.3, started)))
+    await started.wait()
+    async with notes_db.write() as conn:  # waits for the batch to commit, then sees its row
+        seen = (await conn.execute(sa.select(TABLE.c.body))).scalars().all()
+        await conn.execute(TABLE.insert(), [{"body": "loop"}])
+    assert seen == ["batch"]
+    assert await running != threading.get_ident()
+    ticking.cancel()
+    assert ticks >= 10, "the loop turned while the batch ran"
 
 
-async def test_a_batch_apart_that_fails_writes_nothing(tmp_path: Path):
-    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'gcx.db'}")
-    try:
-        async with db.write() as conn:
-            await conn.run_sync(lambda c: TABLE.create(c))
+async def test_a_batch_apart_that_fails_writes_nothing(notes_db: Database):
+    async def batch(conn: Any) -> None:
+        await conn.execute(TABLE.insert(), [{"body": "lost"}])
+        raise LookupError("refused")
 
-        async def batch(conn) -> None:
-            await conn.execute(TABLE.insert(), [{"body": "lost"}])
-            raise LookupError("refused")
+    with pytest.raises(LookupError, match="refused"):
+        await notes_db.apart(batch)
 
-        try:
-            await db.apart(batch)
-        except LookupError as exc:
-            assert str(exc) == "refused"
-        else:
-            raise AssertionError("the batch's error reaches the caller")
+    async def count(conn: Any) -> int:
+        return (await conn.execute(sa.select(sa.func.count()).select_from(TABLE))).scalar()
 
-        async def count(conn) -> int:
-            return (await conn.execute(sa.select(sa.func.count()).select_from(TABLE))).scalar()
-
-        assert await db.apart(count) == 0  # the thread's connection serves the next batch
-    finally:
-        await db.dispose()
+    assert await notes_db.apart(count) == 0  # the thread's connection serves the next batch
 
 
-async def test_a_cancelled_caller_keeps_the_lock_until_the_batch_has_ended(tmp_path: Path):
-    import time
-
-    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'gcx.db'}")
-    try:
-        async with db.write() as conn:
-            await conn.run_sync(lambda c: TABLE.create(c))
-        started = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        async def batch(conn) -> None:
-            loop.call_soon_threadsafe(started.set)
-            await conn.execute(TABLE.insert(), [{"body": "batch"}])
-            await conn.run_sync(lambda _: time.sleep(0.2))
-
-        running = asyncio.create_task(db.apart(batch))
-        await started.wait()
-        running.cancel()
-        async with db.write() as conn:  # taken only once the batch's transaction has ended
-            found = (await conn.execute(sa.select(TABLE.c.body))).scalars().all()
-        assert running.cancelled()
-        assert found == ["batch"]  # it had begun: it ran to its commit
-    finally:
-        await db.dispose()
+async def test_a_cancelled_caller_keeps_the_lock_until_the_batch_has_ended(notes_db: Database):
+    started = asyncio.Event()
+    running = asyncio.create_task(notes_db.apart(slow_batch(0.2, started)))
+    await started.wait()
+    running.cancel()
+    async with notes_db.write() as conn:  # taken only once the batch's transaction has ended
+        found = (await conn.execute(sa.select(TABLE.c.body))).scalars().all()
+    assert running.cancelled()
+    assert found == ["batch"]  # it had begun: it ran to its commit
