@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.metadata
 from collections.abc import AsyncIterator
@@ -30,7 +31,7 @@ from gcx_web import plugin as web_plugin
 from gcx_web.config import WebConfig
 from gcx_web.display import Labels
 from gcx_web.errors import EXCEPTION_HANDLERS
-from gcx_web.live.publisher import Publisher, live_backend, make_channels
+from gcx_web.live.publisher import Publisher, hear_snapshots, live_backend, make_channels
 from gcx_web.live.sockets import Listeners
 from gcx_web.metrics import metrics_middleware
 from gcx_web.openapi import complete_openapi
@@ -189,6 +190,10 @@ def create_app(
         # Embedded, every listener is in this process: messages nobody follows are not built.
         publisher = Publisher(channels, running, listeners if redis is None else None)
         register_named(pm, publisher, "gcx_web.publisher")
+        hearing = None
+        if redis is not None:  # other processes' snapshots show this one's changes too
+            heard = await channels.subscribe(["dashboard"])
+            hearing = asyncio.create_task(hear_snapshots(publisher, heard.iter_events()))
         try:
             async with contextlib.AsyncExitStack() as stack:
                 for service in pm.hook.gcx_process_services(gcx=running, role=role):
@@ -197,6 +202,10 @@ def create_app(
                 yield
         finally:
             pm.unregister(publisher)
+            if hearing is not None:
+                hearing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await hearing
             await publisher.close()
             if own:
                 await running.close()

@@ -165,3 +165,97 @@ async def test_a_transition_sends_the_waiting_snapshot_at_once(gcx: Gcx) -> None
     assert dashboards[0][0] - began < QuickPublisher.DELAY / 2
     assert [c["application_id"] for c in dashboards[0][1]["data"]["changes"]] == [7]
     await publisher.close()
+
+
+class CoveredPublisher(QuickPublisher):
+    COVERED_AFTER = 0.05
+
+
+async def test_a_snapshot_heard_from_elsewhere_replaces_the_waiting_one(gcx: Gcx) -> None:
+    """In scale-out every process counts the whole database: a snapshot another process
+    published after this one's change showed it, and this one sends none of its own."""
+    sink = Sink()
+    publisher = CoveredPublisher(sink, gcx)
+    for event in delivered(gcx, 1):
+        publisher.gcx_handle_event(event)
+    await asyncio.sleep(0.1)  # past COVERED_AFTER
+    began = time.monotonic()
+    publisher.heard_snapshot()
+    await asyncio.wait_for(publisher.idle(), 10)
+    assert time.monotonic() - began < CoveredPublisher.DELAY / 2  # no longer waiting
+    assert sink.dashboards() == []
+    # The next change waits its DELAY again, and goes out when nothing covers it.
+    began = time.monotonic()
+    for event in delivered(gcx, 2):
+        publisher.gcx_handle_event(event)
+    await asyncio.wait_for(publisher.idle(), 10)
+    assert len(sink.dashboards()) == 1
+    assert sink.dashboards()[0][0] - began >= CoveredPublisher.DELAY
+    await publisher.close()
+
+
+async def test_a_snapshot_heard_too_soon_after_a_change_covers_nothing(gcx: Gcx) -> None:
+    """One heard within COVERED_AFTER of the change may have been read before it."""
+    sink = Sink()
+    publisher = CoveredPublisher(sink, gcx)
+    for event in delivered(gcx, 1):
+        publisher.gcx_handle_event(event)
+    publisher.heard_snapshot()  # at once: it may predate the change
+    await asyncio.sleep(0.1)
+    for event in delivered(gcx, 2):
+        publisher.gcx_handle_event(event)
+    publisher.heard_snapshot()  # past the first change, but not the second
+    await asyncio.wait_for(publisher.idle(), 10)
+    assert len(sink.dashboards()) == 1
+
+
+async def test_a_transition_goes_out_whatever_was_heard(gcx: Gcx) -> None:
+    sink = Sink()
+    publisher = CoveredPublisher(sink, gcx)
+    publisher.gcx_handle_event(transition(gcx, 3))
+    publisher._last_change -= 1  # as if long ago: still not covered, it is sent at once
+    publisher.heard_snapshot()
+    await asyncio.wait_for(publisher.idle(), 10)
+    assert [c["application_id"] for c in sink.dashboards()[0][1]["data"]["changes"]] == [3]
+
+
+async def test_a_worker_hears_the_snapshots_of_other_processes_through_redis(
+    gcx_settings: Any, gcx_redis_url: str
+) -> None:
+    """A worker's publisher (`redis_publishing`) hears the dashboard topic on Redis: its
+    delivery counts ride on a web process's snapshot instead of a broadcast of their own."""
+    import attrs
+    from redis.asyncio import Redis
+
+    from gcx_core.plugins import make_plugin_manager
+    from gcx_web.live.publisher import redis_publishing
+
+    settings = attrs.evolve(gcx_settings, redis_url=gcx_redis_url)
+    redis = Redis.from_url(gcx_redis_url)
+    watch = redis.pubsub()
+    await watch.subscribe("dashboard")
+    try:
+        pm = make_plugin_manager(load_entry_points=False)
+        async with (
+            await Gcx.open(settings, plugin_manager=pm) as gcx,
+            redis_publishing(gcx) as publisher,
+        ):
+            publisher.DELAY, publisher.COVERED_AFTER = 3.0, 0.05
+            await asyncio.sleep(0.3)  # its subscription reaches Redis
+            for event in delivered(gcx, 1):
+                publisher.gcx_handle_event(event)
+            await asyncio.sleep(0.1)
+            began = time.monotonic()
+            await redis.publish("dashboard", b'{"type":"dashboard","seq":1}')  # a web's
+            await asyncio.wait_for(publisher.idle(), 10)
+            assert time.monotonic() - began < 2  # it stopped waiting once it heard
+        seen = []
+        until = time.monotonic() + 1  # (a subscription's confirmation also reads as None)
+        while time.monotonic() < until:
+            message = await watch.get_message(ignore_subscribe_messages=True, timeout=0.2)
+            if message is not None:
+                seen.append(message["data"])
+        assert seen == [b'{"type":"dashboard","seq":1}']  # nothing of the worker's own
+    finally:
+        await watch.aclose()
+        await redis.aclose()

@@ -238,3 +238,51 @@ async def test_two_web_instances_share_live_updates_through_redis(redis_settings
                 assert changed and changed[0]["to"] == "under_review"
 
     await asyncio.get_running_loop().run_in_executor(None, run)
+
+
+async def test_a_web_process_hears_the_snapshots_other_processes_publish(
+    redis_settings: Settings,
+) -> None:
+    """A web process's own counts that moved without a transition wait for the next snapshot
+    from any process (heard through its channels) instead of broadcasting their own."""
+    import asyncio
+
+    import redis
+
+    client = redis.Redis.from_url(redis_settings.redis_url)
+    watch = client.pubsub(ignore_subscribe_messages=True)
+    watch.subscribe("dashboard")
+
+    def run() -> float:
+        with TestClient(make_app(redis_settings)) as web:
+            publisher = web.app.state.gcx.plugins.get_plugin("gcx_web.publisher")
+            publisher.DELAY, publisher.COVERED_AFTER = 3.0, 0.05
+            time.sleep(0.3)  # the subscription reaches Redis
+
+            async def counts_moved() -> None:
+                publisher.schedule_snapshot(urgent=False)
+
+            web.blocking_portal.call(counts_moved)
+            time.sleep(0.1)
+            began = time.monotonic()
+            client.publish("dashboard", b'{"type":"dashboard","seq":1}')  # another process's
+
+            async def settled() -> None:
+                await asyncio.wait_for(publisher.idle(), 10)
+
+            web.blocking_portal.call(settled)
+            return time.monotonic() - began
+
+    try:
+        took = await asyncio.get_running_loop().run_in_executor(None, run)
+        assert took < 2  # it stopped waiting once it heard
+        seen = []
+        until = time.monotonic() + 1
+        while time.monotonic() < until:
+            message = watch.get_message(timeout=0.2)
+            if message is not None:
+                seen.append(message["data"])
+        assert seen == [b'{"type":"dashboard","seq":1}']  # nothing of the web's own
+    finally:
+        watch.close()
+        client.close()

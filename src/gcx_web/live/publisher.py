@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -135,12 +137,21 @@ class Publisher:
     waits up to `DELAY`, so they share one, and a transition in the meantime sends it at
     once. Every dashboard then gets about two messages per action instead of three.
 
+    In scale-out several processes publish snapshots, and each counts the whole database: a
+    snapshot any of them publishes shows every change committed before it was read. So a
+    publisher that hears one (`heard_snapshot`) at least `COVERED_AFTER` after its own latest
+    change drops the snapshot it was waiting to send: a worker's delivery counts ride on the
+    next action's snapshot instead of costing every dashboard a message of their own.
+
     With `listeners` (embedded: every listener is in this process) a message for a topic
     nobody follows is not built at all; through Redis, other processes may be listening.
     """
 
     THROTTLE = 0.01
     DELAY = 1.0
+    # Longer than a snapshot takes from its read to its arrival in another process: one heard
+    # this long after a change was read after it (timed on this process's clock only).
+    COVERED_AFTER = 0.5
 
     def __init__(
         self, channels: ChannelsPlugin, gcx: Any = None, listeners: Listeners | None = None
@@ -152,6 +163,7 @@ class Publisher:
         self._refresh: asyncio.Task[None] | None = None
         self._changes: list[dict[str, Any]] = []
         self._dirty = False
+        self._last_change = 0.0  # time.monotonic() of the latest change to show
         self._urgent = asyncio.Event()
 
     @hookimpl
@@ -177,6 +189,7 @@ class Publisher:
 
     def schedule_snapshot(self, *, urgent: bool = True) -> None:
         self._dirty = True
+        self._last_change = time.monotonic()
         if urgent:
             self._urgent.set()
         if self._refresh is None or self._refresh.done():
@@ -189,6 +202,8 @@ class Publisher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._urgent.wait(), self.DELAY)
             self._urgent.clear()
+            if not self._dirty:  # a snapshot from elsewhere showed the changes meanwhile
+                break
             self._dirty = False
             changes, self._changes = self._changes, []
             try:
@@ -201,6 +216,20 @@ class Publisher:
             else:
                 self.publish("dashboard", data, ["dashboard"])
             await self.wait_between()
+        # Nothing left to send (a snapshot heard from elsewhere may have woken this task).
+        self._urgent.clear()
+
+    def heard_snapshot(self) -> None:
+        """A dashboard snapshot arrived from any process (this one included): if the changes
+        waiting here are older than COVERED_AFTER, it showed them, and the snapshot waiting
+        to be sent is dropped. Transitions are never waiting: they are sent at once."""
+        if (
+            self._dirty
+            and not self._urgent.is_set()
+            and time.monotonic() - self._last_change >= self.COVERED_AFTER
+        ):
+            self._dirty = False
+            self._urgent.set()  # the waiting task wakes, finds nothing to send, and ends
 
     async def wait_between(self) -> None:
         """The pause after each snapshot, in which further changes gather for the next."""
@@ -258,18 +287,45 @@ class RedisPublish:
             await asyncio.gather(*self._pending, return_exceptions=True)
 
 
+async def hear_snapshots(publisher: Publisher, events: AsyncIterator[Any]) -> None:
+    """Tell `publisher` of each dashboard snapshot in `events` (messages on the `dashboard`
+    topic, through Redis), whichever process published it."""
+    from gcx_web.live.redis_backend import RESYNC
+
+    async for event in events:
+        if event != RESYNC:
+            publisher.heard_snapshot()
+
+
 @contextlib.asynccontextmanager
 async def redis_publishing(gcx: Any) -> Any:
+    """A publisher for a worker or scheduler: straight to Redis, and hearing the dashboard
+    snapshots the other processes publish (a subscription that survives Redis restarts;
+    while it is down, nothing is heard and every snapshot due is sent)."""
     from redis.asyncio import Redis
+
+    from gcx_web.live.redis_backend import ResilientRedisPubSub
 
     redis = Redis.from_url(gcx.settings.redis_url)
     sink = RedisPublish(redis)
     publisher = Publisher(sink, gcx)  # type: ignore[arg-type]
     register_named(gcx.plugins, publisher, "gcx_web.redis_publisher")
+    subscription = ResilientRedisPubSub(redis)
+    await subscription.subscribe(["dashboard"])
+
+    async def snapshots() -> AsyncIterator[Any]:
+        async for _, data in subscription.stream_events():
+            yield data
+
+    hearing = asyncio.create_task(hear_snapshots(publisher, snapshots()))
     try:
         yield publisher
     finally:
         gcx.plugins.unregister(publisher)
+        hearing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await hearing
+        await subscription.on_shutdown()
         await publisher.close()
         await sink.drain()
         await redis.aclose()
