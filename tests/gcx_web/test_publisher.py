@@ -195,28 +195,37 @@ async def test_a_snapshot_heard_from_elsewhere_replaces_the_waiting_one(gcx: Gcx
 
 
 async def test_a_snapshot_heard_too_soon_after_a_change_covers_nothing(gcx: Gcx) -> None:
-    """One heard within COVERED_AFTER of the change may have been read before it."""
+    """One heard within COVERED_AFTER of a change may have been read before it: that change
+    waits on, its DELAY counted from when it was made."""
     sink = Sink()
     publisher = CoveredPublisher(sink, gcx)
     for event in delivered(gcx, 1):
         publisher.gcx_handle_event(event)
     publisher.heard_snapshot()  # at once: it may predate the change
     await asyncio.sleep(0.1)
+    second = time.monotonic()
     for event in delivered(gcx, 2):
         publisher.gcx_handle_event(event)
-    publisher.heard_snapshot()  # past the first change, but not the second
+    publisher.heard_snapshot()  # shows the first change, not the second
     await asyncio.wait_for(publisher.idle(), 10)
     assert len(sink.dashboards()) == 1
+    assert sink.dashboards()[0][0] - second >= CoveredPublisher.DELAY
 
 
 async def test_a_transition_goes_out_whatever_was_heard(gcx: Gcx) -> None:
     sink = Sink()
     publisher = CoveredPublisher(sink, gcx)
+    for event in delivered(gcx, 1):
+        publisher.gcx_handle_event(event)
+    await asyncio.sleep(0.1)
+    began = time.monotonic()
     publisher.gcx_handle_event(transition(gcx, 3))
-    publisher._last_change -= 1  # as if long ago: still not covered, it is sent at once
-    publisher.heard_snapshot()
+    publisher.heard_snapshot()  # the delivery is shown elsewhere; the transition is not
     await asyncio.wait_for(publisher.idle(), 10)
-    assert [c["application_id"] for c in sink.dashboards()[0][1]["data"]["changes"]] == [3]
+    (at, message, _) = sink.dashboards()[0]
+    assert at - began < CoveredPublisher.DELAY / 2
+    assert [c["application_id"] for c in message["data"]["changes"]] == [3]
+    assert len(sink.dashboards()) == 1
 
 
 async def test_a_worker_hears_the_snapshots_of_other_processes_through_redis(

@@ -8,6 +8,7 @@ scale-out they go through Redis pub/sub, so every web process hears every other'
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -139,9 +140,10 @@ class Publisher:
 
     In scale-out several processes publish snapshots, and each counts the whole database: a
     snapshot any of them publishes shows every change committed before it was read. So a
-    publisher that hears one (`heard_snapshot`) at least `COVERED_AFTER` after its own latest
-    change drops the snapshot it was waiting to send: a worker's delivery counts ride on the
-    next action's snapshot instead of costing every dashboard a message of their own.
+    publisher that hears one (`heard_snapshot`) drops from its wait the changes made at least
+    `COVERED_AFTER` before, and sends nothing if none is left; the others wait their DELAY
+    from when they were made. A worker's delivery counts thus ride on the next actions'
+    snapshots instead of costing every dashboard messages of their own.
 
     With `listeners` (embedded: every listener is in this process) a message for a topic
     nobody follows is not built at all; through Redis, other processes may be listening.
@@ -162,9 +164,11 @@ class Publisher:
         self._seq = itertools.count(1)
         self._refresh: asyncio.Task[None] | None = None
         self._changes: list[dict[str, Any]] = []
-        self._dirty = False
-        self._last_change = 0.0  # time.monotonic() of the latest change to show
-        self._urgent = asyncio.Event()
+        self._dirty = False  # a change not in any snapshot yet
+        self._urgent = False  # of which a transition: the snapshot goes at once
+        # When the other changes were made (time.monotonic()), oldest first.
+        self._waiting: collections.deque[float] = collections.deque()
+        self._wake = asyncio.Event()
 
     @hookimpl
     def gcx_handle_event(self, event: Any) -> None:
@@ -189,22 +193,30 @@ class Publisher:
 
     def schedule_snapshot(self, *, urgent: bool = True) -> None:
         self._dirty = True
-        self._last_change = time.monotonic()
         if urgent:
-            self._urgent.set()
+            self._urgent = True
+            self._wake.set()
+        else:
+            self._waiting.append(time.monotonic())
         if self._refresh is None or self._refresh.done():
             self._refresh = asyncio.get_running_loop().create_task(self._snapshots())
 
     async def _snapshots(self) -> None:
         await asyncio.sleep(0)  # the rest of the transaction's events join in
         while self._dirty:
-            if not self._urgent.is_set():
+            # Changes other than transitions wait DELAY from the oldest, or until a snapshot
+            # heard from elsewhere has shown them all.
+            while self._dirty and not self._urgent and self._waiting:
+                left = self._waiting[0] + self.DELAY - time.monotonic()
+                if left <= 0:
+                    break
+                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._urgent.wait(), self.DELAY)
-            self._urgent.clear()
-            if not self._dirty:  # a snapshot from elsewhere showed the changes meanwhile
+                    await asyncio.wait_for(self._wake.wait(), left)
+            if not self._dirty:
                 break
-            self._dirty = False
+            self._dirty = self._urgent = False
+            self._waiting.clear()
             changes, self._changes = self._changes, []
             try:
                 data = await dashboard_data(self.gcx, changes)
@@ -216,20 +228,19 @@ class Publisher:
             else:
                 self.publish("dashboard", data, ["dashboard"])
             await self.wait_between()
-        # Nothing left to send (a snapshot heard from elsewhere may have woken this task).
-        self._urgent.clear()
 
     def heard_snapshot(self) -> None:
-        """A dashboard snapshot arrived from any process (this one included): if the changes
-        waiting here are older than COVERED_AFTER, it showed them, and the snapshot waiting
-        to be sent is dropped. Transitions are never waiting: they are sent at once."""
-        if (
-            self._dirty
-            and not self._urgent.is_set()
-            and time.monotonic() - self._last_change >= self.COVERED_AFTER
-        ):
+        """A dashboard snapshot arrived from any process (this one included): it showed the
+        changes made at least COVERED_AFTER before, which wait no longer; with none left, no
+        snapshot is sent. Transitions never wait: theirs goes at once."""
+        if self._urgent or not self._waiting:
+            return
+        shown = time.monotonic() - self.COVERED_AFTER
+        while self._waiting and self._waiting[0] <= shown:
+            self._waiting.popleft()
+        if not self._waiting:
             self._dirty = False
-            self._urgent.set()  # the waiting task wakes, finds nothing to send, and ends
+        self._wake.set()  # the waiting task looks again
 
     async def wait_between(self) -> None:
         """The pause after each snapshot, in which further changes gather for the next."""
