@@ -32,7 +32,7 @@ from gcx_web.config import WebConfig
 from gcx_web.display import Labels
 from gcx_web.errors import EXCEPTION_HANDLERS
 from gcx_web.live.publisher import Publisher, hear_snapshots, live_backend, make_channels
-from gcx_web.live.sockets import Listeners
+from gcx_web.live.sockets import Listeners, LiveHub
 from gcx_web.metrics import metrics_middleware
 from gcx_web.openapi import complete_openapi
 from gcx_web.schemas import StatusViews
@@ -153,6 +153,7 @@ def create_app(
     backend = live_backend(redis)
     channels = make_channels(backend)
     listeners = Listeners()
+    live_hub = LiveHub(channels)
     trusted = parse_networks(settings.trusted_proxies)
     counter: Any = RedisCounter(redis) if redis is not None else MemoryCounter()
     if redis is not None:
@@ -207,6 +208,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await hearing
             await publisher.close()
+            await live_hub.close()
             if own:
                 await running.close()
             if redis is not None:
@@ -245,5 +247,6 @@ def create_app(
     app.state.channels = channels
     app.state.live_backend = backend if redis is not None else None
     app.state.listeners = listeners
+    app.state.live_hub = live_hub
     app.state.redis = redis
     return app

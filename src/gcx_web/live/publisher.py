@@ -35,12 +35,11 @@ from gcx_core.plugins import hookimpl, register_named
 from gcx_core.services.dashboard import snapshot
 from gcx_core.storage.database import database_unavailable
 from gcx_core.workflow import TransitionEvent
-from gcx_web.live.sockets import Listeners
+from gcx_web.live.sockets import BACKLOG, Listeners
 from gcx_web.schemas import dashboard_out
 
 log = logging.getLogger(__name__)
 outage_log = throttled(__name__ + ".outage", interval=10.0)
-BACKLOG = 256  # per subscriber; the oldest messages go first when a client is slow
 
 
 class LiveMessage(msgspec.Struct):
