@@ -1,5 +1,5 @@
 """The SQLite layer's own behaviour: commits on the event loop never checkpoint the log (a
-thread of the Database does), and background batches write beside the loop."""
+thread of the Database does), and background batches commit off it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,23 +72,31 @@ async def _notes_db(tmp_path: Path) -> AsyncIterator[Database]:
         await db.dispose()
 
 
-def slow_batch(seconds: float, started: asyncio.Event) -> Callable[[Any], Awaitable[int]]:
-    """A batch that writes a row, then runs a statement `seconds` long (or a stalled commit):
-    it sets `started` once inside its transaction and returns its thread's id."""
-    loop = asyncio.get_running_loop()
+@pytest.fixture(name="stalled_commits")
+def _stalled_commits() -> Iterator[list[int]]:
+    """Every commit takes 0.2 s, as when the file system stalls a write; yields the threads
+    the commits ran on."""
+    threads: list[int] = []
 
-    async def batch(conn: Any) -> int:
-        loop.call_soon_threadsafe(started.set)
-        await conn.execute(TABLE.insert(), [{"body": "batch"}])
-        await conn.run_sync(lambda _: time.sleep(seconds))
-        return threading.get_ident()
+    def stall(conn: Any) -> None:
+        threads.append(threading.get_ident())
+        time.sleep(0.2)
 
-    return batch
+    sa.event.listen(sa.engine.Engine, "commit", stall)
+    yield threads
+    sa.event.remove(sa.engine.Engine, "commit", stall)
 
 
-async def test_a_batch_apart_runs_beside_the_loop_and_writers_wait_for_it(notes_db: Database):
-    """`Database.apart` runs a background batch's transaction in a thread of its own: the
-    event loop keeps turning while it runs, and the loop's writers queue behind it."""
+async def insert_batch(conn: Any) -> str:
+    await conn.execute(TABLE.insert(), [{"body": "batch"}])
+    return "done"
+
+
+async def test_a_batch_commits_off_the_loop_and_writers_wait_for_it(
+    notes_db: Database, stalled_commits: list[int]
+):
+    """`Database.batch` runs its statements on the loop but its commit in a worker thread:
+    a stalled commit holds the other writers (they wait on the lock) but not the loop."""
     ticks = 0
 
     async def tick() -> None:
@@ -97,39 +105,40 @@ async def test_a_batch_apart_runs_beside_the_loop_and_writers_wait_for_it(notes_
             await asyncio.sleep(0.01)
             ticks += 1
 
-    started = asyncio.Event()
     ticking = asyncio.create_task(tick())
-    running = asyncio.create_task(notes_db.apart(slow_batch(0.3, started)))
-    await started.wait()
+    running = asyncio.create_task(notes_db.batch(insert_batch))
+    await asyncio.sleep(0.05)  # it is committing
     async with notes_db.write() as conn:  # waits for the batch to commit, then sees its row
         seen = (await conn.execute(sa.select(TABLE.c.body))).scalars().all()
-        await conn.execute(TABLE.insert(), [{"body": "loop"}])
     assert seen == ["batch"]
-    assert await running != threading.get_ident()
+    assert await running == "done"
     ticking.cancel()
-    assert ticks >= 10, "the loop turned while the batch ran"
+    assert ticks >= 10, "the loop turned while the commit ran"
+    assert stalled_commits[0] != threading.get_ident()  # the batch's: in a worker thread
+    assert stalled_commits[1] == threading.get_ident()  # a request's: on the loop, as ever
 
 
-async def test_a_batch_apart_that_fails_writes_nothing(notes_db: Database):
+async def test_a_batch_that_fails_writes_nothing(notes_db: Database):
     async def batch(conn: Any) -> None:
         await conn.execute(TABLE.insert(), [{"body": "lost"}])
         raise LookupError("refused")
 
     with pytest.raises(LookupError, match="refused"):
-        await notes_db.apart(batch)
+        await notes_db.batch(batch)
 
     async def count(conn: Any) -> int:
         return (await conn.execute(sa.select(sa.func.count()).select_from(TABLE))).scalar()
 
-    assert await notes_db.apart(count) == 0  # the thread's connection serves the next batch
+    assert await notes_db.batch(count) == 0
 
 
-async def test_a_cancelled_caller_keeps_the_lock_until_the_batch_has_ended(notes_db: Database):
-    started = asyncio.Event()
-    running = asyncio.create_task(notes_db.apart(slow_batch(0.2, started)))
-    await started.wait()
+async def test_a_cancelled_caller_keeps_the_lock_until_the_batch_has_committed(
+    notes_db: Database, stalled_commits: list[int]
+):
+    running = asyncio.create_task(notes_db.batch(insert_batch))
+    await asyncio.sleep(0.05)  # it is committing
     running.cancel()
-    async with notes_db.write() as conn:  # taken only once the batch's transaction has ended
+    async with notes_db.write() as conn:  # taken only once the commit has ended
         found = (await conn.execute(sa.select(TABLE.c.body))).scalars().all()
     assert running.cancelled()
-    assert found == ["batch"]  # it had begun: it ran to its commit
+    assert found == ["batch"]  # it had begun: it ran to its end

@@ -164,8 +164,8 @@ async def _run_batch(gcx: Gcx, batch: int) -> tuple[RenewalReport, list[Any]]:
             fired.append((CountersChanged(now), None))
         return RenewalReport(reminded, expired), fired
 
-    # On SQLite the transaction runs beside the event loop, which serves requests meanwhile.
-    return await gcx.database.apart(remind_and_expire)
+    # On SQLite its commit, which the file system may stall, runs off the event loop.
+    return await gcx.database.batch(remind_and_expire)
 
 
 async def _set_step(conn: Connection, document_id: int, step: int) -> None:

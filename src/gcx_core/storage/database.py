@@ -160,9 +160,6 @@ class Database:
         # SQLite: connections kept open between the loop's transactions (see _inline).
         self._idle: list[sa.Connection] = []
         self._keep = keep
-        # SQLite: the thread (and its connection) that runs background batches (see apart).
-        self._batches: BatchThread | None = None
-        self._batch_conn: sa.Connection | None = None
         # SQLite: copies the write-ahead log into the database file, off the event loop.
         self._checkpointer: Checkpointer | None = None
         if sqlite is not None and sqlite.url.database:
@@ -244,45 +241,38 @@ class Database:
                 await _begin_immediate(conn)
                 yield InlineConnection(conn)
 
-    async def apart(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+    async def batch(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         """`await work(conn)` in one write transaction, for background batches (the
-        scheduler's passes) that must not hold the event loop.
+        scheduler's passes), which keep their own work short and take turns with requests.
 
-        On SQLite the transaction runs in a thread of the Database's own, in an event loop of
-        that thread, while this process's other writers wait on the write lock as for any
-        writer: its statements, its Python and its commit (which the file system can stall
-        for tens of milliseconds) leave the caller's loop free. `work` may therefore use only
-        `conn` and plain objects, no task, lock or future of the calling loop. On PostgreSQL
-        it runs as `write()` does: asyncpg already waits without blocking the loop.
+        On SQLite the statements run on the event loop as any writer's do, but the commit runs
+        in a worker thread: it writes the transaction's pages to the log, which the file
+        system now and then stalls for tens of milliseconds, and the loop must not wait for
+        that. This process's other writers wait on the write lock until it has committed. On
+        PostgreSQL it is `write()`: asyncpg already waits without blocking the loop.
         """
         if self._sqlite is None:
             async with self.write() as conn:
                 return await work(conn)
         assert self._write_lock is not None
         async with self._write_lock:
-            if self._batches is None:
-                self._batches = BatchThread()
-                self._batches.start()
-            done = asyncio.wrap_future(
-                asyncio.run_coroutine_threadsafe(self._batch(work), self._batches.loop)
-            )
-            try:
-                return await asyncio.shield(done)
-            except asyncio.CancelledError:
-                # The transaction ends in its thread (commit or rollback) whatever happens
-                # here; the write lock is kept until it has.
-                await asyncio.wait([done])
-                raise
-
-    async def _batch(self, work: Callable[[Connection], Awaitable[T]]) -> T:
-        """One transaction of `apart`, in the batch thread, on the connection kept for it."""
-        assert self._sqlite is not None
-        if self._batch_conn is None or self._batch_conn.invalidated:
-            self._batch_conn = self._sqlite.connect()
-        conn = self._batch_conn
-        with conn.begin():
-            await _begin_immediate(conn)
-            return await work(InlineConnection(conn))
+            with self._inline() as conn:
+                transaction = conn.begin()
+                try:
+                    await _begin_immediate(conn)
+                    result = await work(InlineConnection(conn))
+                except BaseException:
+                    transaction.rollback()
+                    raise
+                committing = asyncio.ensure_future(asyncio.to_thread(transaction.commit))
+                try:
+                    await asyncio.shield(committing)
+                except asyncio.CancelledError:
+                    # The commit ends in its thread whatever happens here; the connection and
+                    # the write lock are kept until it has.
+                    await asyncio.wait([committing])
+                    raise
+                return result
 
     @contextmanager
     def _inline(self) -> Iterator[sa.Connection]:
@@ -319,12 +309,6 @@ class Database:
         return await asyncio.to_thread(run)
 
     async def dispose(self) -> None:
-        if self._batches is not None:
-            await asyncio.to_thread(self._batches.stop)
-            self._batches = None
-        if self._batch_conn is not None:
-            self._batch_conn.close()
-            self._batch_conn = None
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.stop)
         while self._idle:
@@ -355,26 +339,6 @@ async def _begin_immediate(conn: sa.Connection) -> None:
                 raise
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
-
-
-class BatchThread(threading.Thread):
-    """A thread running an event loop of its own, for `Database.apart`'s transactions."""
-
-    def __init__(self) -> None:
-        super().__init__(name="gcx-sqlite-batches", daemon=True)
-        self.loop = asyncio.new_event_loop()
-
-    def run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_forever()
-        finally:
-            self.loop.close()
-
-    def stop(self) -> None:
-        """Stop once the transaction under way, if any, has ended."""
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.join(timeout=10)
 
 
 class Checkpointer(threading.Thread):
