@@ -163,8 +163,7 @@ class Publisher:
         self._seq = itertools.count(1)
         self._refresh: asyncio.Task[None] | None = None
         self._changes: list[dict[str, Any]] = []
-        self._dirty = False  # a change not in any snapshot yet
-        self._urgent = False  # of which a transition: the snapshot goes at once
+        self._urgent = False  # a transition not in any snapshot yet: the snapshot goes at once
         # When the other changes were made (time.monotonic()), oldest first.
         self._waiting: collections.deque[float] = collections.deque()
         self._wake = asyncio.Event()
@@ -191,7 +190,6 @@ class Publisher:
         return [t for t in targets if self.listeners.counts.get(t)]
 
     def schedule_snapshot(self, *, urgent: bool = True) -> None:
-        self._dirty = True
         if urgent:
             self._urgent = True
             self._wake.set()
@@ -205,7 +203,7 @@ class Publisher:
         while self._dirty:
             # Changes other than transitions wait DELAY from the oldest, or until a snapshot
             # heard from elsewhere has shown them all.
-            while self._dirty and not self._urgent and self._waiting:
+            while not self._urgent and self._waiting:
                 left = self._waiting[0] + self.DELAY - time.monotonic()
                 if left <= 0:
                     break
@@ -214,7 +212,7 @@ class Publisher:
                     await asyncio.wait_for(self._wake.wait(), left)
             if not self._dirty:
                 break
-            self._dirty = self._urgent = False
+            self._urgent = False
             self._waiting.clear()
             changes, self._changes = self._changes, []
             try:
@@ -228,6 +226,11 @@ class Publisher:
                 self.publish("dashboard", data, ["dashboard"])
             await self.wait_between()
 
+    @property
+    def _dirty(self) -> bool:
+        """A change not in any snapshot yet."""
+        return self._urgent or bool(self._waiting)
+
     def heard_snapshot(self) -> None:
         """A dashboard snapshot arrived from any process (this one included): it showed the
         changes made at least COVERED_AFTER before, which wait no longer; with none left, no
@@ -237,8 +240,6 @@ class Publisher:
         shown = time.monotonic() - self.COVERED_AFTER
         while self._waiting and self._waiting[0] <= shown:
             self._waiting.popleft()
-        if not self._waiting:
-            self._dirty = False
         self._wake.set()  # the waiting task looks again
 
     async def wait_between(self) -> None:

@@ -80,7 +80,6 @@ async def follow(socket: Any, names: list[str], render: Any) -> None:
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
-        follower.gone = True
         gauge.dec()
 
 
